@@ -1,0 +1,5 @@
+"""``python -m imgbuild`` runs the CLI."""
+
+from imgbuild.cli.main import main
+
+main()

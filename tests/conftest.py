@@ -1,0 +1,62 @@
+"""Fixtures for the whole suite: an isolated IMGBUILD_HOME, real registries, tool checks.
+
+Tests that need an external tool are marked (``buildah``, ``registry``, ``skopeo``,
+``root``, ``ssh``). A missing tool is a *failure*, never a skip: ``make test``
+installs them all, so a missing one means the machine is not set up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.support.registry import start_registry
+
+_TOOLS = {"buildah": "buildah", "registry": "docker-registry", "skopeo": "skopeo", "ssh": "sshd"}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail (not skip) a test whose marked tool or privilege is missing."""
+    for marker, tool in _TOOLS.items():
+        if item.get_closest_marker(marker) and not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin"):
+            pytest.fail(f"{tool} is required by this test and is not installed (run `make test`)", pytrace=False)
+    if item.get_closest_marker("root") and os.geteuid() != 0:
+        pytest.fail("this test needs root", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def imgbuild_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own empty IMGBUILD_HOME and no docker credentials of the user."""
+    home = tmp_path_factory.mktemp("imgbuild-home")
+    monkeypatch.setenv("IMGBUILD_HOME", str(home))
+    monkeypatch.setenv("DOCKER_CONFIG", str(home / "docker-config"))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(home / "containers-auth.json"))
+    monkeypatch.delenv("IMGBUILD_INSECURE_REGISTRIES", raising=False)
+    return home
+
+
+@pytest.fixture
+def registry(tmp_path: Path):
+    """A plain-HTTP docker-registry on 127.0.0.1 with its own storage directory."""
+    reg = start_registry(tmp_path / "registry")
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def auth_registry(tmp_path: Path):
+    """A docker-registry with htpasswd basic auth (user ``alice``, password ``s3cret-pw``)."""
+    reg = start_registry(tmp_path / "auth-registry", auth=("alice", "s3cret-pw"))
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def tls_registry(tmp_path: Path):
+    """A docker-registry over HTTPS with a self-signed certificate (``reg.ca_cert``)."""
+    reg = start_registry(tmp_path / "tls-registry", tls=True)
+    yield reg
+    reg.stop()
