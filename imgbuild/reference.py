@@ -124,7 +124,11 @@ def _split_registry(s: str, text: str) -> tuple[str, str]:
     first, sep, remainder = s.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
         registry, path = first, remainder
-        host, _, port = registry.partition(":") if not registry.startswith("[") else (registry, "", "")
+        if registry.startswith("["):
+            host, _, port = registry.partition("]")
+            host, port = host + "]", port.removeprefix(":")
+        else:
+            host, _, port = registry.partition(":")
         if not _DOMAIN.fullmatch(host) or (port and not _PORT.fullmatch(port)):
             raise InvalidReference(f"invalid image reference {text!r}: bad registry {registry!r}")
         registry = _REGISTRY_ALIASES.get(registry, registry)
@@ -134,6 +138,7 @@ def _split_registry(s: str, text: str) -> tuple[str, str]:
         path = f"library/{path}"
     for comp in path.split("/"):
         if not _COMPONENT.fullmatch(comp):
-            why = "must be lowercase" if comp.lower() != comp else f"bad path component {comp!r}"
+            lower_ok = comp != comp.lower() and _COMPONENT.fullmatch(comp.lower())
+            why = "must be lowercase" if lower_ok else f"bad path component {comp!r}"
             raise InvalidReference(f"invalid image reference {text!r}: repository {why}")
     return registry, path
