@@ -1,0 +1,8 @@
+"""build/: Kubefile + context -> image; plan, context, images discovery, native and buildah builders.
+
+``plan`` turns a parsed Kubefile and its context into a BuildPlan; ``context``
+resolves sources safely inside the context directory; ``images`` finds every
+container image the context needs (charts, manifests, shim lists) so a cluster
+image can install offline; ``native`` and ``buildah`` turn a plan into layers in
+the local store.
+"""
