@@ -1,0 +1,566 @@
+"""The local image store: one OCI image layout at ``$IMGBUILD_HOME/store``.
+
+The layout is the standard one (``oci-layout``, ``index.json``,
+``blobs/<alg>/<hex>``), so skopeo, umoci or crane read it directly: a tag is an
+``index.json`` entry annotated ``org.opencontainers.image.ref.name`` with the
+full normalised reference (``docker.io/library/app:v1``); an entry without that
+annotation is an untagged image kept alive (a loaded image that had no name).
+
+Never half-written: a blob is streamed to a temp file under ``.tmp/``, hashed,
+checked against the digest it was announced with, fsynced and renamed into
+place; ``index.json`` is replaced the same way, so a reader (who takes no lock)
+sees the old or the new state, never a partial one. Writers of ``index.json``
+serialise on an exclusive ``flock`` of ``.lock`` (:meth:`Store.lock`).
+Importers hold a shared lock on ``.gc.lock`` (:meth:`Store.writing`) from their
+first blob to their tag; :meth:`Store.gc` removes every unreachable blob when
+no importer is active, and only those older than an hour while one is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from imgbuild.errors import DigestMismatch, ImageNotFound, InputError, InvalidReference, StoreError
+from imgbuild.oci._locks import exclusive_lock, shared_lock, try_exclusive
+from imgbuild.oci.model import Descriptor, Digest, ImageConfig, Index, Manifest, MediaType, Platform, parse_document
+from imgbuild.reference import Reference, parse_reference
+
+__all__ = ["Store", "BlobWriter", "Image", "open_store", "REF_NAME", "TEMP_MAX_AGE"]
+
+REF_NAME = "org.opencontainers.image.ref.name"
+TEMP_MAX_AGE = 3600  # seconds: temp files older than this are debris of a crashed writer
+_CHUNK = 1 << 20
+_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
+_HEX = frozenset("0123456789abcdef")
+
+
+class BlobWriter:
+    """A file-like sink for one blob; ``digest`` and ``size`` are set when its with-block commits."""
+
+    def __init__(self, fh: BinaryIO, algorithm: str) -> None:
+        self._fh = fh
+        self._hash = hashlib.new(algorithm)
+        self.algorithm = algorithm
+        self.size = 0
+        self.digest: Digest | None = None
+
+    def write(self, data: bytes) -> int:
+        """Append ``data`` to the blob."""
+        self._fh.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def hexdigest(self) -> str:
+        """The digest of what was written so far."""
+        return f"{self.algorithm}:{self._hash.hexdigest()}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Store:
+    """An OCI image layout used as imgbuild's local image store."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # -- layout, locks, atomic files -------------------------------------------------------------
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Where temp files live: inside the store, so a rename into place is atomic."""
+        return self.root / ".tmp"
+
+    def _ensure_layout(self) -> None:
+        if (self.root / "oci-layout").is_file() and (self.root / "index.json").is_file():
+            return
+        try:
+            for d in (self.root / "blobs" / "sha256", self.tmp_dir):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store: {exc.strerror}", str(self.root)) from exc
+        with self.lock():
+            if not (self.root / "oci-layout").is_file():
+                self._atomic_write(self.root / "oci-layout", _LAYOUT)
+            if not (self.root / "index.json").is_file():
+                self._write_index([])
+
+    def lock(self):
+        """Exclusive cross-process lock for writers of ``index.json`` (re-entrant per thread)."""
+        return exclusive_lock(self.root / ".lock").hold()
+
+    def writing(self):
+        """Shared lock an importer holds from its first blob write to its tag, so gc spares its blobs."""
+        return shared_lock(self.root / ".gc.lock").hold()
+
+    def _atomic_write(self, path: Path, data: bytes) -> None:
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix=path.name + "-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise StoreError(f"cannot write {path.name}: {exc.strerror}", str(path)) from exc
+
+    # -- blobs ------------------------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> Path:
+        """Where the blob ``digest`` lives (whether or not it exists)."""
+        d = Digest(digest)
+        return self.root / "blobs" / d.algorithm / d.hex
+
+    def has_blob(self, digest: str) -> bool:
+        """True if the blob is in the store."""
+        return self.blob_path(digest).is_file()
+
+    def blob_size(self, digest: str) -> int:
+        """The size of a stored blob."""
+        try:
+            return self.blob_path(digest).stat().st_size
+        except FileNotFoundError as exc:
+            raise StoreError("blob not in the store", str(digest)) from exc
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        """Open a stored blob for reading (not re-verified; see :meth:`read_blob`)."""
+        try:
+            return open(self.blob_path(digest), "rb")
+        except FileNotFoundError as exc:
+            raise StoreError("blob not in the store", str(digest)) from exc
+        except OSError as exc:
+            raise StoreError(f"cannot read blob: {exc.strerror}", str(digest)) from exc
+
+    def read_blob(self, digest: str) -> bytes:
+        """A whole stored blob, verified against its digest (for documents, not layers)."""
+        with self.open_blob(digest) as fh:
+            data = fh.read()
+        Digest(digest).verify(data, where=f"store blob {digest}")
+        return data
+
+    def write_blob(self, data: bytes, expected: str | None = None) -> Digest:
+        """Store ``data`` as a blob (checked against ``expected`` if given) and return its digest."""
+        with self.blob_writer(expected, len(data)) as w:
+            w.write(data)
+        assert w.digest is not None
+        return w.digest
+
+    @contextmanager
+    def blob_writer(self, expected: str | None = None, size: int | None = None) -> Iterator[BlobWriter]:
+        """Stream one blob in; commits on a clean exit, stores nothing on error or digest/size mismatch."""
+        self._ensure_layout()
+        algorithm = Digest(expected).algorithm if expected else "sha256"
+        with self.writing():
+            fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix="blob-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    writer = BlobWriter(fh, algorithm)
+                    yield writer
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                self._commit_blob(Path(tmp), writer, expected, size)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+    def _commit_blob(self, tmp: Path, writer: BlobWriter, expected: str | None, size: int | None) -> None:
+        actual = writer.hexdigest()
+        where = expected or actual
+        if size is not None and writer.size != size:
+            raise StoreError(f"size mismatch: expected {size} bytes, got {writer.size}", where)
+        if expected and actual != expected:
+            raise DigestMismatch(expected, actual, where)
+        target = self.blob_path(actual)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_file():
+                tmp.unlink()
+                os.utime(target)  # fresh again: a concurrent gc's grace period spares it
+            else:
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, target)
+                _fsync_dir(target.parent)
+        except OSError as exc:
+            raise StoreError(f"cannot store blob: {exc.strerror}", where) from exc
+        writer.digest = Digest(actual)
+
+    def ingest_file(self, path: Path, expected: str | None = None) -> Digest:
+        """Stream a file into the store as a blob (skipped when ``expected`` is already stored)."""
+        if expected and self.has_blob(expected):
+            os.utime(self.blob_path(expected))
+            return Digest(expected)
+        try:
+            with open(path, "rb") as src, self.blob_writer(expected) as w:
+                while chunk := src.read(_CHUNK):
+                    w.write(chunk)
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror}", str(path)) from exc
+        assert w.digest is not None
+        return w.digest
+
+    # -- documents --------------------------------------------------------------------------------
+
+    def put_manifest(self, doc: Manifest | Index) -> Descriptor:
+        """Store a manifest or index under its exact bytes and return its descriptor."""
+        self.write_blob(doc.raw, doc.digest)
+        return doc.descriptor()
+
+    def put_config(self, cfg: ImageConfig) -> Descriptor:
+        """Store an image config under its exact bytes and return its descriptor."""
+        self.write_blob(cfg.raw, cfg.digest)
+        return cfg.descriptor()
+
+    def get_document(self, digest: str) -> Manifest | Index:
+        """Read and parse a stored manifest or index."""
+        raw = self.read_blob(digest)
+        try:
+            return parse_document(raw)
+        except InputError as exc:
+            raise StoreError(f"stored manifest is unreadable: {exc.message}", str(digest)) from exc
+
+    def get_config(self, desc: Descriptor) -> ImageConfig:
+        """Read and parse a stored image config."""
+        raw = self.read_blob(desc.digest)
+        try:
+            return ImageConfig.from_bytes(raw, desc.media_type or MediaType.OCI_CONFIG)
+        except InputError as exc:
+            raise StoreError(f"stored image config is unreadable: {exc.message}", str(desc.digest)) from exc
+
+    def missing_blobs(self, desc: Descriptor) -> list[Digest]:
+        """Blobs that ``desc`` needs and the store lacks (children of an index may be absent: other platforms)."""
+        if not self.has_blob(desc.digest):
+            return [desc.digest]
+        doc = self.get_document(desc.digest)
+        if isinstance(doc, Manifest):
+            return [b.digest for b in doc.blobs() if not self.has_blob(b.digest)]
+        missing: list[Digest] = []
+        for child in doc.manifests:
+            if self.has_blob(child.digest):
+                missing += self.missing_blobs(child)
+        return missing
+
+    # -- index.json and tags ----------------------------------------------------------------------
+
+    def entries(self) -> list[Descriptor]:
+        """Every ``index.json`` entry, tagged or not, in file order."""
+        path = self.root / "index.json"
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StoreError(f"cannot read index.json: {exc.strerror}", str(path)) from exc
+        try:
+            return list(Index.from_bytes(raw).manifests)
+        except InputError as exc:
+            raise StoreError(f"index.json is corrupt: {exc.message}", str(path)) from exc
+
+    def _write_index(self, entries: list[Descriptor]) -> None:
+        self._atomic_write(self.root / "index.json", Index.build(entries).raw)
+
+    def tag(self, ref: str | Reference, desc: Descriptor) -> None:
+        """Point the tag ``ref`` at ``desc`` (replacing the tag if it exists); every needed blob must be stored."""
+        name = _tag_name(ref)
+        self._ensure_layout()
+        with self.lock():
+            missing = self.missing_blobs(desc)
+            if missing:
+                raise StoreError(f"cannot tag an incomplete image: blob {missing[0]} is missing", name)
+            keep = [e for e in self.entries()
+                    if e.annotations.get(REF_NAME) != name and not (REF_NAME not in e.annotations and e.digest == desc.digest)]
+            entry = Descriptor(desc.media_type, desc.digest, desc.size, {REF_NAME: name}, desc.platform, desc.urls)
+            self._write_index([*keep, entry])
+
+    def add_untagged(self, desc: Descriptor) -> None:
+        """Keep an image with no tag alive (listed as ``<none>``) unless some entry already holds it."""
+        self._ensure_layout()
+        with self.lock():
+            entries = self.entries()
+            if any(e.digest == desc.digest for e in entries):
+                return
+            entry = Descriptor(desc.media_type, desc.digest, desc.size, {}, desc.platform, desc.urls)
+            self._write_index([*entries, entry])
+
+    def untag(self, ref: str | Reference) -> Descriptor:
+        """Remove the tag ``ref`` and return what it pointed at (blobs stay until :meth:`gc`)."""
+        name = _tag_name(ref)
+        with self.lock():
+            entries = self.entries()
+            hit = [e for e in entries if e.annotations.get(REF_NAME) in (name, str(ref))]
+            if not hit:
+                raise ImageNotFound("no such image tag in the local store", name)
+            self._write_index([e for e in entries if e not in hit])
+            return hit[0]
+
+    def remove_image(self, digest: str) -> list[Descriptor]:
+        """Remove every ``index.json`` entry (all tags) pointing at ``digest``; return them."""
+        with self.lock():
+            entries = self.entries()
+            hit = [e for e in entries if e.digest == digest]
+            if hit:
+                self._write_index([e for e in entries if e.digest != digest])
+            return hit
+
+    def tags(self) -> list[tuple[Reference, Descriptor]]:
+        """Every tag with a parseable reference, in ``index.json`` order."""
+        out = []
+        for e in self.entries():
+            name = e.annotations.get(REF_NAME)
+            if name:
+                try:
+                    out.append((parse_reference(name), e))
+                except InvalidReference:
+                    continue
+        return out
+
+    # -- resolution ---------------------------------------------------------------------------------
+
+    def resolve(self, ref: str | Reference) -> Descriptor:
+        """Find an image by tag, by digest (``sha256:...``, ``name@sha256:...``) or by a unique ID prefix."""
+        text = str(ref).strip()
+        entries = self.entries()
+        if isinstance(ref, str) and text.startswith(("sha256:", "sha512:")):
+            try:
+                digest = Digest(text)
+            except InputError:
+                return self._by_prefix(entries, text.split(":", 1)[1], text)
+            return self._by_digest(entries, digest, text)
+        try:
+            parsed = ref if isinstance(ref, Reference) else parse_reference(text)
+        except InvalidReference:
+            parsed = None
+        if parsed is not None and parsed.digest:
+            return self._by_digest(entries, Digest(parsed.digest), text)
+        if parsed is not None:
+            for e in entries:
+                if e.annotations.get(REF_NAME) in (parsed.normalized, text):
+                    return e
+        if len(text) >= 4 and set(text) <= _HEX:
+            return self._by_prefix(entries, text, text)
+        raise ImageNotFound("no such image in the local store", parsed.normalized if parsed else text)
+
+    def _by_digest(self, entries: list[Descriptor], digest: Digest, where: str) -> Descriptor:
+        for e in entries:
+            if e.digest == digest:
+                return e
+        for desc, manifest in self._manifests(entries):
+            if manifest.config.digest == digest:
+                return desc
+        if self.has_blob(digest):
+            try:
+                doc = self.get_document(digest)
+            except StoreError:
+                doc = None
+            if doc is not None:
+                return doc.descriptor()
+        raise ImageNotFound("no such image in the local store", where)
+
+    def _by_prefix(self, entries: list[Descriptor], prefix: str, where: str) -> Descriptor:
+        found: dict[str, Descriptor] = {}
+        for desc, manifest in self._manifests(entries):
+            if desc.digest.hex.startswith(prefix) or manifest.config.digest.hex.startswith(prefix):
+                found.setdefault(desc.digest, desc)
+        for e in entries:
+            if e.digest.hex.startswith(prefix):
+                found.setdefault(e.digest, e)
+        if len(found) > 1:
+            raise InputError(f"ambiguous image ID prefix: {len(found)} images match", where)
+        if not found:
+            raise ImageNotFound("no such image in the local store", where)
+        return next(iter(found.values()))
+
+    def _manifests(self, descs: list[Descriptor]) -> Iterator[tuple[Descriptor, Manifest]]:
+        """Each stored image manifest reachable from ``descs`` (through indexes), with its descriptor."""
+        for desc in descs:
+            if not self.has_blob(desc.digest):
+                continue
+            doc = self.get_document(desc.digest)
+            if isinstance(doc, Manifest):
+                yield desc, doc
+            else:
+                yield from self._manifests(list(doc.manifests))
+
+    def image(self, ref: str | Reference | Descriptor, platform: Platform | None = None) -> "Image":
+        """The image ``ref`` names; an index is narrowed to ``platform`` (default: this machine's)."""
+        desc = ref if isinstance(ref, Descriptor) else self.resolve(ref)
+        doc = self.get_document(desc.digest)
+        index = None
+        if isinstance(doc, Index):
+            index, plat = doc, platform or Platform.current()
+            child = doc.select(plat)
+            if child is None or not self.has_blob(child.digest):
+                have = ", ".join(str(p) for p in doc.platforms()) or "none"
+                raise ImageNotFound(f"no {plat} image in the local store (platforms: {have})", str(ref))
+            doc = self.get_document(child.digest)
+            if not isinstance(doc, Manifest):
+                raise StoreError("nested image indexes are not supported", str(child.digest))
+        config = self.get_config(doc.config)
+        if platform is not None and not platform.matches(config.platform):
+            raise ImageNotFound(f"image is {config.platform}, not {platform}", str(ref))
+        return Image(self, doc, config, index)
+
+    # -- maintenance ----------------------------------------------------------------------------------
+
+    def reachable(self) -> set[str]:
+        """Every blob digest some ``index.json`` entry reaches (stored or not)."""
+        seen: set[str] = set()
+        stack = list(self.entries())
+        while stack:
+            desc = stack.pop()
+            if desc.digest in seen:
+                continue
+            seen.add(desc.digest)
+            if not self.has_blob(desc.digest):
+                continue
+            doc = self.get_document(desc.digest)  # an unreadable document aborts gc: better than losing data
+            if isinstance(doc, Manifest):
+                seen.update(b.digest for b in doc.blobs())
+            else:
+                stack.extend(doc.manifests)
+        return seen
+
+    def _blob_files(self) -> Iterator[tuple[str, Path]]:
+        blobs = self.root / "blobs"
+        if not blobs.is_dir():
+            return
+        for alg_dir in sorted(p for p in blobs.iterdir() if p.is_dir()):
+            for f in sorted(alg_dir.iterdir()):
+                yield f"{alg_dir.name}:{f.name}", f
+
+    def gc(self) -> tuple[int, int]:
+        """Remove blobs no tag reaches and stale temp files; return (blobs removed, bytes freed)."""
+        removed = freed = 0
+        now = time.time()
+        with self.lock():
+            reachable = self.reachable()
+            with try_exclusive(self.root / ".gc.lock") as quiet:
+                cutoff = None if quiet else now - TEMP_MAX_AGE  # importers active: spare fresh blobs
+                for digest, path in self._blob_files():
+                    if digest in reachable or not path.is_file():
+                        continue
+                    st = path.stat()
+                    if cutoff is not None and st.st_mtime > cutoff:
+                        continue
+                    path.unlink(missing_ok=True)
+                    removed, freed = removed + 1, freed + st.st_size
+            freed += self._remove_stale_temp(now)
+        return removed, freed
+
+    def _remove_stale_temp(self, now: float) -> int:
+        freed = 0
+        if self.tmp_dir.is_dir():
+            for f in self.tmp_dir.iterdir():
+                st = f.stat()
+                if f.is_file() and st.st_mtime < now - TEMP_MAX_AGE:
+                    f.unlink(missing_ok=True)
+                    freed += st.st_size
+        return freed
+
+    def verify(self, repair: bool = False) -> list[str]:
+        """Re-hash every blob and check every tag's blobs; return the problems (removing corrupt blobs if ``repair``)."""
+        problems: list[str] = []
+        files = list(self._blob_files())
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            results = list(pool.map(lambda item: _check_blob(*item), files))
+        for (digest, path), problem in zip(files, results):
+            if problem:
+                problems.append(f"{digest}: {problem}" + ("; removed" if repair else ""))
+                if repair:
+                    with self.lock():
+                        path.unlink(missing_ok=True)
+        try:
+            entries = self.entries()
+        except StoreError as exc:
+            return [*problems, str(exc)]
+        for e in entries:
+            label = e.annotations.get(REF_NAME) or e.digest
+            try:
+                missing = self.missing_blobs(e)
+            except (StoreError, DigestMismatch) as exc:
+                problems.append(f"{label}: {exc}")
+                continue
+            problems += [f"{label}: missing blob {m}" for m in missing]
+        return problems
+
+
+def _check_blob(digest: str, path: Path) -> str | None:
+    """Why the file at ``path`` is not the blob ``digest``, or None if it is."""
+    alg, _, hexpart = digest.partition(":")
+    if alg not in ("sha256", "sha512") or not path.is_file():
+        return "unexpected entry in blobs/"
+    try:
+        h = hashlib.new(alg)
+        with open(path, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                h.update(chunk)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    return None if h.hexdigest() == hexpart else f"corrupt: content hashes to {alg}:{h.hexdigest()}"
+
+
+def _tag_name(ref: str | Reference) -> str:
+    r = ref if isinstance(ref, Reference) else parse_reference(str(ref))
+    if r.tag is None:
+        raise InputError("a tag needs a name with a tag, not only a digest", r.normalized)
+    return Reference(r.registry, r.repository, r.tag).normalized
+
+
+@dataclass(frozen=True)
+class Image:
+    """A read-only image value in a store: manifest, config, and the index it was chosen from."""
+
+    store: Store
+    manifest: Manifest
+    config: ImageConfig
+    index: Index | None = field(default=None)
+
+    @property
+    def digest(self) -> Digest:
+        """The manifest digest (the IMAGE ID shown is the config digest's first 12 hex digits)."""
+        return self.manifest.digest
+
+    @property
+    def id(self) -> Digest:
+        """The image ID: the config digest, as docker counts it."""
+        return self.manifest.config.digest
+
+    @property
+    def layers(self) -> tuple[Descriptor, ...]:
+        """The layer descriptors, base first."""
+        return self.manifest.layers
+
+    def open_layer(self, desc: Descriptor) -> BinaryIO:
+        """The raw (compressed) blob stream of one layer."""
+        return self.store.open_blob(desc.digest)
+
+    def size(self) -> int:
+        """Config plus layers, compressed sizes."""
+        return self.manifest.config.size + sum(d.size for d in self.manifest.layers)
+
+
+def open_store() -> Store:
+    """The store of the current imgbuild home."""
+    from imgbuild.home import home
+
+    return Store(home().store)
