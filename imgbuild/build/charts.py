@@ -16,7 +16,10 @@ wins, ``null`` deletes). Images come from:
   each with its own values merged with the parent's section under its name or
   alias plus the parent's ``global``. A dependency whose ``condition`` (or all
   of whose ``tags``) is a plain ``false`` in the parent's merged values is
-  excluded, as helm would; conditions that are not plain booleans are ignored.
+  excluded, as helm would; conditions that are not plain booleans are ignored;
+* a values section with ``enabled: false`` (``metrics``, ``volumePermissions``)
+  is not searched: charts only render its images when it is switched on.
+  What was left out is reported as a note.
 
 Known limits, by design: templates are not rendered, so a literal image inside
 an ``{{ if }}`` that is false is still counted, and images computed in
@@ -32,7 +35,7 @@ import posixpath
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from imgbuild.build.yamlscan import Hit, Scalar, decode, is_templated, load_tree, scan_yaml_text, walk_images
 from imgbuild.errors import ContextError, UnsafePathError
@@ -80,17 +83,17 @@ def merge_values(base: Any, override: Any) -> Any:
     return out
 
 
-def _read_dir(root: Path, label: str, context: Path) -> _Chart:
+def _read_dir(root: Path, label: str, context: Path, ignored: Callable[[str], bool]) -> _Chart:
     files: dict[str, bytes] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
-            if not name.endswith(_KEEP):
-                continue
             path = Path(dirpath, name)
+            if not name.endswith(_KEEP) or ignored(path.relative_to(context).as_posix()):
+                continue
             real = path.resolve()
             if not real.is_relative_to(context):
-                raise UnsafePathError("symbolic link points outside the build context", str(path))
+                raise UnsafePathError("symbolic link points outside the build context", path.relative_to(context).as_posix())
             files[path.relative_to(root).as_posix()] = real.read_bytes()
     return _Chart(label, files)
 
@@ -249,16 +252,18 @@ def _override_files(charts_dir: Path, entry: Path, chart_name: str | None) -> li
     return [p for n in names if (p := charts_dir / f"{n}.values.yaml").is_file()]
 
 
-def scan_charts(context: Path) -> ChartScan:
-    """Scan every chart directly under ``<context>/charts`` (with its ``<chart>.values.yaml`` override)."""
+def scan_charts(context: Path, ignored: Callable[[str], bool] = lambda rel: False) -> ChartScan:
+    """Scan every chart under ``<context>/charts`` (with its ``<chart>.values.yaml``), skipping ``ignored`` paths."""
     scan = ChartScan()
     charts_dir = context / "charts"
     if not charts_dir.is_dir():
         return scan
     for entry in sorted(charts_dir.iterdir()):
         label = entry.relative_to(context).as_posix()
+        if ignored(label):
+            continue
         if entry.is_dir() and (entry / "Chart.yaml").is_file():
-            chart = _read_dir(entry, label, context)
+            chart = _read_dir(entry, label, context, ignored)
         elif entry.is_file() and entry.name.endswith(".tgz"):
             chart = _read_tgz(entry.read_bytes(), label)
         else:

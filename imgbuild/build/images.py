@@ -27,9 +27,10 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from imgbuild.build.charts import scan_charts
+from imgbuild.build.context import BuildContext
 from imgbuild.build.yamlscan import Hit, decode, is_templated, scan_yaml_text
 from imgbuild.errors import ContextError, InputError, InvalidReference, UnsafePathError
 from imgbuild.reference import parse_reference
@@ -155,30 +156,33 @@ def find_images(context_dir: str | os.PathLike[str], *, image_lists: Iterable[st
         raise ContextError("build context is not a directory", str(context_dir))
     if platform is not None and not _PLATFORM.fullmatch(platform):
         raise InputError(f"invalid platform {platform!r}: expected os/arch[/variant], e.g. linux/amd64")
+    ignored_file = BuildContext.open(root).ignored
     hits: list[Hit] = []
     notes: list[Note] = []
-    _scan_manifests(root, hits, notes)
-    charts = scan_charts(root)
+    _scan_manifests(root, ignored_file, hits, notes)
+    charts = scan_charts(root, ignored_file)
     hits.extend(charts.hits)
     notes.extend(Note(f, n, m) for f, n, m in charts.notes)
-    hits.extend(_context_lists(root))
+    hits.extend(_context_lists(root, ignored_file))
     for path in image_lists:
         hits.extend(_user_list(path, "image-list"))
     found, skipped = _classify(hits)
-    ignore = _ignore_refs(root, ignore_lists)
+    ignore = _ignore_refs(root, ignore_lists, notes)
     kept = [f for f in found if f.ref not in ignore]
     ignored = [f for f in found if f.ref in ignore]
     return ImageSet(tuple(kept), tuple(sorted(set(skipped))), tuple(_archives(root)), tuple(ignored),
                     tuple(sorted(set(notes), key=lambda n: (n.file, n.line or 0, n.message))), platform)
 
 
-def _walk_files(root: Path, top: Path) -> list[Path]:
-    """Regular files under ``top`` (sorted); a link that leaves ``root`` is an error."""
+def _walk_files(root: Path, top: Path, ignored: Callable[[str], bool]) -> list[Path]:
+    """Regular files under ``top`` (sorted) not excluded by the context's ignore file; a link leaving ``root`` is an error."""
     out = []
     for dirpath, dirnames, filenames in os.walk(top):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             path = Path(dirpath, name)
+            if ignored(path.relative_to(root).as_posix()):
+                continue
             real = path.resolve()
             if not real.is_relative_to(root):
                 raise UnsafePathError("symbolic link points outside the build context", path.relative_to(root).as_posix())
@@ -187,11 +191,11 @@ def _walk_files(root: Path, top: Path) -> list[Path]:
     return out
 
 
-def _scan_manifests(root: Path, hits: list[Hit], notes: list[Note]) -> None:
+def _scan_manifests(root: Path, ignored: Callable[[str], bool], hits: list[Hit], notes: list[Note]) -> None:
     top = root / "manifests"
     if not top.is_dir():
         return
-    for path in _walk_files(root, top):
+    for path in _walk_files(root, top, ignored):
         if not path.name.endswith(_MANIFEST_SUFFIXES):
             continue
         rel = path.relative_to(root).as_posix()
@@ -211,12 +215,12 @@ def read_image_list(text: str, file: str, how: str) -> list[Hit]:
     return out
 
 
-def _context_lists(root: Path) -> list[Hit]:
+def _context_lists(root: Path, ignored: Callable[[str], bool]) -> list[Hit]:
     hits: list[Hit] = []
     shim = root / "images" / "shim"
-    paths = _walk_files(root, shim) if shim.is_dir() else []
+    paths = _walk_files(root, shim, ignored) if shim.is_dir() else []
     image_list = root / "manifests" / "imageList"
-    if image_list.is_file():
+    if image_list.is_file() and not ignored("manifests/imageList"):
         paths.append(image_list)
     for path in paths:
         rel = path.relative_to(root).as_posix()
@@ -258,19 +262,22 @@ def _classify(hits: list[Hit]) -> tuple[list[FoundImage], list[Skipped]]:
     return found, skipped
 
 
-def _ignore_refs(root: Path, ignore_lists: Iterable[str | os.PathLike[str]]) -> set[str]:
-    hits: list[Hit] = []
+def _ignore_refs(root: Path, ignore_lists: Iterable[str | os.PathLike[str]], notes: list[Note]) -> set[str]:
+    """Normalised refs to leave out: ``.sealignore`` (as sealos' ``registry save``) and ``--ignore-image-list``.
+
+    ``.sealignore`` is also read as a file-ignore list by :mod:`imgbuild.build.context`, so a line
+    there that is not an image reference (``*.md``) is noted and passed over, not an error.
+    """
+    out = set()
     sealignore = root / ".sealignore"
     if sealignore.is_file():
-        hits.extend(read_image_list(decode(sealignore.read_bytes(), ".sealignore"), ".sealignore", "ignore"))
+        for h in read_image_list(decode(sealignore.read_bytes(), ".sealignore"), ".sealignore", "ignore"):
+            try:
+                out.add(parse_reference(h.value).normalized)
+            except InvalidReference:
+                notes.append(Note(h.file, h.line, f"{h.value!r} is not an image reference; not used to filter images"))
     for path in ignore_lists:
-        hits.extend(_user_list(path, "ignore"))
-    out = set()
-    for h in hits:
-        try:
-            out.add(parse_reference(h.value).normalized)
-        except InvalidReference as exc:
-            raise InvalidReference(exc.message, f"{h.file}:{h.line}") from exc
+        out.update(parse_reference(h.value).normalized for h in _user_list(path, "ignore"))
     return out
 
 
