@@ -258,6 +258,7 @@ def scan_charts(context: Path, ignored: Callable[[str], bool] = lambda rel: Fals
     charts_dir = context / "charts"
     if not charts_dir.is_dir():
         return scan
+    used: set[Path] = set()
     for entry in sorted(charts_dir.iterdir()):
         label = entry.relative_to(context).as_posix()
         if ignored(label):
@@ -272,7 +273,10 @@ def scan_charts(context: Path, ignored: Callable[[str], bool] = lambda rel: Fals
             continue
         overrides = []
         for path in _override_files(charts_dir, entry, _text(_meta(chart), "name")):
+            used.add(path)
             rel = path.relative_to(context).as_posix()
             overrides.append(load_tree(decode(path.read_bytes(), rel), rel))
         _scan_chart(chart, overrides, scan)
+    for path in sorted(set(charts_dir.glob("*.values.yaml")) - used):
+        scan.notes.append((path.relative_to(context).as_posix(), None, "override values for no chart in charts/; unused"))
     return scan

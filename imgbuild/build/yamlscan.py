@@ -54,7 +54,7 @@ _TRUE = {"true", "yes", "on", "y"}
 
 @dataclass(frozen=True)
 class Hit:
-    """A raw candidate image value and where it was written (1-based line)."""
+    """A raw candidate image value and where it was written (1-based line); ``problem`` if unusable."""
 
     value: str
     file: str

@@ -162,3 +162,10 @@ def test_merge_values_is_helm_like() -> None:
     assert set(merged) == {"a", "l"}
     assert set(merged["a"]) == {"b", "c"} and set(merged["a"]["c"]) == {"d", "e"}
     assert [s.text for s in merged["l"]] == ["3"]
+
+
+def test_override_file_without_a_chart_is_noted(tmp_path: Path) -> None:
+    _write(tmp_path, {"charts/gone.values.yaml": "image: {tag: '2'}\n"})
+    assert [str(n) for n in find_images(tmp_path).notes] == [
+        "charts/gone.values.yaml: override values for no chart in charts/; unused"
+    ]
