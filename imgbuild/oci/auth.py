@@ -1,0 +1,296 @@
+"""Registry credentials: where they are kept, how they are found, how a 401 challenge is answered.
+
+Credentials live in ``$IMGBUILD_HOME/auth.json`` (0600, the ``~/.docker/config.json``
+format: ``{"auths": {"host": {"auth": base64(user:password)}}}``). Existing docker and
+podman credentials are read too, in this order after ours: ``$REGISTRY_AUTH_FILE``,
+``${XDG_RUNTIME_DIR}/containers/auth.json``, ``$DOCKER_CONFIG/config.json`` (default
+``~/.docker/config.json``), including their ``credHelpers``/``credsStore`` helpers.
+
+What oras-py does and does not do here: its challenge parser
+(``oras.auth.utils.parse_auth_header``), its basic-auth encoding and its bearer token
+request (``oras.auth.TokenAuth.request_token``: realm/service/scope, basic auth to the
+token endpoint, ``token``/``access_token``) are used as they are. Its credential loading
+is not: it only reads ``~/.docker/config.json``, keeps one ``credsStore`` across files,
+runs helpers with ``subprocess`` directly (we go through the Executor seam), and its
+``TokenAuth`` keeps one token for every scope and does not understand a ``Basic``
+challenge, which is what an htpasswd docker-registry sends. :class:`Authenticator`
+therefore caches one header per scope and answers ``Basic`` challenges itself.
+
+Passwords are never logged or put in an error message; :class:`Credentials` hides the
+password from ``repr``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Protocol
+
+from imgbuild.errors import AuthError, InputError, StoreError
+
+__all__ = [
+    "Credentials", "AuthProvider", "StaticAuth", "ConfigAuth", "Authenticator",
+    "auth_files", "save_credentials", "remove_credentials", "host_keys", "parse_user",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A user name and password (or identity token) for one registry; the password never shows in repr."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def basic(self) -> str:
+        """The base64 ``user:password`` of a Basic Authorization header."""
+        from oras.auth.utils import get_basic_auth
+
+        return get_basic_auth(self.username, self.password)
+
+    @classmethod
+    def from_basic(cls, encoded: str) -> "Credentials | None":
+        """Decode a config file's ``auth`` field; None if it is not base64 ``user:password``."""
+        try:
+            user, sep, password = base64.b64decode(encoded).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return cls(user, password) if sep and user else None
+
+
+class AuthProvider(Protocol):
+    """Anything that knows the credentials for a registry host (or has none)."""
+
+    def credentials(self, registry: str) -> Credentials | None:
+        """The credentials for ``registry`` (``host[:port]``), or None."""
+
+
+@dataclass(frozen=True)
+class StaticAuth:
+    """Fixed credentials for every registry asked about (login checks, tests)."""
+
+    creds: Credentials | None
+
+    def credentials(self, registry: str) -> Credentials | None:
+        """Always the same credentials."""
+        return self.creds
+
+
+def host_keys(registry: str) -> list[str]:
+    """The keys a config file may store ``registry`` under (scheme prefixes, docker.io aliases, localhost)."""
+    from oras.utils import iter_localhosts
+
+    names = list(iter_localhosts(registry))
+    if registry == "docker.io":
+        names += ["index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/"]
+    keys = []
+    for n in names:
+        keys += [n, f"https://{n}", f"http://{n}", f"https://{n}/v1/", f"https://{n}/v2/"]
+    return keys
+
+
+def auth_files() -> list[Path]:
+    """The credential files consulted, ours first, then podman's and docker's."""
+    from imgbuild.home import home
+
+    files = [home(create=False).auth_file]
+    if os.environ.get("REGISTRY_AUTH_FILE"):
+        files.append(Path(os.environ["REGISTRY_AUTH_FILE"]))
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        files.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "containers" / "auth.json")
+    docker_dir = os.environ.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
+    files.append(Path(docker_dir) / "config.json")
+    return files
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.debug("ignoring unreadable credential file %s: %s", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _from_helper(helper: str, registry: str) -> Credentials | None:
+    """Ask ``docker-credential-<helper> get`` (through the Executor seam)."""
+    from imgbuild.engine.exec import LOCAL
+    from imgbuild.errors import CommandFailed, ToolMissing
+
+    try:
+        result = LOCAL.run([f"docker-credential-{helper}", "get"], input=registry, check=False, timeout=30)
+    except (ToolMissing, CommandFailed):
+        log.debug("credential helper %s is not usable", helper)
+        return None
+    if not result.ok:
+        return None
+    try:
+        payload = json.loads(result.stdout)
+        user, secret = payload["Username"], payload["Secret"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return Credentials(user, secret) if user and secret else None
+
+
+@dataclass(frozen=True)
+class ConfigAuth:
+    """Credentials from the config files of :func:`auth_files` (or the ``files`` given)."""
+
+    files: tuple[Path, ...] | None = None
+
+    def credentials(self, registry: str) -> Credentials | None:
+        """The first credentials found for ``registry``: inline ``auth``, then ``credHelpers``, then ``credsStore``."""
+        for path in self.files if self.files is not None else auth_files():
+            found = self._from_config(_read_config(path), registry)
+            if found:
+                return found
+        return None
+
+    @staticmethod
+    def _from_config(cfg: Mapping, registry: str) -> Credentials | None:
+        auths = cfg.get("auths") or {}
+        for key in host_keys(registry):
+            entry = auths.get(key)
+            if isinstance(entry, dict):
+                if entry.get("auth"):
+                    creds = Credentials.from_basic(entry["auth"])
+                    if creds:
+                        return creds
+                if entry.get("username") and entry.get("password"):
+                    return Credentials(entry["username"], entry["password"])
+        helper = (cfg.get("credHelpers") or {}).get(registry) or cfg.get("credsStore")
+        return _from_helper(helper, registry) if helper else None
+
+
+def save_credentials(registry: str, creds: Credentials, path: Path | None = None) -> Path:
+    """Store ``creds`` for ``registry`` in our auth file (atomic, 0600), keeping other entries."""
+    from imgbuild.home import home
+
+    path = path or home().auth_file
+    cfg = _read_config(path)
+    cfg.setdefault("auths", {})[registry] = {"auth": creds.basic()}
+    _write_config(path, cfg)
+    return path
+
+
+def remove_credentials(registry: str, path: Path | None = None) -> bool:
+    """Remove ``registry`` from our auth file; False if it had no entry."""
+    from imgbuild.home import home
+
+    path = path or home().auth_file
+    cfg = _read_config(path)
+    auths = cfg.get("auths") or {}
+    keys = [k for k in host_keys(registry) if k in auths]
+    for k in keys:
+        del auths[k]
+    if keys:
+        _write_config(path, cfg)
+    return bool(keys)
+
+
+def _write_config(path: Path, cfg: dict) -> None:
+    """Write ``cfg`` atomically with mode 0600."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".auth-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                os.fchmod(fh.fileno(), 0o600)
+                json.dump(cfg, fh, indent=2)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise StoreError(f"cannot write credentials: {exc.strerror}", str(path)) from exc
+
+
+class Authenticator:
+    """Answers a registry's 401 challenges (Basic or Bearer) and caches one Authorization header per scope."""
+
+    def __init__(self, registry: str, provider: AuthProvider | None, session, verify) -> None:
+        self.registry = registry
+        self.provider = provider if provider is not None else ConfigAuth()
+        self.session = session
+        self.verify = verify
+        self._headers: dict[str, dict[str, str]] = {}
+        self._creds: Credentials | None = None
+        self._creds_loaded = False
+        self._lock = threading.Lock()
+
+    def credentials(self) -> Credentials | None:
+        """The credentials for this registry (looked up once)."""
+        with self._lock:
+            if not self._creds_loaded:
+                self._creds = self.provider.credentials(self.registry)
+                self._creds_loaded = True
+            return self._creds
+
+    def header(self, scope: str) -> dict[str, str]:
+        """The cached Authorization header for ``scope`` ({} before any challenge)."""
+        return dict(self._headers.get(scope) or self._headers.get("*") or {})
+
+    def forget(self, scope: str) -> None:
+        """Drop the cached header for ``scope`` so the next challenge fetches a fresh token."""
+        self._headers.pop(scope, None)
+        self._headers.pop("*", None)
+
+    def answer(self, challenge: str, scope: str, scheme: str) -> dict[str, str]:
+        """Compute (and cache) the Authorization header answering ``challenge``; AuthError if impossible."""
+        kind = challenge.strip().split(" ", 1)[0].lower()
+        creds = self.credentials()
+        if kind == "basic":
+            if creds is None:
+                raise AuthError(f"authentication required; run `imgbuild login {self.registry}`",
+                                where=self.registry, status=401)
+            header = {"Authorization": f"Basic {creds.basic()}"}
+            self._headers["*"] = header  # Basic is the same for every scope
+            return header
+        if kind != "bearer":
+            raise AuthError(f"unsupported authentication scheme {kind!r}", where=self.registry, status=401)
+        token = self._bearer_token(challenge, scope, scheme, creds)
+        header = {"Authorization": f"Bearer {token}"}
+        self._headers[scope] = header
+        return header
+
+    def _bearer_token(self, challenge: str, scope: str, scheme: str, creds: Credentials | None) -> str:
+        """Get a token from the challenge's realm with oras-py's token request."""
+        import requests
+        from oras.auth import get_auth_backend
+        from oras.auth.utils import parse_auth_header
+
+        parsed = parse_auth_header(challenge)
+        if not parsed.realm:
+            raise AuthError("bearer challenge without a realm", where=self.registry, status=401)
+        parsed.scope = parsed.scope or scope
+        backend = get_auth_backend("token", session=self.session, insecure=scheme == "http", tls_verify=self.verify)
+        if creds is not None:
+            backend.set_basic_auth(creds.username, creds.password)
+        try:
+            token = backend.request_token(parsed)
+        except (requests.RequestException, ValueError) as exc:
+            raise AuthError(f"token request to {parsed.realm} failed: {type(exc).__name__}",
+                            where=self.registry) from exc
+        if not token:
+            who = f"user {creds.username!r}" if creds else "anonymous access"
+            raise AuthError(f"token service {parsed.realm} refused {who} for scope {parsed.scope!r}",
+                            where=self.registry, status=401)
+        return token
+
+
+def parse_user(value: str) -> str:
+    """Validate a login user name (non-empty, no colon)."""
+    if not value or ":" in value:
+        raise InputError("user name must be non-empty and contain no ':'")
+    return value

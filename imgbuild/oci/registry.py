@@ -1,0 +1,606 @@
+"""The registry client: the one interface the rest of imgbuild uses to talk to an OCI registry.
+
+:class:`RegistryClient` speaks the distribution API over a pooled ``requests.Session``:
+manifests are fetched and pushed with their exact bytes and media type (digests checked),
+blobs are streamed from disk and to a sink (never read whole), resumed after a dropped
+connection (``Range`` on download, the upload URL's ``Range`` on a chunked upload),
+skipped when the registry already has them and mounted across repositories. Requests
+are retried with backoff on 429/5xx and connection resets, a bounded number of times.
+Authentication (challenges, bearer tokens, credential files) is in :mod:`imgbuild.oci.auth`,
+which uses oras-py for token negotiation; oras-py's own ``Registry`` is not used for data:
+it reads whole blobs into memory, keeps one token for all scopes, does not resume and
+raises bare ``ValueError``s. The image-level verbs (``pull``, ``push``, ``copy_image_to``)
+and the parallel mover are in :mod:`imgbuild.oci.transfer` and re-exported here.
+
+Transport security, like skopeo/podman: https with verified certificates by default
+(``ca_file``, a CA file or a directory of ``*.crt``/``*.pem``, defaults to ``$REGISTRY_CA``).
+``tls_verify=False`` or a host listed in ``$IMGBUILD_INSECURE_REGISTRIES`` (comma or space
+separated) skips verification and may fall back to plain http. Loopback registries
+(``localhost``, 127.0.0.0/8, ``::1``) may use plain http too, as docker allows, but a
+certificate they do present is still verified: a self-signed loopback registry is
+refused unless its CA is given or verification is turned off.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import ssl
+import time
+from pathlib import Path
+from typing import BinaryIO, Callable
+from urllib.parse import urlencode, urljoin
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from imgbuild.errors import AuthError, DigestMismatch, ImageNotFound, RegistryError
+from imgbuild.oci.auth import AuthProvider, Authenticator
+from imgbuild.oci.model import (
+    INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, Descriptor, Digest, MediaType, parse_document,
+)
+from imgbuild.reference import Reference
+
+__all__ = [
+    "RegistryClient", "BlobSink", "ProgressFn", "insecure_hosts", "is_loopback",
+    "pull", "push", "copy_image_to", "inspect_remote",
+]
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int], None]
+_RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_NET_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+MANIFEST_ACCEPT = ", ".join([MediaType.OCI_MANIFEST, MediaType.OCI_INDEX, MediaType.DOCKER_MANIFEST,
+                             MediaType.DOCKER_LIST])
+_READ = 1 << 20
+
+
+class BlobSink:
+    """What a download writes into: anything with ``blob_writer(expected, size)`` like the Store (a protocol)."""
+
+    def blob_writer(self, expected: str | None = None, size: int | None = None):  # pragma: no cover - protocol
+        """A context manager yielding a writer with ``write(bytes)``; it verifies and commits on exit."""
+        raise NotImplementedError
+
+
+def insecure_hosts() -> frozenset[str]:
+    """The hosts named in ``$IMGBUILD_INSECURE_REGISTRIES`` (comma or space separated)."""
+    raw = os.environ.get("IMGBUILD_INSECURE_REGISTRIES", "")
+    return frozenset(h for h in raw.replace(",", " ").split() if h)
+
+
+def is_loopback(registry: str) -> bool:
+    """True for ``localhost[:port]``, 127.0.0.0/8 and ``[::1]`` registries."""
+    host = registry
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Adapter(HTTPAdapter):
+    """An HTTPAdapter with our SSL context and big socket writes (1 MiB blocks)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext | None, pool: int) -> None:
+        self._ctx = ssl_context
+        super().__init__(pool_connections=pool, pool_maxsize=pool, max_retries=0)
+
+    def init_poolmanager(self, *args, **kwargs):
+        if self._ctx is not None:
+            kwargs["ssl_context"] = self._ctx
+        kwargs["blocksize"] = _READ
+        return super().init_poolmanager(*args, **kwargs)
+
+
+def _ssl_context(ca: str | None) -> ssl.SSLContext | None:
+    """A verifying context with the system CAs plus ``ca`` (a file, or a directory of .crt/.pem/.cert)."""
+    if not ca:
+        return None
+    path = Path(ca)
+    files = sorted(p for p in path.iterdir() if p.suffix in {".crt", ".pem", ".cert"}) if path.is_dir() else [path]
+    ctx = ssl.create_default_context()
+    try:
+        for f in files:
+            ctx.load_verify_locations(cafile=str(f))
+    except (OSError, ssl.SSLError) as exc:
+        raise RegistryError(f"cannot load CA certificates: {exc}", where=str(path)) from exc
+    return ctx
+
+
+def _caused_by(exc: BaseException, kind: type) -> bool:
+    """True if ``kind`` is anywhere in ``exc``'s cause/context/args/reason chain."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen or not isinstance(e, BaseException):
+            continue
+        seen.add(id(e))
+        if isinstance(e, kind):
+            return True
+        todo += [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
+    return False
+
+
+class _Section:
+    """A read-only window ``[offset, offset+length)`` of a blob, reporting bytes as they are read."""
+
+    def __init__(self, opener: Callable[[], BinaryIO], offset: int, length: int, on_bytes: ProgressFn) -> None:
+        self._fh = opener()
+        if offset:
+            self._fh.seek(offset)
+        self._left = length
+        self._length = length
+        self._on_bytes = on_bytes
+        self.sent = 0
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self, n: int = -1) -> bytes:
+        """Read at most ``n`` bytes of the window."""
+        n = self._left if n is None or n < 0 else min(n, self._left)
+        data = self._fh.read(n) if n else b""
+        self._left -= len(data)
+        self.sent += len(data)
+        if data:
+            self._on_bytes(len(data))
+        return data
+
+    def close(self) -> None:
+        """Close the underlying file."""
+        self._fh.close()
+
+
+class _Dropped(Exception):
+    """A transfer lost its connection part way (internal: triggers a resume)."""
+
+
+def _noop(_: int) -> None:
+    return None
+
+
+class RegistryClient:
+    """A client for one registry host: manifests, blobs, uploads; thread-safe for parallel blob moves."""
+
+    def __init__(self, registry: str, *, tls_verify: bool | None = None, ca_file: str | None = None,
+                 auth: AuthProvider | None = None, jobs: int = 4, progress: object = True,
+                 retries: int = 5, backoff: float = 0.25, timeout: float = 120.0,
+                 chunk_size: int = 64 << 20, monolithic_max: int = 32 << 20) -> None:
+        self.registry = registry
+        self.jobs = max(1, int(jobs))
+        self.progress = progress
+        self.retries, self.backoff, self.timeout = retries, backoff, timeout
+        self.chunk_size, self.monolithic_max = chunk_size, monolithic_max
+        self.insecure = tls_verify is False or registry in insecure_hosts()
+        self.allow_http = self.insecure or is_loopback(registry)
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = "imgbuild"
+        ctx = None if self.insecure else _ssl_context(ca_file or os.environ.get("REGISTRY_CA"))
+        adapter = _Adapter(ctx, pool=self.jobs * 2 + 2)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.verify: bool = not self.insecure
+        self.auth = Authenticator(registry, auth, self.session, self.verify)
+        self._base: str | None = None
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self.session.close()
+
+    def __enter__(self) -> "RegistryClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def base(self) -> str:
+        """``scheme://host``, decided on first use by :meth:`ping`."""
+        if self._base is None:
+            self.ping()
+        assert self._base is not None
+        return self._base
+
+    def ping(self) -> None:
+        """Find the scheme (https, or http where allowed) and check that ``/v2/`` answers."""
+        schemes = ("https", "http") if self.allow_http else ("https",)
+        for scheme in schemes:
+            url = f"{scheme}://{self.registry}/v2/"
+            try:
+                r = self.session.get(url, timeout=min(self.timeout, 30), verify=self.verify)
+            except requests.exceptions.SSLError as exc:
+                if _caused_by(exc, ssl.SSLCertVerificationError):
+                    raise RegistryError(
+                        "TLS certificate not trusted; give its CA with --cert-dir or REGISTRY_CA, "
+                        "or pass --tls-verify=false", where=self.registry) from exc
+                if scheme == schemes[-1]:
+                    raise RegistryError(f"TLS handshake failed: {type(exc).__name__}", where=self.registry) from exc
+                continue
+            except _NET_ERRORS as exc:
+                if scheme == schemes[-1]:
+                    raise RegistryError(f"cannot reach the registry over {'/'.join(schemes)}: "
+                                        f"{type(exc).__name__}", where=self.registry) from exc
+                continue
+            with r:
+                if r.status_code in (200, 401, 403):
+                    self._base = f"{scheme}://{self.registry}"
+                    log.debug("registry %s speaks %s", self.registry, scheme)
+                    return
+                if scheme == schemes[-1]:
+                    raise RegistryError(f"/v2/ answered HTTP {r.status_code}; not a registry?",
+                                        where=self.registry, status=r.status_code)
+
+    def check_login(self) -> None:
+        """Authenticate against ``/v2/`` with the configured credentials; AuthError if refused."""
+        r = self._request("GET", "/v2/", scope="registry:catalog:*")
+        with r:
+            self._check(r, (200,), "login", self.registry)
+
+    def _url(self, path_or_url: str) -> str:
+        return path_or_url if "://" in path_or_url else self.base + path_or_url
+
+    def _sleep(self, attempt: int, response: requests.Response | None = None) -> None:
+        delay = self.backoff * (2 ** attempt)
+        if response is not None and response.headers.get("Retry-After", "").isdigit():
+            delay = float(response.headers["Retry-After"])
+        time.sleep(min(delay, 10.0))
+
+    def _request(self, method: str, path_or_url: str, *, scope: str, headers: dict | None = None,
+                 data: object = None, stream: bool = False, retry_net: bool = True,
+                 where: str | None = None) -> requests.Response:
+        """Send one request with auth, retrying 429/5xx and (if ``retry_net``) connection failures."""
+        url = self._url(path_or_url)
+        answered = False
+        attempt = 0
+        while True:
+            hdrs = {**self.auth.header(scope), **(headers or {})}
+            body = data() if callable(data) else data
+            try:
+                r = self.session.request(method, url, headers=hdrs, data=body, stream=stream,
+                                         timeout=self.timeout, verify=self.verify)
+            except _NET_ERRORS as exc:
+                if retry_net and attempt < self.retries:
+                    log.debug("%s %s: %s, retrying", method, url, type(exc).__name__)
+                    self._sleep(attempt)
+                    attempt += 1
+                    continue
+                raise RegistryError(f"{method} failed: {type(exc).__name__}: connection lost",
+                                    where=where or self.registry) from exc
+            if r.status_code in (401, 403):
+                challenge = r.headers.get("WWW-Authenticate")
+                r.close()
+                if answered or not challenge:
+                    raise self._auth_error(r.status_code, scope, where)
+                self.auth.forget(scope)
+                self.auth.answer(challenge, scope, url.split(":", 1)[0])
+                answered = True
+                if isinstance(body, _Section) and body.sent:
+                    raise RegistryError("re-authenticated part way through an upload", where=where or self.registry)
+                continue
+            if r.status_code in _RETRY_STATUS and attempt < self.retries and (retry_net or body is None):
+                log.debug("%s %s: HTTP %s, retrying", method, url, r.status_code)
+                r.close()
+                self._sleep(attempt, r)
+                attempt += 1
+                continue
+            return r
+
+    def _auth_error(self, status: int, scope: str, where: str | None) -> AuthError:
+        creds = self.auth.credentials()
+        who = f"the credentials of user {creds.username!r}" if creds else "anonymous access"
+        return AuthError(f"registry {self.registry} refused {who} (HTTP {status}, scope {scope})",
+                         where=where or self.registry, status=status)
+
+    def _check(self, r: requests.Response, ok: tuple[int, ...], what: str, where: str) -> None:
+        """Raise RegistryError (with the registry's error codes) unless the status is in ``ok``."""
+        if r.status_code in ok:
+            return
+        detail = ""
+        try:
+            errs = r.json().get("errors") or []
+            detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errs if isinstance(e, dict))
+        except (ValueError, AttributeError):
+            pass
+        raise RegistryError(f"{what}: HTTP {r.status_code}" + (f" ({detail})" if detail else ""),
+                            where=where, status=r.status_code)
+
+    @staticmethod
+    def _scope(repository: str, push: bool = False) -> str:
+        return f"repository:{repository}:{'pull,push' if push else 'pull'}"
+
+    # -- manifests ----------------------------------------------------------------------------
+
+    def get_manifest(self, ref: Reference) -> tuple[bytes, str]:
+        """The exact bytes and media type of ``ref``'s manifest or index (digest checked)."""
+        where = ref.normalized
+        r = self._request("GET", f"/v2/{ref.repository}/manifests/{ref.reference}", scope=self._scope(ref.repository),
+                          headers={"Accept": MANIFEST_ACCEPT}, where=where)
+        with r:
+            if r.status_code == 404:
+                raise ImageNotFound("no such image in the registry", where=where)
+            self._check(r, (200,), "fetching the manifest", where)
+            raw = r.content
+            media_type = (r.headers.get("Content-Type") or "").split(";")[0].strip()
+        expected = ref.digest or r.headers.get("Docker-Content-Digest")
+        if expected and expected.startswith(("sha256:", "sha512:")):
+            Digest(expected).verify(raw, where)
+        if media_type not in MANIFEST_MEDIA_TYPES | INDEX_MEDIA_TYPES:
+            doc = parse_document(raw)
+            media_type = doc.media_type
+        return raw, media_type
+
+    def head_manifest(self, ref: Reference) -> Descriptor | None:
+        """The descriptor of ``ref``'s manifest, or None if the registry does not have it."""
+        where = ref.normalized
+        r = self._request("HEAD", f"/v2/{ref.repository}/manifests/{ref.reference}",
+                          scope=self._scope(ref.repository), headers={"Accept": MANIFEST_ACCEPT}, where=where)
+        with r:
+            if r.status_code == 404:
+                return None
+            self._check(r, (200,), "checking the manifest", where)
+            digest = r.headers.get("Docker-Content-Digest")
+            size = r.headers.get("Content-Length")
+            media_type = (r.headers.get("Content-Type") or "").split(";")[0].strip()
+        if not digest or not size:
+            raw, media_type = self.get_manifest(ref)
+            return Descriptor.for_bytes(media_type, raw)
+        return Descriptor(media_type, Digest(digest), int(size))
+
+    def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> Digest:
+        """Push a manifest's exact bytes under a tag or digest; returns the digest the registry confirmed."""
+        where = f"{self.registry}/{repository}:{reference}"
+        r = self._request("PUT", f"/v2/{repository}/manifests/{reference}", scope=self._scope(repository, True),
+                          headers={"Content-Type": media_type}, data=raw, where=where)
+        with r:
+            self._check(r, (200, 201), "pushing the manifest", where)
+            returned = r.headers.get("Docker-Content-Digest")
+        ours = Digest.of(raw)
+        if returned and returned != ours:
+            raise DigestMismatch(ours, returned, where)
+        return ours
+
+    # -- blobs ----------------------------------------------------------------------------------
+
+    def has_blob(self, repository: str, digest: str) -> bool:
+        """True if ``repository`` already has the blob."""
+        where = f"{self.registry}/{repository}@{digest}"
+        r = self._request("HEAD", f"/v2/{repository}/blobs/{digest}", scope=self._scope(repository), where=where)
+        with r:
+            if r.status_code == 404:
+                return False
+            self._check(r, (200,), "checking a blob", where)
+            return True
+
+    def fetch_blob(self, repository: str, desc: Descriptor, sink: BlobSink, on_bytes: ProgressFn | None = None) -> None:
+        """Stream a blob into ``sink`` (digest and size verified), resuming with Range after a drop."""
+        where = f"{self.registry}/{repository}@{desc.digest}"
+        on_bytes = on_bytes or _noop
+        with sink.blob_writer(str(desc.digest), desc.size) as writer:
+            got, drops = 0, 0
+            while True:
+                try:
+                    got = self._fetch_from(repository, desc, writer, got, on_bytes, where)
+                    break
+                except _Dropped as exc:
+                    drops += 1
+                    if drops > self.retries:
+                        raise RegistryError(f"download kept failing after {drops} attempts", where=where) from exc
+                    log.debug("download of %s dropped at %d bytes, resuming", desc.digest, got)
+                    got = exc.args[0]
+                    self._sleep(drops - 1)
+        actual = getattr(writer, "digest", None)
+        if actual is not None and str(actual) != str(desc.digest):
+            raise DigestMismatch(str(desc.digest), str(actual), where)
+
+    def _fetch_from(self, repository: str, desc: Descriptor, writer, got: int, on_bytes: ProgressFn,
+                    where: str) -> int:
+        """One GET (ranged when ``got`` > 0) appended to ``writer``; raises _Dropped(got) on a cut."""
+        headers = {"Range": f"bytes={got}-"} if got else {}
+        try:
+            r = self._request("GET", f"/v2/{repository}/blobs/{desc.digest}", scope=self._scope(repository),
+                              headers=headers, stream=True, where=where)
+        except RegistryError as exc:
+            if exc.status is None and not isinstance(exc, AuthError):
+                raise _Dropped(got) from exc
+            raise
+        with r:
+            if r.status_code == 404:
+                raise RegistryError("blob not found in the registry", where=where, status=404)
+            self._check(r, (200, 206), "downloading a blob", where)
+            skip = got if r.status_code == 200 else 0
+            try:
+                for chunk in r.iter_content(_READ):
+                    if skip:
+                        cut = min(skip, len(chunk))
+                        chunk, skip = chunk[cut:], skip - cut
+                    if got + len(chunk) > desc.size:
+                        raise RegistryError(f"blob is larger than its descriptor's {desc.size} bytes", where=where)
+                    if chunk:
+                        writer.write(chunk)
+                        got += len(chunk)
+                        on_bytes(len(chunk))
+            except _NET_ERRORS as exc:
+                raise _Dropped(got) from exc
+        if got < desc.size:
+            raise _Dropped(got)
+        return got
+
+    def mount_blob(self, repository: str, digest: str, source: str) -> str | None:
+        """Mount ``digest`` from ``source`` into ``repository``; None if mounted, else an upload URL to use."""
+        where = f"{self.registry}/{repository}@{digest}"
+        query = urlencode({"mount": str(digest), "from": source})
+        r = self._request("POST", f"/v2/{repository}/blobs/uploads/?{query}",
+                          scope=self._scope(repository, True), headers={"Content-Length": "0"}, where=where)
+        with r:
+            if r.status_code == 201:
+                return None
+            self._check(r, (202,), "starting an upload", where)
+            return self._location(r, where)
+
+    def _location(self, r: requests.Response, where: str) -> str:
+        loc = r.headers.get("Location")
+        if not loc:
+            raise RegistryError("upload response has no Location", where=where, status=r.status_code)
+        return urljoin(self.base + "/", loc)
+
+    def start_upload(self, repository: str) -> str:
+        """Open an upload session; returns its URL."""
+        where = f"{self.registry}/{repository}"
+        r = self._request("POST", f"/v2/{repository}/blobs/uploads/", scope=self._scope(repository, True),
+                          headers={"Content-Length": "0"}, where=where)
+        with r:
+            self._check(r, (202,), "starting an upload", where)
+            return self._location(r, where)
+
+    def push_blob(self, repository: str, desc: Descriptor, opener: Callable[[], BinaryIO], *,
+                  mount_from: str | None = None, on_bytes: ProgressFn | None = None) -> str:
+        """Upload a blob unless present (``"exists"``); mount it (``"mounted"``) or stream it (``"pushed"``)."""
+        if self.has_blob(repository, str(desc.digest)):
+            return "exists"
+        where = f"{self.registry}/{repository}@{desc.digest}"
+        location = None
+        if mount_from and mount_from != repository:
+            location = self.mount_blob(repository, str(desc.digest), mount_from)
+            if location is None:
+                return "mounted"
+        on_bytes = on_bytes or _noop
+        for attempt in range(self.retries + 1):
+            location = location or self.start_upload(repository)
+            sent = [0]
+
+            def count(n: int) -> None:
+                sent[0] += n
+                on_bytes(n)
+            try:
+                self._upload(location, desc, opener, count, where, self._scope(repository, True))
+                return "pushed"
+            except _Dropped as exc:
+                on_bytes(-sent[0])
+                if attempt == self.retries:
+                    raise RegistryError(f"upload kept failing after {attempt + 1} attempts", where=where) from exc
+                log.debug("upload of %s broke (%s); starting over", desc.digest, exc)
+                location = None
+                self._sleep(attempt)
+        raise AssertionError("unreachable")
+
+    def _upload(self, location: str, desc: Descriptor, opener, on_bytes: ProgressFn, where: str,
+                scope: str) -> None:
+        """Monolithic PUT for small blobs, PATCH chunks (resumable) then PUT for large ones."""
+        if desc.size > self.monolithic_max:
+            location = self._patch_all(location, desc, opener, on_bytes, where, scope)
+            body: object = None
+        else:
+            body = _Section(opener, 0, desc.size, on_bytes)
+        sep = "&" if "?" in location else "?"
+        try:
+            r = self._request("PUT", f"{location}{sep}{urlencode({'digest': str(desc.digest)})}",
+                              scope=scope, headers={"Content-Type": "application/octet-stream",
+                                                    **({} if body is not None else {"Content-Length": "0"})},
+                              data=body, retry_net=False, where=where)
+        except RegistryError as exc:
+            if exc.status is None:
+                raise _Dropped(str(exc)) from exc
+            raise
+        finally:
+            if isinstance(body, _Section):
+                body.close()
+        with r:
+            if r.status_code in _RETRY_STATUS or r.status_code == 404:
+                raise _Dropped(f"HTTP {r.status_code}")
+            self._check(r, (201, 204), "completing an upload", where)
+            returned = r.headers.get("Docker-Content-Digest")
+        if returned and returned != str(desc.digest):
+            raise DigestMismatch(str(desc.digest), returned, where)
+
+    def _patch_all(self, location: str, desc: Descriptor, opener, on_bytes: ProgressFn, where: str,
+                   scope: str) -> str:
+        """PATCH the blob in chunks; after a drop ask the upload URL for its range and go on from there."""
+        offset, resumes = 0, 0
+        while offset < desc.size:
+            n = min(self.chunk_size, desc.size - offset)
+            section = _Section(opener, offset, n, on_bytes)
+            try:
+                location, offset = self._patch(location, section, offset, where, scope)
+            except _Dropped:
+                resumes += 1
+                status = self.upload_status(location, scope) if resumes <= self.retries else None
+                if status is None:
+                    raise
+                on_bytes(status[1] - offset - section.sent)
+                location, offset = status
+            finally:
+                section.close()
+        return location
+
+    def _patch(self, location: str, section: _Section, offset: int, where: str, scope: str) -> tuple[str, int]:
+        """One PATCH of ``section`` at ``offset``; returns the next location and offset."""
+        end = offset + len(section) - 1
+        try:
+            r = self._request("PATCH", location, scope=scope, data=section, retry_net=False, where=where,
+                              headers={"Content-Type": "application/octet-stream",
+                                       "Content-Range": f"{offset}-{end}"})
+        except RegistryError as exc:
+            if exc.status is None:
+                raise _Dropped(str(exc)) from exc
+            raise
+        with r:
+            if r.status_code != 202:
+                raise _Dropped(f"PATCH answered HTTP {r.status_code}")
+            return self._location(r, where), _range_end(r) or end + 1
+
+    def upload_status(self, location: str, scope: str) -> tuple[str, int] | None:
+        """Ask an upload URL how much it holds: (new location, next offset), or None if the session is gone."""
+        try:
+            r = self._request("GET", location, scope=scope, where=self.registry)
+        except RegistryError:
+            return None
+        with r:
+            if r.status_code != 204:
+                return None
+            return self._location(r, self.registry), _range_end(r) or 0
+
+
+def _range_end(r: requests.Response) -> int | None:
+    """The next offset from a ``Range: 0-N`` upload header (N+1), or None."""
+    value = r.headers.get("Range", "")
+    _, _, end = value.partition("-")
+    return int(end) + 1 if end.isdigit() else None
+
+
+def pull(ref: str, **kwargs):
+    """Pull ``ref`` into the local store (see :func:`imgbuild.oci.transfer.pull`)."""
+    from imgbuild.oci import transfer
+
+    return transfer.pull(ref, **kwargs)
+
+
+def push(src: str, dest: str | None = None, **kwargs):
+    """Push a local image to a registry (see :func:`imgbuild.oci.transfer.push`)."""
+    from imgbuild.oci import transfer
+
+    return transfer.push(src, dest, **kwargs)
+
+
+def copy_image_to(ref, sink, **kwargs):
+    """Fetch a remote image's manifests and blobs into any sink (see :func:`imgbuild.oci.transfer.copy_image_to`)."""
+    from imgbuild.oci import transfer
+
+    return transfer.copy_image_to(ref, sink, **kwargs)
+
+
+def inspect_remote(ref: str, **kwargs):
+    """Manifest and config of a remote image, nothing stored (see :func:`imgbuild.oci.transfer.inspect_remote`)."""
+    from imgbuild.oci import transfer
+
+    return transfer.inspect_remote(ref, **kwargs)
