@@ -100,9 +100,9 @@ class _Checker:
             kind = type(inst)
             counts[kind] = counts.get(kind, 0) + 1
             if counts[kind] > 1:
-                self.add(inst, f"only one {inst.keyword} may be given")
+                self.add(inst, "may appear only once")
             if st is not final or inst is not last:
-                self.add(inst, f"{inst.keyword} must be the last instruction of the Kubefile")
+                self.add(inst, "must be the last instruction of the Kubefile")
             if isinstance(inst, m.Launch):
                 self.launch(st, inst, apps)
 
