@@ -1,0 +1,377 @@
+"""Mount an image's merged filesystem: an overlay of cached layers, or an extracted copy.
+
+:func:`mount` resolves an image in the local store and makes its merged tree
+visible at ``$IMGBUILD_HOME/mounts/<id>/merged``, by the first mechanism
+that works (or the one asked for):
+
+- ``overlay``: a kernel overlayfs mount (root) of the layers unpacked once in
+  the layer cache (:mod:`imgbuild.unpack`). Read-only mounts have only
+  lowerdirs (read-only by construction; a one-layer image gets an empty dir
+  as a second lower, since overlayfs wants two). Writable mounts add
+  ``upper/`` and ``work/`` with ``redirect_dir=off,metacopy=off`` so the upper
+  dir always holds whole files and can be committed as a layer.
+- ``fuse-overlayfs``: the same layout through fuse-overlayfs, where the kernel
+  refuses overlayfs (nested overlays, old kernels, some containers).
+- ``copy``: every layer applied in order into ``merged/`` (no root needed);
+  read-only only by convention.
+
+The overlay ``lowerdir`` option is limited to one page (4 KiB), so a mount
+never passes the long cache paths: it makes short symlinks ``l/0``, ``l/1``...
+(base layer first) in its own directory and runs ``mount`` there with
+relative lowerdirs ``2:1:0`` (the approach of containers/storage), which fits
+hundreds of layers; overlayfs itself stops at 500.
+
+Each mount is described by a record (:mod:`imgbuild.mountrec`) written before
+mounting (``pending``) and after (``mounted``); :func:`cleanup_stale` removes
+what a crash or a hand-made ``umount`` left behind, and runs before every
+mount, umount and listing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from imgbuild.engine.exec import LOCAL, Executor, which
+from imgbuild.errors import CommandFailed, ImgbuildError, InputError, MountError, ToolMissing
+from imgbuild.mountrec import (
+    MountRecord, load_records, mounted_points, new_mount_id, read_record, remove_record, staleness, write_record,
+)
+from imgbuild.oci.model import ImageConfig
+
+__all__ = [
+    "MountedImage", "Unmounted", "mount", "umount", "list_mounts", "cleanup_stale", "find_mounts",
+    "mounted_image", "mounts_dir", "overlay_available", "record_of",
+]
+
+_EXEC: Executor = LOCAL
+_MAX_LAYERS = 500
+
+
+def mounts_dir() -> Path:
+    """Where mount records and mount directories live (``$IMGBUILD_HOME/mounts``)."""
+    from imgbuild.home import home
+
+    return home().mounts
+
+
+@dataclass(frozen=True)
+class MountedImage:
+    """A mounted image: its merged tree at ``path`` and what the run engine needs from its config."""
+
+    path: Path
+    config: ImageConfig
+    labels: Mapping[str, str]
+    env: Mapping[str, str]
+    cmd: tuple[str, ...]
+    entrypoint: tuple[str, ...]
+    type: str
+    ref: str
+    digest: str
+    id: str
+    mechanism: str
+    rw: bool = False
+    note: str = ""
+    unpacked: tuple[str, ...] = field(default=())
+
+    def umount(self) -> None:
+        """Unmount this mount and remove its directory and record."""
+        umount(self.id)
+
+    def __enter__(self) -> "MountedImage":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.umount()
+
+
+def mounted_image(rec: MountRecord, config: ImageConfig) -> MountedImage:
+    """The :class:`MountedImage` of a record, with the image's config."""
+    labels = config.labels
+    return MountedImage(
+        path=Path(rec.path), config=config, labels=labels, env=config.env_map, cmd=tuple(config.cmd),
+        entrypoint=tuple(config.entrypoint), type=labels.get("sealos.io.type", "rootfs"), ref=rec.ref,
+        digest=rec.digest, id=rec.id, mechanism=rec.mechanism, rw=rec.rw, note=rec.note, unpacked=rec.unpacked,
+    )
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _ref_text(ref: str) -> str:
+    from imgbuild.reference import parse_reference
+
+    if ref.startswith("sha256:"):
+        return ref
+    try:
+        return parse_reference(ref).normalized
+    except ImgbuildError:
+        return ref
+
+
+# --- mounting ---------------------------------------------------------------------------------
+
+
+def overlay_available() -> str | None:
+    """Why overlay mounts cannot be used here (not root, no overlayfs), or None if they can be tried."""
+    if os.geteuid() != 0:
+        return "not running as root"
+    try:
+        with open("/proc/filesystems", encoding="utf-8") as fh:
+            if "overlay" not in fh.read() and not which("fuse-overlayfs"):
+                return "the kernel has no overlayfs and fuse-overlayfs is not installed"
+    except OSError:
+        pass
+    return None
+
+
+def _order(mechanism: str) -> list[str]:
+    if mechanism == "auto":
+        return ["copy"] if overlay_available() else ["overlay", "fuse-overlayfs", "copy"]
+    if mechanism not in ("overlay", "fuse-overlayfs", "copy"):
+        raise InputError(f"unknown mount mechanism {mechanism!r} (auto, overlay, fuse-overlayfs, copy)")
+    return [mechanism]
+
+
+def mount(image: str, *, rw: bool = False, mechanism: str = "auto", reuse: bool = True, store=None) -> MountedImage:
+    """Mount ``image`` (a reference, digest or id in the local store) and return where and what it is.
+
+    A read-only mount of an image already mounted read-only is reused unless ``reuse`` is False.
+    """
+    from imgbuild.oci.store import open_store
+
+    store = store or open_store()
+    img = store.image(image)
+    cleanup_stale()
+    if not rw and reuse:
+        for rec in find_mounts(str(img.digest)):
+            if not rec.rw and rec.state == "mounted":
+                return mounted_image(rec, img.config)
+    notes: list[str] = []
+    order = _order(mechanism)
+    if mechanism == "auto" and order == ["copy"]:
+        notes.append(f"overlay unavailable ({overlay_available()}); using an extracted copy")
+    for i, mech in enumerate(order):
+        try:
+            rec = _mount_with(img, _ref_text(image), mech, rw, "; ".join(notes))
+            return mounted_image(rec, img.config)
+        except (MountError, CommandFailed, ToolMissing) as exc:
+            if i == len(order) - 1:
+                raise MountError(f"cannot mount with {mech}: {exc}", image) from exc
+            notes.append(f"{mech} failed ({_first_line(exc)}); fell back")
+    raise AssertionError("unreachable")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1].strip() if text else type(exc).__name__
+
+
+def _mount_with(img, ref: str, mech: str, rw: bool, note: str) -> MountRecord:
+    mdir = mounts_dir()
+    mid = new_mount_id()
+    root = mdir / mid
+    rec = MountRecord(id=mid, ref=ref, digest=str(img.digest), path=str(root / "merged"), mechanism=mech, rw=rw,
+                      pid=os.getpid(), created=_now(), note=note)
+    write_record(mdir, rec)
+    try:
+        (root / "merged").mkdir(parents=True)
+        if mech == "copy":
+            from imgbuild.unpack import extract_image
+
+            extract_image(img, root / "merged")
+        else:
+            rec = _overlay(img, rec, root, mech)
+        rec = rec.with_(state="mounted")
+        write_record(mdir, rec)
+        return rec
+    except BaseException:
+        _teardown(rec, quiet=True)
+        raise
+
+
+def _overlay(img, rec: MountRecord, root: Path, mech: str) -> MountRecord:
+    """Unpack the layers, link them as ``l/<n>`` and mount the overlay; the record gains lowers/upper/work."""
+    from imgbuild.unpack import unpack_image
+
+    if len(img.layers) > _MAX_LAYERS:
+        raise MountError(f"{len(img.layers)} layers: overlayfs stacks at most {_MAX_LAYERS}", rec.ref)
+    layers = unpack_image(img)
+    links = root / "l"
+    links.mkdir()
+    names = []
+    for n, layer in enumerate(layers):
+        os.symlink(layer.path, links / str(n))
+        names.append(str(n))
+    while len(names) < (1 if rec.rw else 2):  # overlayfs wants two lowers without an upper dir
+        empty = root / f"empty{len(names)}"
+        empty.mkdir()
+        os.symlink(empty, links / f"e{len(names)}")
+        names.insert(0, f"e{len(names)}")
+    opts = ["lowerdir=" + ":".join(reversed(names))]
+    if rec.rw:
+        (root / "upper").mkdir()
+        (root / "work").mkdir()
+        opts += [f"upperdir={root / 'upper'}", f"workdir={root / 'work'}"]
+        rec = rec.with_(upper=str(root / "upper"), work=str(root / "work"))
+    else:
+        opts.insert(0, "ro")
+    rec = rec.with_(lowers=tuple(str(u.path) for u in reversed(layers)),
+                    unpacked=tuple(str(u.diff_id) for u in layers if u.unpacked))
+    if mech == "overlay":
+        if rec.rw:
+            opts += ["redirect_dir=off", "metacopy=off"]
+        argv = ["mount", "-t", "overlay", "overlay", "-o", ",".join(opts), rec.path]
+    else:
+        argv = [_require("fuse-overlayfs"), "-o", ",".join(opts), rec.path]
+    write_record(mounts_dir(), rec)
+    _EXEC.run(argv, cwd=str(links))
+    return rec
+
+
+def _require(tool: str) -> str:
+    path = which(tool)
+    if not path:
+        raise ToolMissing(tool)
+    return path
+
+
+# --- finding, unmounting, cleaning ----------------------------------------------------------
+
+
+def _matches(rec: MountRecord, target: str) -> bool:
+    """True if ``target`` (mount id, path, image reference or digest) names ``rec``."""
+    if target in (rec.id, rec.digest, rec.ref):
+        return True
+    if "/" in target or target.startswith("."):
+        path = os.path.abspath(target)
+        if path in (rec.path, str(rec.root)):
+            return True
+    return _ref_text(target) == rec.ref
+
+
+def find_mounts(target: str | None = None) -> list[MountRecord]:
+    """Records matching ``target`` (mount id, path, image reference or digest); all records if None."""
+    records, _ = load_records(mounts_dir())
+    return [r for r in records if target is None or _matches(r, target)]
+
+
+@dataclass(frozen=True)
+class Unmounted:
+    """What :func:`umount` did for one mount: its record and a note (e.g. 'was already unmounted')."""
+
+    record: MountRecord
+    note: str = ""
+
+
+def umount(target: str | None = None, *, all: bool = False) -> list[Unmounted]:
+    """Unmount the mounts ``target`` names (or every mount with ``all``) and remove their dirs and records.
+
+    A mount that was already unmounted or removed by hand is cleaned up and reported with a note.
+    """
+    if target is None and not all:
+        raise InputError("name a mount (image, path or id) or use --all")
+    done = [Unmounted(r, f"already gone ({why}); cleaned up")
+            for r, why in cleanup_stale() if all or _matches(r, target or "")]
+    for rec in find_mounts(None if all else target):
+        if rec.state == "pending" and rec.pid != os.getpid():
+            continue  # another live process is mounting it right now
+        _teardown(rec)
+        done.append(Unmounted(rec))
+    if not done and not all:
+        raise InputError("no mount matches", target)
+    return done
+
+
+def list_mounts() -> list[MountRecord]:
+    """Every live mount, after cleaning stale ones."""
+    cleanup_stale()
+    return find_mounts()
+
+
+def _is_mounted(path: str) -> bool:
+    return path in mounted_points()
+
+
+def _unmount_path(path: str) -> None:
+    res = _EXEC.run(["umount", path], check=False)
+    if res.ok or not _is_mounted(path):
+        return
+    raise MountError(f"cannot unmount: {res.tail(2).strip() or 'exit ' + str(res.exit_code)}", path)
+
+
+def _teardown(rec: MountRecord, quiet: bool = False) -> None:
+    """Unmount (if mounted), remove the mount directory, then the record."""
+    root = rec.root
+    try:
+        for point in sorted((p for p in mounted_points() if p == rec.path or p.startswith(str(root) + "/")),
+                            key=len, reverse=True):
+            _unmount_path(point)
+        _remove_dir(root)
+        remove_record(mounts_dir(), rec.id)
+    except (MountError, OSError):
+        if not quiet:
+            raise
+
+
+def _remove_dir(root: Path) -> None:
+    """Remove a mount directory, refusing if anything below it is still mounted."""
+    if not root.exists():
+        return
+    prefix = str(root) + "/"
+    busy = [p for p in mounted_points() if p == str(root) or p.startswith(prefix)]
+    if busy:
+        raise MountError("still mounted; not removing", busy[0])
+    try:
+        shutil.rmtree(root)
+    except OSError as exc:
+        raise MountError(f"cannot remove mount directory: {exc.strerror}", str(root)) from exc
+
+
+def cleanup_stale() -> list[tuple[MountRecord, str]]:
+    """Remove records (and their dirs and leftover mounts) that a crash or a manual umount made stale."""
+    mdir = mounts_dir()
+    records, bad = load_records(mdir)
+    table = mounted_points()
+    cleaned = []
+    for rec in records:
+        why = staleness(rec, table)
+        if why:
+            _teardown(rec, quiet=True)
+            cleaned.append((rec, why))
+    for path in bad:
+        _remove_orphan(mdir / path.stem)
+        path.unlink(missing_ok=True)
+    known = {r.id for r in records}
+    if mdir.is_dir():
+        for d in mdir.iterdir():
+            if d.is_dir() and len(d.name) == 12 and d.name not in known and not (mdir / f"{d.name}.json").exists():
+                _remove_orphan(d)
+    return cleaned
+
+
+def _remove_orphan(root: Path) -> None:
+    """Unmount whatever is mounted under a directory no record describes, then remove it."""
+    prefix = str(root) + "/"
+    for point in sorted((p for p in mounted_points() if p.startswith(prefix)), key=len, reverse=True):
+        _EXEC.run(["umount", point], check=False)
+    try:
+        _remove_dir(root)
+    except MountError:
+        pass
+
+
+def record_of(target: str) -> MountRecord:
+    """The single live mount ``target`` names; InputError if none or several."""
+    cleanup_stale()
+    recs = find_mounts(target)
+    if not recs:
+        raise InputError("no mount matches", target)
+    if len(recs) > 1:
+        raise InputError(f"{len(recs)} mounts match; name one by path or id", target)
+    return read_record(mounts_dir(), recs[0].id)

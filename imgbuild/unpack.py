@@ -1,0 +1,146 @@
+"""The unpacked-layer cache: each layer extracted once, shared by every image and mount that uses it.
+
+``$IMGBUILD_HOME/cache/layers/<diffID hex>/`` holds one layer as an overlayfs
+lower directory: whiteouts kept as overlayfs whiteouts (character device 0/0,
+``trusted.overlay.opaque=y`` on opaque directories), so a kernel (or
+fuse-overlayfs) overlay of these directories shows exactly what a container
+runtime shows. A layer is unpacked into ``.tmp-<hex>-<random>/`` while holding
+the per-layer lock ``.locks/<hex>.lock`` (fcntl), its uncompressed stream is
+checked against the diffID, the data is synced, and the directory is renamed
+into place: concurrent unpackers of the same layer wait for the first and find
+it done, and a crash leaves only a temp directory that the next unpacker of
+that layer removes. Cached directories are never written to (overlays mount
+them read-only as lower layers).
+
+:func:`extract_image` is the fallback used without overlay support: every
+layer applied in order into one plain directory, whiteouts applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from imgbuild.errors import DigestMismatch, StoreError
+from imgbuild.oci._locks import exclusive_lock
+from imgbuild.oci.layer import extract_layer, open_layer
+from imgbuild.oci.model import Descriptor, Digest, MediaType
+from imgbuild.oci.store import Image
+
+__all__ = ["UnpackedLayer", "layer_cache", "unpack_layer", "unpack_image", "extract_image", "cached_layers"]
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class UnpackedLayer:
+    """One cached layer directory; ``unpacked`` is True if this call extracted it (False: cache hit)."""
+
+    diff_id: Digest
+    path: Path
+    unpacked: bool
+
+
+def layer_cache() -> Path:
+    """The directory holding unpacked layers (``$IMGBUILD_HOME/cache/layers``)."""
+    from imgbuild.home import home
+
+    return home().cache / "layers"
+
+
+def cached_layers() -> list[Digest]:
+    """The diffIDs whose layers are unpacked in the cache."""
+    root = layer_cache()
+    if not root.is_dir():
+        return []
+    return sorted(Digest.from_hex(p.name) for p in root.iterdir() if p.is_dir() and len(p.name) == 64)
+
+
+class _HashingReader:
+    """A read-only stream that hashes what passes through it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.hash = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.hash.update(data)
+        return data
+
+    def drain(self) -> None:
+        """Read (and hash) whatever the tar reader left after its end-of-archive marker."""
+        while self.read(_CHUNK):
+            pass
+
+
+def _extract_checked(image: Image, desc: Descriptor, diff_id: Digest, dest: Path, *, overlay: bool) -> None:
+    """Extract one layer into ``dest``, verifying its uncompressed bytes against ``diff_id``."""
+    with image.open_layer(desc) as raw:
+        reader = _HashingReader(open_layer(raw, desc.media_type))
+        extract_layer(reader, MediaType.OCI_LAYER, dest, whiteouts=True, devices=True, keep_whiteout_files=overlay)
+        reader.drain()
+    actual = f"sha256:{reader.hash.hexdigest()}"
+    if diff_id.algorithm == "sha256" and actual != diff_id:
+        raise DigestMismatch(str(diff_id), actual, where=f"layer {desc.digest}")
+
+
+def _layer_pairs(image: Image) -> list[tuple[Descriptor, Digest]]:
+    diff_ids = image.config.diff_ids
+    if len(diff_ids) != len(image.layers):
+        raise StoreError(f"image has {len(image.layers)} layers but {len(diff_ids)} diffIDs", str(image.digest))
+    return list(zip(image.layers, diff_ids))
+
+
+def _sync(path: Path) -> None:
+    """Flush the filesystem holding ``path`` (syncfs where available) so a rename publishes whole data."""
+    try:
+        import ctypes
+
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if ctypes.CDLL(None, use_errno=True).syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):
+        pass
+    os.sync()
+
+
+def unpack_layer(image: Image, desc: Descriptor, diff_id: Digest) -> UnpackedLayer:
+    """The cache directory of one layer of ``image``, unpacking it first if no one has yet."""
+    root = layer_cache()
+    final = root / diff_id.hex
+    if final.is_dir():
+        return UnpackedLayer(diff_id, final, False)
+    with exclusive_lock(root / ".locks" / f"{diff_id.hex}.lock").hold():
+        if final.is_dir():
+            return UnpackedLayer(diff_id, final, False)
+        for stale in root.glob(f".tmp-{diff_id.hex}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = root / f".tmp-{diff_id.hex}-{os.urandom(4).hex()}"
+        try:
+            _extract_checked(image, desc, diff_id, tmp, overlay=True)
+            _sync(tmp)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return UnpackedLayer(diff_id, final, True)
+
+
+def unpack_image(image: Image) -> list[UnpackedLayer]:
+    """Every layer of ``image`` in the cache, base first."""
+    return [unpack_layer(image, desc, diff_id) for desc, diff_id in _layer_pairs(image)]
+
+
+def extract_image(image: Image, dest: Path) -> None:
+    """Apply every layer of ``image`` in order into the plain directory ``dest`` (whiteouts applied)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for desc, diff_id in _layer_pairs(image):
+        _extract_checked(image, desc, diff_id, dest, overlay=False)
