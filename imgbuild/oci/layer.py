@@ -241,7 +241,7 @@ def write_layer(entries: Iterable[Entry], out: BinaryIO, *, compression: str = "
         epoch = _env_epoch()
     blob = _HashingWriter(out)
     comp, media_type = _compressor(compression, blob, level, threads)
-    tar = _HashingWriter(comp if comp is not None else blob)
+    tar = _HashingWriter(comp) if comp is not None else blob
     try:
         _write_tar(_ordered(entries), tar, epoch)
         if comp is not None:
