@@ -1,0 +1,48 @@
+"""``imgbuild save`` and ``imgbuild load``: images to and from oci-archive / docker-archive files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from imgbuild.cli import output
+from imgbuild.cli.app import app
+
+__all__ = ["save", "load"]
+
+
+@app.command()
+def save(
+    refs: list[str] = typer.Argument(..., metavar="REF...", help="Images to save."),
+    out: Path = typer.Option(..., "--output", "-o", help="The archive file to write."),
+    fmt: str = typer.Option("oci-archive", "--format", help="oci-archive or docker-archive (for docker load)."),
+) -> None:
+    """Save images to one archive file, written atomically.
+
+    Example: imgbuild save app:v1 -o app.tar --format docker-archive
+    """
+    from imgbuild import api
+
+    path = api.save(refs, out, fmt)
+    output.info(f"saved {len(refs)} image(s) to {path} ({fmt})")
+
+
+@app.command()
+def load(
+    source: Path = typer.Option(..., "--input", "-i", help="An oci-archive, docker-archive or OCI layout directory."),
+    json_out: bool = typer.Option(False, "--json", help="Print the loaded images as JSON."),
+) -> None:
+    """Load images from an oci-archive, a docker-archive (tar or tar.gz) or an OCI layout directory.
+
+    Example: imgbuild load -i app.tar
+    """
+    from imgbuild import api
+
+    loaded = api.load(source)
+    if output.want_json(json_out):
+        output.emit_json([{"names": list(x.names), "digest": str(x.descriptor.digest)} for x in loaded])
+        return
+    for x in loaded:
+        for name in x.names or ("<none>",):
+            output.echo(f"Loaded image: {name} ({x.descriptor.digest})")

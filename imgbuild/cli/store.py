@@ -1,0 +1,50 @@
+"""``imgbuild store``: maintenance of the local store (verify, gc)."""
+
+from __future__ import annotations
+
+import typer
+
+from imgbuild.cli import output
+from imgbuild.cli.app import app
+
+__all__ = ["store_app"]
+
+store_app = typer.Typer(no_args_is_help=True, help="Check and tidy the local image store.")
+app.add_typer(store_app, name="store")
+
+
+@store_app.command()
+def verify(
+    repair: bool = typer.Option(False, "--repair", help="Remove corrupt blobs (pull or load the images again)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the problems as JSON."),
+) -> None:
+    """Re-hash every blob and check every image is complete; exit 1 if anything is wrong.
+
+    Example: imgbuild store verify --repair
+    """
+    from imgbuild import api
+
+    problems = api.verify(repair)
+    if output.want_json(json_out):
+        output.emit_json({"ok": not problems, "problems": problems})
+    else:
+        for p in problems:
+            output.echo(p)
+        output.info("store is consistent" if not problems else f"{len(problems)} problem(s)")
+    if problems:
+        raise typer.Exit(1)
+
+
+@store_app.command()
+def gc(json_out: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+    """Remove blobs that no tag reaches and stale temp files.
+
+    Example: imgbuild store gc
+    """
+    from imgbuild import api
+
+    removed, freed = api.gc()
+    if output.want_json(json_out):
+        output.emit_json({"blobs_removed": removed, "bytes_freed": freed})
+        return
+    output.echo(f"removed {removed} blobs, freed {output.human_size(freed)}")
