@@ -94,7 +94,7 @@ class LineReader:
         while self.pos < len(self.lines):
             m = _DIRECTIVE_RE.fullmatch(self.lines[self.pos].strip())
             if not m or m.group(1).lower() not in DIRECTIVES:
-                return
+                break
             key, value = m.group(1).lower(), m.group(2)
             if key in self.directives:
                 raise self.error(f"only one {key} parser directive can be used", self.pos + 1)
