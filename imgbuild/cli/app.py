@@ -54,6 +54,7 @@ def _register() -> None:
     """Import every command module; each adds its commands to :data:`app`."""
     from imgbuild.cli import version  # noqa: F401
     from imgbuild.cli import archive, images, inspect, rmi, store, tag  # noqa: F401
+    from imgbuild.cli import registry_auth, transfer  # noqa: F401
     from imgbuild.cli import images_find  # noqa: F401
     from imgbuild.cli import lint  # noqa: F401
 

@@ -37,6 +37,7 @@ from imgbuild.errors import AuthError, InputError, StoreError
 __all__ = [
     "Credentials", "AuthProvider", "StaticAuth", "ConfigAuth", "Authenticator",
     "auth_files", "save_credentials", "remove_credentials", "host_keys", "parse_user",
+    "registry_host", "login", "logout",
 ]
 
 log = logging.getLogger(__name__)
@@ -294,3 +295,35 @@ def parse_user(value: str) -> str:
     if not value or ":" in value:
         raise InputError("user name must be non-empty and contain no ':'")
     return value
+
+
+def registry_host(text: str) -> str:
+    """A registry as the user typed it (``https://host:5000/``, ``index.docker.io``) to ``host[:port]``."""
+    from imgbuild.reference import DEFAULT_REGISTRY
+
+    host = text.strip()
+    for prefix in ("https://", "http://"):
+        host = host.removeprefix(prefix)
+    host = host.split("/", 1)[0]
+    if not host or any(c.isspace() for c in host):
+        raise InputError(f"invalid registry {text!r}")
+    return DEFAULT_REGISTRY if host in ("index.docker.io", "registry-1.docker.io") else host
+
+
+def login(registry: str, username: str, password: str, *, tls_verify: bool | None = None,
+          ca_file: str | None = None) -> str:
+    """Check ``username``/``password`` against ``registry`` and save them; returns the host saved under."""
+    from imgbuild.oci.registry import RegistryClient
+
+    host = registry_host(registry)
+    creds = Credentials(parse_user(username), password)
+    with RegistryClient(host, tls_verify=tls_verify, ca_file=ca_file, auth=StaticAuth(creds),
+                        progress=False, retries=2) as client:
+        client.check_login()
+    save_credentials(host, creds)
+    return host
+
+
+def logout(registry: str) -> bool:
+    """Forget the saved credentials of ``registry``; False if there were none."""
+    return remove_credentials(registry_host(registry))

@@ -13,7 +13,7 @@ raises bare ``ValueError``s. The image-level verbs (``pull``, ``push``, ``copy_i
 and the parallel mover are in :mod:`imgbuild.oci.transfer` and re-exported here.
 
 Transport security, like skopeo/podman: https with verified certificates by default
-(``ca_file``, a CA file or a directory of ``*.crt``/``*.pem``, defaults to ``$REGISTRY_CA``).
+(``ca_file``: a CA file, or a directory of ``*.crt`` as in containers' certs.d; default ``$REGISTRY_CA``).
 ``tls_verify=False`` or a host listed in ``$IMGBUILD_INSECURE_REGISTRIES`` (comma or space
 separated) skips verification and may fall back to plain http. Loopback registries
 (``localhost``, 127.0.0.0/8, ``::1``) may use plain http too, as docker allows, but a
@@ -101,11 +101,13 @@ class _Adapter(HTTPAdapter):
 
 
 def _ssl_context(ca: str | None) -> ssl.SSLContext | None:
-    """A verifying context with the system CAs plus ``ca`` (a file, or a directory of .crt/.pem/.cert)."""
+    """A verifying context with the system CAs plus ``ca`` (a file, or a certs.d-style directory of ``*.crt``)."""
     if not ca:
         return None
     path = Path(ca)
-    files = sorted(p for p in path.iterdir() if p.suffix in {".crt", ".pem", ".cert"}) if path.is_dir() else [path]
+    files = sorted(path.glob("*.crt")) if path.is_dir() else [path]
+    if not files:
+        raise RegistryError("no *.crt CA certificate in the directory", where=str(path))
     ctx = ssl.create_default_context()
     try:
         for f in files:
@@ -185,6 +187,10 @@ class RegistryClient:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "imgbuild"
         ctx = None if self.insecure else _ssl_context(ca_file or os.environ.get("REGISTRY_CA"))
+        if self.insecure:  # the user asked for it: no warning per request
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         adapter = _Adapter(ctx, pool=self.jobs * 2 + 2)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)

@@ -1,0 +1,101 @@
+"""``imgbuild pull`` and ``imgbuild push``: move images between the local store and a registry.
+
+Progress goes to stderr: tqdm bars on a terminal, one line per blob otherwise (and with
+``--quiet``); the result (the digest) goes to stdout. Logic lives in
+:mod:`imgbuild.oci.transfer`; these commands only turn options into arguments.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from imgbuild.cli import output
+from imgbuild.cli.app import app
+
+__all__ = ["pull_cmd", "push_cmd", "tls_verify_value", "progress_for_cli", "TLS_HELP", "CERT_HELP"]
+
+TLS_HELP = "Verify TLS certificates (true/false); false also allows plain http. Default: verify."
+CERT_HELP = "A CA certificate file, or a directory of *.crt files, to trust for this registry (or $REGISTRY_CA)."
+
+
+def tls_verify_value(value: str | None) -> bool | None:
+    """``--tls-verify`` text to a bool (None when not given)."""
+    from imgbuild.errors import InputError
+
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if v in ("true", "1", "yes", "on"):
+        return True
+    if v in ("false", "0", "no", "off"):
+        return False
+    raise InputError(f"--tls-verify takes true or false, not {value!r}")
+
+
+def progress_for_cli() -> object:
+    """Bars on a terminal unless ``--quiet``; one line per blob otherwise."""
+    from imgbuild.oci.transfer import LineProgress
+
+    if output.state.quiet or not sys.stderr.isatty():
+        return LineProgress(sys.stderr)
+    return True
+
+
+def _client_kw(tls_verify: str | None, cert_dir: Path | None) -> dict:
+    return {"tls_verify": tls_verify_value(tls_verify), "ca_file": str(cert_dir) if cert_dir else None}
+
+
+@app.command("pull")
+def pull_cmd(
+    ref: str = typer.Argument(..., help="Image reference, e.g. localhost:5000/demo/app:v1."),
+    platform: str | None = typer.Option(None, "--platform", help="os/arch[/variant] to pick from an index "
+                                        "(default: this machine)."),
+    all_platforms: bool = typer.Option(False, "--all-platforms", help="Keep the whole index and every platform."),
+    jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=64, help="Blobs downloaded in parallel."),
+    tls_verify: str | None = typer.Option(None, "--tls-verify", help=TLS_HELP),
+    cert_dir: Path | None = typer.Option(None, "--cert-dir", help=CERT_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Pull an image from a registry into the local store; prints its digest.
+
+    Example: imgbuild pull localhost:5000/demo/app:v1 --platform linux/arm64
+    """
+    from imgbuild.errors import InputError
+    from imgbuild.oci.model import Platform
+    from imgbuild.oci.transfer import pull
+
+    if platform and all_platforms:
+        raise InputError("give --platform or --all-platforms, not both")
+    plat = Platform.parse(platform) if platform else None
+    desc = pull(ref, platform=plat, all_platforms=all_platforms, jobs=jobs, progress=progress_for_cli(),
+                **_client_kw(tls_verify, cert_dir))
+    if output.want_json(json_out):
+        output.emit_json({"reference": ref, "digest": str(desc.digest), "mediaType": desc.media_type,
+                          "size": desc.size})
+    else:
+        output.echo(str(desc.digest))
+
+
+@app.command("push")
+def push_cmd(
+    ref: str = typer.Argument(..., help="Local image to push."),
+    dest: str | None = typer.Argument(None, help="Where to push it (default: REF itself)."),
+    jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=64, help="Blobs uploaded in parallel."),
+    tls_verify: str | None = typer.Option(None, "--tls-verify", help=TLS_HELP),
+    cert_dir: Path | None = typer.Option(None, "--cert-dir", help=CERT_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Push a local image (manifest or whole index) to a registry; prints the pushed digest.
+
+    Example: imgbuild push localhost:5000/demo/app:v1 registry.example.com/demo/app:v1 --jobs 8
+    """
+    from imgbuild.oci.transfer import push
+
+    digest = push(ref, dest, jobs=jobs, progress=progress_for_cli(), **_client_kw(tls_verify, cert_dir))
+    if output.want_json(json_out):
+        output.emit_json({"reference": dest or ref, "digest": str(digest)})
+    else:
+        output.echo(str(digest))

@@ -1,0 +1,93 @@
+"""Basic-auth and TLS registries through the CLI: login, clear errors, CA bundles, --tls-verify=false."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from imgbuild.cli.main import run
+from imgbuild.errors import AuthError, RegistryError
+from imgbuild.oci.store import Store, open_store
+from imgbuild.oci.transfer import pull, push
+from tests.support.images import make_random_image
+
+pytestmark = pytest.mark.registry
+
+
+def test_login_stores_credentials_0600_and_push_pull_use_them(auth_registry, imgbuild_home, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret-pw\n"))
+    assert run(["login", auth_registry.host, "-u", "alice", "--password-stdin"]) == 0
+    out = capsys.readouterr()
+    assert "s3cret-pw" not in out.out + out.err
+    auth_file = imgbuild_home / "auth.json"
+    assert stat.S_IMODE(auth_file.stat().st_mode) == 0o600
+    assert auth_registry.host in json.loads(auth_file.read_text())["auths"]
+    ref = f"{auth_registry.host}/secure/app:v1"
+    desc = make_random_image(open_store(), ref, [3000])
+    assert run(["push", ref]) == 0
+    assert capsys.readouterr().out.strip() == desc.digest
+    assert run(["logout", auth_registry.host]) == 0
+    with pytest.raises(AuthError):
+        pull(ref, store=Store(imgbuild_home / "other"))
+
+
+def test_wrong_password_is_a_clear_error_that_does_not_print_it(auth_registry, capsys):
+    code = run(["login", auth_registry.host, "-u", "alice", "-p", "not-the-pw-xyz"])
+    out = capsys.readouterr()
+    assert code == 1
+    assert "not-the-pw-xyz" not in out.out + out.err
+    assert "refused" in out.err and auth_registry.host in out.err and "alice" in out.err
+
+
+def test_debug_output_never_shows_the_password(auth_registry, capsys, caplog):
+    caplog.set_level("DEBUG")
+    run(["--debug", "login", auth_registry.host, "-u", "alice", "-p", "wrong-secret-42"])
+    out = capsys.readouterr()
+    assert "wrong-secret-42" not in out.out + out.err + caplog.text
+
+
+def test_docker_config_credentials_are_read(auth_registry, imgbuild_home, tmp_path):
+    import base64
+
+    docker = Path(os.environ["DOCKER_CONFIG"])
+    docker.mkdir(parents=True, exist_ok=True)
+    token = base64.b64encode(b"alice:s3cret-pw").decode()
+    (docker / "config.json").write_text(json.dumps({"auths": {auth_registry.host: {"auth": token}}}))
+    store = Store(tmp_path / "s")
+    ref = f"{auth_registry.host}/fromdocker/app:v1"
+    desc = make_random_image(store, ref, [100])
+    assert push(ref, store=store) == desc.digest
+
+
+def test_tls_registry_refused_by_default(tls_registry, tmp_path):
+    store = Store(tmp_path / "s")
+    ref = f"{tls_registry.host}/tls/app:v1"
+    make_random_image(store, ref, [100])
+    with pytest.raises(RegistryError, match="certificate not trusted"):
+        push(ref, store=store)
+
+
+def test_tls_registry_with_ca_bundle_or_without_verification(tls_registry, tmp_path, monkeypatch, capsys):
+    store = open_store()
+    ref = f"{tls_registry.host}/tls/app:v1"
+    desc = make_random_image(store, ref, [100, 2000])
+    certs = tmp_path / "certs.d"
+    certs.mkdir()
+    (certs / "ca.crt").write_bytes(tls_registry.ca_cert.read_bytes())
+    assert run(["push", ref, "--cert-dir", str(certs)]) == 0
+    assert capsys.readouterr().out.strip() == desc.digest
+    monkeypatch.setenv("REGISTRY_CA", str(tls_registry.ca_cert))
+    assert pull(ref, store=Store(tmp_path / "a")).digest == desc.digest
+    monkeypatch.delenv("REGISTRY_CA")
+    assert run(["pull", ref, "--tls-verify=false"]) == 0
+    monkeypatch.setenv("IMGBUILD_INSECURE_REGISTRIES", f"other:5000,{tls_registry.host}")
+    assert pull(ref, store=Store(tmp_path / "b")).digest == desc.digest
+
+
+def test_bad_tls_verify_value_is_a_usage_error(registry, capsys):
+    assert run(["pull", f"{registry.host}/x:y", "--tls-verify=maybe"]) == 2
