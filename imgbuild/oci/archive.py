@@ -250,10 +250,10 @@ def _safe_name(name: str) -> str:
     """A member name as a clean relative path; raises UnsafePathError for absolute paths or '..'."""
     if name.startswith("/") or "\\" in name:
         raise UnsafePathError("archive member has an absolute or odd path", name)
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts or not parts:
+    clean = posixpath.normpath(name)
+    if clean == ".." or clean.startswith("../") or clean in (".", ""):
         raise UnsafePathError("archive member escapes the archive", name)
-    return "/".join(parts)
+    return clean
 
 
 def load(store: Store, path: Path) -> list[Loaded]:
