@@ -1,0 +1,80 @@
+"""The build-step layer cache: an unchanged COPY costs a hash of file metadata, not a tar.
+
+A layer's content is fully determined by its entries (path, kind, mode, owner,
+link target, file content), the compression and the fixed mtime. The key
+hashes exactly those, with each file's content stood in for by its stat stamp
+(size, mtime_ns, ctime_ns, inode, device) as git and make do: a touched file
+misses the cache and is re-tarred, which gives the same digest anyway, because
+layers are deterministic. A value is the :class:`~imgbuild.oci.layer.LayerResult`
+whose blob is in the store; a hit whose blob was garbage-collected is a miss.
+Entries live in ``$IMGBUILD_HOME/cache/build-steps/<key>.json``, written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+from imgbuild.oci.layer import LayerResult
+from imgbuild.oci.model import Digest
+
+__all__ = ["StepCache", "step_key"]
+
+_VERSION = "imgbuild-step-v1"
+
+
+def step_key(stamps: Iterable[tuple], compression: str, epoch: int) -> str:
+    """The cache key of one layer: sha256 over its entries' stamps, compression and epoch."""
+    h = hashlib.sha256()
+    h.update(f"{_VERSION}\0{compression}\0{epoch}\n".encode())
+    for stamp in stamps:
+        h.update(json.dumps(stamp, separators=(",", ":"), default=str).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+class StepCache:
+    """Layer results by step key, under one directory; ``enabled=False`` makes every lookup miss."""
+
+    def __init__(self, root: Path, enabled: bool = True) -> None:
+        self.root = Path(root)
+        self.enabled = enabled
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str, store) -> LayerResult | None:
+        """The cached result for ``key`` if its blob is still in ``store``, else None."""
+        if not self.enabled:
+            return None
+        try:
+            data = json.loads(self._path(key).read_text())
+            result = LayerResult(Digest(data["diff_id"]), Digest(data["digest"]), int(data["size"]),
+                                 str(data["media_type"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        except Exception:  # an invalid digest in a damaged entry: treat as a miss
+            return None
+        return result if store.has_blob(result.digest) else None
+
+    def put(self, key: str, result: LayerResult) -> None:
+        """Remember ``result`` for ``key`` (atomically; a failure to write only costs a future miss)."""
+        if not self.enabled:
+            return
+        path = self._path(key)
+        data = json.dumps({"diff_id": result.diff_id, "digest": result.digest, "size": result.size,
+                           "media_type": result.media_type}).encode()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError:
+            return

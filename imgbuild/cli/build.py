@@ -1,0 +1,151 @@
+"""``imgbuild build``: a Kubefile and its context -> a cluster image in the local store.
+
+Steps print to stderr (``STEP 3/7: COPY bin bin``, a bar for large copies on a
+terminal), the summary (digest, size, layers) to stdout; ``--quiet`` prints the
+digest only, ``--json`` the result as data, ``--dry-run`` the plan without
+building. The logic is :func:`imgbuild.build.builder.build`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from imgbuild.cli import output
+from imgbuild.cli.app import app
+
+__all__ = ["build_cmd", "parse_pairs"]
+
+
+def parse_pairs(values: list[str] | None, flag: str) -> dict[str, str]:
+    """``K=V`` option values as a dict (``K`` alone takes the value from the environment for build args)."""
+    import os
+
+    from imgbuild.errors import InputError
+
+    out: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise InputError(f"{flag} takes KEY=VALUE, not {item!r}")
+        if not sep:
+            if flag != "--build-arg" or key not in os.environ:
+                raise InputError(f"{flag} takes KEY=VALUE, not {item!r}")
+            value = os.environ[key]
+        out[key] = value
+    return out
+
+
+class _CliReporter:
+    """Prints steps and notes to stderr; a tqdm bar for copies over 32 MB on a terminal."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def step(self, number: int, total: int, text: str) -> None:
+        self._close()
+        output.info(f"STEP {number}/{total}: {text}")
+
+    def note(self, text: str) -> None:
+        self._close()
+        output.info(f"--> {text}")
+
+    def copy_bytes(self, total: int):
+        self._close()
+        if total < 32_000_000 or output.state.quiet or not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=None, unit="B", unit_scale=True, desc="layer (compressed)", leave=False,
+                         file=sys.stderr)
+        return self._bar.update
+
+    def close(self) -> None:
+        self._close()
+
+
+def _summary(outcome) -> None:
+    """Print the digest, size and layers of what was built."""
+    from imgbuild.cli.output import human_size
+
+    for r in outcome.results:
+        if len(outcome.results) > 1:
+            output.echo(f"platform {r.config.platform}: {r.digest}")
+        for d in r.manifest.layers:
+            role = d.annotations.get("io.imgbuild.layer.role", "base")
+            output.echo(f"  layer {d.digest.hex[:12]}  {human_size(d.size):>9}  {role}")
+        cached = f", {r.cached_layers} from cache" if r.cached_layers else ""
+        output.echo(f"type {r.image_type}, {len(r.manifest.layers)} layers{cached}, {human_size(r.size)}")
+    output.echo(f"digest {outcome.digest}")
+
+
+@app.command("build")
+def build_cmd(
+    context: Path = typer.Argument(Path("."), help="The build context directory."),
+    tag: list[str] = typer.Option(None, "--tag", "-t", help="Name the image (repeatable)."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="The Kubefile (default: Kubefile, Sealfile, "
+                                     "Dockerfile or Containerfile in the context)."),
+    build_arg: list[str] = typer.Option(None, "--build-arg", help="KEY=VALUE for an ARG (repeatable)."),
+    platform: list[str] = typer.Option(None, "--platform", help="os/arch; repeat (or comma-separate) for a "
+                                       "multi-platform index."),
+    backend: str = typer.Option("auto", "--backend", help="auto (native unless RUN), native or buildah."),
+    target: str | None = typer.Option(None, "--target", help="Build up to this stage."),
+    pull: str = typer.Option("missing", "--pull", help="Base images: always, missing or never pull."),
+    label: list[str] = typer.Option(None, "--label", help="KEY=VALUE label added to the image (repeatable)."),
+    annotation: list[str] = typer.Option(None, "--annotation", help="KEY=VALUE manifest annotation (repeatable)."),
+    env: list[str] = typer.Option(None, "--env", help="KEY=VALUE env added to the image (repeatable)."),
+    compression: str = typer.Option("zstd", "--compression", help="Layer compression: zstd, gzip or none."),
+    timestamp: int | None = typer.Option(None, "--timestamp", help="Seconds since the epoch for 'created' "
+                                         "(default $SOURCE_DATE_EPOCH, else 0)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the step cache."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the build plan and stop."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the image digest."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result (or the plan) as JSON."),
+) -> None:
+    """Build a cluster image from a Kubefile and its context into the local store.
+
+    Example: imgbuild build -t localhost:5000/demo/app:v1 kubefiles/app-demo
+    """
+    from imgbuild.build.builder import BuildRequest, build, plan_build
+    from imgbuild.oci.model import Platform
+
+    if quiet:
+        output.state.quiet = True
+    platforms = tuple(p.strip() for item in (platform or []) for p in item.split(",") if p.strip())
+    req = BuildRequest(
+        context=context, kubefile=file, tags=tuple(tag or ()), build_args=parse_pairs(build_arg, "--build-arg"),
+        platforms=platforms, backend=backend, target=target, timestamp=timestamp, compression=compression,
+        pull=pull, labels=parse_pairs(label, "--label"), annotations=parse_pairs(annotation, "--annotation"),
+        env=parse_pairs(env, "--env"), cache=not no_cache,
+    )
+    if dry_run:
+        plans = [plan_build(req, Platform.parse(p) if p else None) for p in (platforms or (None,))]
+        if output.want_json(json_out):
+            output.emit_json([p.to_dict() for p in plans] if len(plans) > 1 else plans[0].to_dict())
+        else:
+            for p in plans:
+                for line in p.render():
+                    output.echo(line)
+        return
+    reporter = _CliReporter()
+    try:
+        outcome = build(req, reporter=reporter)
+    finally:
+        reporter.close()
+    for w in outcome.warnings:
+        output.warn(w)
+    if output.want_json(json_out):
+        output.emit_json(outcome.to_dict())
+    elif quiet or output.state.quiet:
+        output.echo(outcome.digest)
+    else:
+        _summary(outcome)
+        for t in req.tags:
+            output.info(f"tagged {t}")
