@@ -54,7 +54,8 @@ _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _NET_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 MANIFEST_ACCEPT = ", ".join([MediaType.OCI_MANIFEST, MediaType.OCI_INDEX, MediaType.DOCKER_MANIFEST,
                              MediaType.DOCKER_LIST])
-_READ = 1 << 20
+_READ = 1 << 20           # socket write block for uploads
+_DOWN = 256 << 10         # download read size: what a cut connection can lose before a Range resume
 
 
 class BlobSink:
@@ -224,7 +225,7 @@ class RegistryClient:
         for scheme in schemes:
             url = f"{scheme}://{self.registry}/v2/"
             try:
-                r = self.session.get(url, timeout=min(self.timeout, 30), verify=self.verify)
+                r = self._ping_get(url)
             except requests.exceptions.SSLError as exc:
                 if _caused_by(exc, ssl.SSLCertVerificationError):
                     raise RegistryError(
@@ -246,6 +247,16 @@ class RegistryClient:
                 if scheme == schemes[-1]:
                     raise RegistryError(f"/v2/ answered HTTP {r.status_code}; not a registry?",
                                         where=self.registry, status=r.status_code)
+
+    def _ping_get(self, url: str) -> requests.Response:
+        """GET ``url`` without auth, retrying 429/5xx answers a bounded number of times."""
+        for attempt in range(self.retries + 1):
+            r = self.session.get(url, timeout=(10, min(self.timeout, 30)), verify=self.verify)
+            if r.status_code not in _RETRY_STATUS or attempt == self.retries:
+                return r
+            r.close()
+            self._sleep(attempt, r)
+        raise AssertionError("unreachable")
 
     def check_login(self) -> None:
         """Authenticate against ``/v2/`` with the configured credentials; AuthError if refused."""
@@ -426,7 +437,7 @@ class RegistryClient:
             self._check(r, (200, 206), "downloading a blob", where)
             skip = got if r.status_code == 200 else 0
             try:
-                for chunk in r.iter_content(_READ):
+                for chunk in r.iter_content(_DOWN):
                     if skip:
                         cut = min(skip, len(chunk))
                         chunk, skip = chunk[cut:], skip - cut
@@ -501,10 +512,10 @@ class RegistryClient:
         raise AssertionError("unreachable")
 
     def _upload(self, location: str, desc: Descriptor, opener, on_bytes: ProgressFn, where: str,
-                scope: str) -> None:
-        """Monolithic PUT for small blobs, PATCH chunks (resumable) then PUT for large ones."""
-        if desc.size > self.monolithic_max:
-            location = self._patch_all(location, desc, opener, on_bytes, where, scope)
+                scope: str, offset: int = 0) -> None:
+        """Monolithic PUT for small blobs, PATCH chunks (resumable, from ``offset``) then PUT for large ones."""
+        if desc.size > self.monolithic_max or offset:
+            location = self._patch_all(location, desc, opener, on_bytes, where, scope, offset)
             body: object = None
         else:
             body = _Section(opener, 0, desc.size, on_bytes)
@@ -530,15 +541,18 @@ class RegistryClient:
             raise DigestMismatch(str(desc.digest), returned, where)
 
     def _patch_all(self, location: str, desc: Descriptor, opener, on_bytes: ProgressFn, where: str,
-                   scope: str) -> str:
+                   scope: str, offset: int = 0) -> str:
         """PATCH the blob in chunks; after a drop ask the upload URL for its range and go on from there."""
-        offset, resumes = 0, 0
+        resumes = 0
         while offset < desc.size:
             n = min(self.chunk_size, desc.size - offset)
             section = _Section(opener, offset, n, on_bytes)
             try:
                 location, offset = self._patch(location, section, offset, where, scope)
             except _Dropped:
+                # docker-registry 2.8 cancels an upload whose PATCH body was cut (the session then answers
+                # 404 and we start over); registries that keep the received bytes, or a PATCH whose answer
+                # was lost, resume here from the range the upload URL reports.
                 resumes += 1
                 status = self.upload_status(location, scope) if resumes <= self.retries else None
                 if status is None:

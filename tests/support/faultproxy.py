@@ -100,12 +100,16 @@ class FaultProxy:
         buf = b""
         body_left = 0   # bytes of the current message body still to pass
         body_seen = 0
-        cutting = False
+        cutting = raw = False
         try:
             while not done.is_set():
                 data = src.recv(1 << 16)
                 if not data:
                     break
+                if raw or (not buf and body_left == 0 and data[:1] == b"\x16"):
+                    raw = True  # TLS or anything not HTTP: pass it through untouched
+                    dst.sendall(data)
+                    continue
                 if body_left == 0:
                     buf += data
                     head, sep, rest = buf.partition(b"\r\n\r\n")
