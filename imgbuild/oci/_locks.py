@@ -74,13 +74,35 @@ class ExclusiveLock:
 
 
 class SharedLock:
-    """A shared flock held by this process while any of its threads is inside :meth:`hold`."""
+    """A shared flock held by this process while any thread is inside :meth:`hold` or it is armed."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._guard = threading.Lock()
         self._count = 0
+        self._sticky = False
         self._fd: int | None = None
+
+    def arm(self) -> None:
+        """Take one sticky hold (if not already armed) that lasts until :meth:`disarm`."""
+        with self._guard:
+            if self._sticky:
+                return
+            if self._count == 0:
+                self._fd = _open_locked(self.path, fcntl.LOCK_SH)
+            self._count += 1
+            self._sticky = True
+
+    def disarm(self) -> None:
+        """Drop the sticky hold taken by :meth:`arm`, if any."""
+        with self._guard:
+            if not self._sticky:
+                return
+            self._sticky = False
+            self._count -= 1
+            if self._count == 0 and self._fd is not None:
+                _close(self._fd)
+                self._fd = None
 
     @contextmanager
     def hold(self) -> Iterator[None]:

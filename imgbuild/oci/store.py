@@ -11,9 +11,13 @@ checked against the digest it was announced with, fsynced and renamed into
 place; ``index.json`` is replaced the same way, so a reader (who takes no lock)
 sees the old or the new state, never a partial one. Writers of ``index.json``
 serialise on an exclusive ``flock`` of ``.lock`` (:meth:`Store.lock`).
-Importers hold a shared lock on ``.gc.lock`` (:meth:`Store.writing`) from their
-first blob to their tag; :meth:`Store.gc` removes every unreachable blob when
-no importer is active, and only those older than an hour while one is.
+A process that writes a blob holds a shared lock on ``.gc.lock`` from then
+until it next tags (:meth:`Store.tag`, :meth:`Store.add_untagged`), or for the
+span of a :meth:`Store.writing` block; :meth:`Store.gc` removes every
+unreachable blob when no such importer exists, and only those older than an
+hour while one does, so a concurrent gc never deletes an import in progress.
+(A process that imports in one thread while another thread tags should wrap
+each import in :meth:`Store.writing`.)
 """
 
 from __future__ import annotations
@@ -108,7 +112,10 @@ class Store:
 
     def writing(self):
         """Shared lock an importer holds from its first blob write to its tag, so gc spares its blobs."""
-        return shared_lock(self.root / ".gc.lock").hold()
+        return self._gc_lock().hold()
+
+    def _gc_lock(self):
+        return shared_lock(self.root / ".gc.lock")
 
     def _atomic_write(self, path: Path, data: bytes) -> None:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -171,6 +178,7 @@ class Store:
         """Stream one blob in; commits on a clean exit, stores nothing on error or digest/size mismatch."""
         self._ensure_layout()
         algorithm = Digest(expected).algorithm if expected else "sha256"
+        self._gc_lock().arm()  # until our next tag: a concurrent gc spares what we write now
         with self.writing():
             fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix="blob-")
             try:
@@ -291,16 +299,17 @@ class Store:
                     if e.annotations.get(REF_NAME) != name and not (REF_NAME not in e.annotations and e.digest == desc.digest)]
             entry = Descriptor(desc.media_type, desc.digest, desc.size, {REF_NAME: name}, desc.platform, desc.urls)
             self._write_index([*keep, entry])
+        self._gc_lock().disarm()
 
     def add_untagged(self, desc: Descriptor) -> None:
         """Keep an image with no tag alive (listed as ``<none>``) unless some entry already holds it."""
         self._ensure_layout()
         with self.lock():
             entries = self.entries()
-            if any(e.digest == desc.digest for e in entries):
-                return
-            entry = Descriptor(desc.media_type, desc.digest, desc.size, {}, desc.platform, desc.urls)
-            self._write_index([*entries, entry])
+            if not any(e.digest == desc.digest for e in entries):
+                entry = Descriptor(desc.media_type, desc.digest, desc.size, {}, desc.platform, desc.urls)
+                self._write_index([*entries, entry])
+        self._gc_lock().disarm()
 
     def untag(self, ref: str | Reference) -> Descriptor:
         """Remove the tag ``ref`` and return what it pointed at (blobs stay until :meth:`gc`)."""
