@@ -31,7 +31,7 @@ from imgbuild.oci.layer import extract_layer, open_layer
 from imgbuild.oci.model import Descriptor, Digest, MediaType
 from imgbuild.oci.store import Image
 
-__all__ = ["UnpackedLayer", "layer_cache", "unpack_layer", "unpack_image", "extract_image", "cached_layers"]
+__all__ = ["UnpackedLayer", "HashingReader", "layer_cache", "unpack_layer", "unpack_image", "extract_image", "cached_layers"]
 
 _CHUNK = 1 << 20
 
@@ -60,8 +60,8 @@ def cached_layers() -> list[Digest]:
     return sorted(Digest.from_hex(p.name) for p in root.iterdir() if p.is_dir() and len(p.name) == 64)
 
 
-class _HashingReader:
-    """A read-only stream that hashes what passes through it."""
+class HashingReader:
+    """A read-only stream that hashes what passes through it (to check a layer against its diffID)."""
 
     def __init__(self, raw: BinaryIO) -> None:
         self.raw = raw
@@ -81,7 +81,7 @@ class _HashingReader:
 def _extract_checked(image: Image, desc: Descriptor, diff_id: Digest, dest: Path, *, overlay: bool) -> None:
     """Extract one layer into ``dest``, verifying its uncompressed bytes against ``diff_id``."""
     with image.open_layer(desc) as raw:
-        reader = _HashingReader(open_layer(raw, desc.media_type))
+        reader = HashingReader(open_layer(raw, desc.media_type))
         extract_layer(reader, MediaType.OCI_LAYER, dest, whiteouts=True, devices=True, keep_whiteout_files=overlay)
         reader.drain()
     actual = f"sha256:{reader.hash.hexdigest()}"
