@@ -1,0 +1,98 @@
+"""Credential lookup, storage and challenge answers (real files and a real helper script, no network)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from imgbuild.errors import AuthError, InputError
+from imgbuild.oci.auth import (
+    Authenticator, ConfigAuth, Credentials, StaticAuth, auth_files, registry_host, remove_credentials,
+    save_credentials,
+)
+from imgbuild.oci.registry import insecure_hosts, is_loopback
+
+
+def _b64(s: str) -> str:
+    return base64.b64encode(s.encode()).decode()
+
+
+def test_credentials_hide_the_password():
+    c = Credentials("alice", "top-secret")
+    assert "top-secret" not in repr(c)
+    assert Credentials.from_basic(c.basic()) == c
+    assert Credentials.from_basic("!!!") is None
+
+
+def test_save_and_remove_write_0600_docker_format(imgbuild_home: Path):
+    path = save_credentials("localhost:5000", Credentials("alice", "pw"))
+    assert path == imgbuild_home / "auth.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    data = json.loads(path.read_text())
+    assert data == {"auths": {"localhost:5000": {"auth": _b64("alice:pw")}}}
+    assert ConfigAuth().credentials("localhost:5000") == Credentials("alice", "pw")
+    assert ConfigAuth().credentials("127.0.0.1:5000") == Credentials("alice", "pw")  # same host
+    assert ConfigAuth().credentials("localhost:5001") is None
+    assert remove_credentials("localhost:5000") is True
+    assert remove_credentials("localhost:5000") is False
+
+
+def test_lookup_order_ours_then_podman_then_docker(imgbuild_home: Path, tmp_path: Path, monkeypatch):
+    podman = Path(os.environ["REGISTRY_AUTH_FILE"])
+    podman.write_text(json.dumps({"auths": {"reg.example": {"auth": _b64("bob:p2")},
+                                            "other.example": {"auth": _b64("carol:p3")}}}))
+    docker = Path(os.environ["DOCKER_CONFIG"])
+    docker.mkdir()
+    (docker / "config.json").write_text(json.dumps({"auths": {"https://docker.example/v1/": {"auth": _b64("d:p4")}}}))
+    save_credentials("reg.example", Credentials("alice", "p1"))
+    auth = ConfigAuth()
+    assert auth.credentials("reg.example").username == "alice"
+    assert auth.credentials("other.example").username == "carol"
+    assert auth.credentials("docker.example").username == "d"
+    assert auth.credentials("nowhere.example") is None
+    assert auth_files()[0] == imgbuild_home / "auth.json"
+
+
+def test_credential_helper_is_asked(tmp_path: Path, monkeypatch):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    helper = bindir / "docker-credential-fake"
+    helper.write_text('#!/bin/sh\nread host\necho "{\\"Username\\":\\"u-$host\\",\\"Secret\\":\\"s\\"}"\n')
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"credHelpers": {"h.example": "fake"}, "credsStore": "missing-helper"}))
+    auth = ConfigAuth((cfg,))
+    assert auth.credentials("h.example") == Credentials("u-h.example", "s")
+    assert auth.credentials("x.example") is None  # credsStore helper not installed: no credentials
+
+
+def test_basic_challenge_needs_credentials_and_never_shows_password():
+    a = Authenticator("r.example", StaticAuth(None), session=None, verify=True)
+    with pytest.raises(AuthError, match="imgbuild login r.example"):
+        a.answer('Basic realm="x"', "repository:a:pull", "https")
+    b = Authenticator("r.example", StaticAuth(Credentials("alice", "pw-123")), session=None, verify=True)
+    header = b.answer('Basic realm="x"', "repository:a:pull", "https")
+    assert header == {"Authorization": f"Basic {_b64('alice:pw-123')}"}
+    assert b.header("repository:other:push") == header  # basic is the same for every scope
+    with pytest.raises(AuthError, match="unsupported"):
+        b.answer('Negotiate', "s", "https")
+
+
+def test_registry_host_normalises_what_users_type():
+    assert registry_host("https://localhost:5000/") == "localhost:5000"
+    assert registry_host("index.docker.io") == "docker.io"
+    with pytest.raises(InputError):
+        registry_host("")
+
+
+def test_loopback_and_insecure_hosts(monkeypatch):
+    assert is_loopback("localhost:5000") and is_loopback("127.0.0.5") and is_loopback("[::1]:5000")
+    assert not is_loopback("registry.example:5000") and not is_loopback("10.0.0.1:80")
+    monkeypatch.setenv("IMGBUILD_INSECURE_REGISTRIES", "a.example:5000, b.example")
+    assert insecure_hosts() == {"a.example:5000", "b.example"}
