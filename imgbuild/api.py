@@ -24,6 +24,7 @@ from imgbuild.reference import Reference, parse_reference
 __all__ = [
     "ImageSummary", "ImageDetails", "RmiResult", "TYPE_LABEL", "ROLE_ANNOTATION",
     "images", "inspect", "tag", "rmi", "save", "load", "gc", "verify", "image_id",
+    "mount", "umount", "mounts", "commit", "diff",
 ]
 
 TYPE_LABEL = "sealos.io.type"
@@ -235,3 +236,39 @@ def verify(repair: bool = False, store: Store | None = None) -> list[str]:
 def image_id(digest: str | Digest) -> str:
     """The short IMAGE ID docker shows: the first 12 hex digits of the config digest."""
     return Digest(digest).hex[:12]
+
+
+def mount(ref: str, *, rw: bool = False, mechanism: str = "auto", store: Store | None = None):
+    """Mount an image's merged tree (overlay, fuse-overlayfs or extracted copy); returns a :class:`MountedImage`."""
+    from imgbuild import mount as _mount
+
+    return _mount.mount(ref, rw=rw, mechanism=mechanism, store=store)
+
+
+def umount(target: str | None = None, *, all: bool = False) -> list[Any]:
+    """Unmount the mounts ``target`` (image, path or mount id) names, or all; returns what was done."""
+    from imgbuild import mount as _mount
+
+    return _mount.umount(target, all=all)
+
+
+def mounts() -> list[Any]:
+    """The live mount records (stale ones cleaned first)."""
+    from imgbuild import mount as _mount
+
+    return _mount.list_mounts()
+
+
+def commit(target: str, ref: str, *, compression: str | None = None, store: Store | None = None) -> Descriptor:
+    """Turn the changes of a writable mount into a new image tagged ``ref``; returns its manifest descriptor."""
+    from imgbuild.commit import commit as _commit
+    from imgbuild.mount import record_of
+
+    return _commit(record_of(target), parse_reference(ref).normalized, compression=compression, store=store)
+
+
+def diff(a: str, b: str, *, owners: bool = True, store: Store | None = None):
+    """Files and config that changed from ``a`` to ``b`` (images or directories); an :class:`ImageDiff`."""
+    from imgbuild.difftree import diff as _diff
+
+    return _diff(a, b, store=store, owners=owners)
