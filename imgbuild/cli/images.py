@@ -7,15 +7,17 @@ from datetime import datetime, timezone
 import typer
 
 from imgbuild.cli import output
-from imgbuild.cli.app import app
 
 __all__ = ["images_app", "relative_time"]
 
 images_app = typer.Typer(
     invoke_without_command=True,
     no_args_is_help=False,
-    help="List local images (with no subcommand), or work on them.",
 )
+
+# Imported after images_app exists: importing app registers modules (images find) that extend images_app.
+from imgbuild.cli.app import app  # noqa: E402
+
 app.add_typer(images_app, name="images")
 
 
@@ -50,6 +52,8 @@ def images(
     digests: bool = typer.Option(False, "--digests", help="Show manifest digests."),
 ) -> None:
     """List local images: REPOSITORY, TAG, IMAGE ID, CREATED, SIZE, TYPE (the sealos.io.type label).
+
+    With a subcommand (see below), work on images instead.
 
     Example: imgbuild images --digests
     """

@@ -16,7 +16,7 @@ def rmi(
     force: bool = typer.Option(False, "--force", "-f", help="By ID: remove the image even if several tags name it."),
     json_out: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
 ) -> None:
-    """Remove images. A tag removes that name only; an ID or digest removes the image (-f if it has several tags).
+    """Remove images: a tag removes that name only; an ID or digest the image (-f when several tags name it).
 
     Example: imgbuild rmi app:v1 3f4e5d6c7b8a -f
     """
