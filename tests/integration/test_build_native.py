@@ -1,0 +1,231 @@
+"""Native builds of the example Kubefiles: files, modes, owners, config and labels as the Kubefile says.
+
+Images are built into the test's store, their layers extracted with extract_layer and
+listed with iter_layer_members, and compared with the context file by file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from imgbuild.build.builder import BuildRequest, build
+from imgbuild.build.context import BuildContext
+from imgbuild.errors import BuildError, ContextError
+from imgbuild.oci.layer import extract_layer, iter_layer_members
+from imgbuild.oci.store import open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "kubefiles"
+
+
+def _build(context: Path, **kw):
+    return build(BuildRequest(context=context, **kw))
+
+
+def _extract(digest: str, dest: Path) -> Path:
+    store = open_store()
+    image = store.image(digest)
+    for desc in image.layers:
+        with store.open_blob(desc.digest) as fh:
+            extract_layer(fh, desc.media_type, dest)
+    return dest
+
+
+def _members(digest: str) -> dict[str, tarfile.TarInfo]:
+    store = open_store()
+    out: dict[str, tarfile.TarInfo] = {}
+    for desc in store.image(digest).layers:
+        with store.open_blob(desc.digest) as fh:
+            out.update({m.name.rstrip("/"): m for m in iter_layer_members(fh, desc.media_type)})
+    return out
+
+
+def _context_files(context: Path) -> dict[str, bytes]:
+    ctx = BuildContext.open(context)
+    [root] = ctx.resolve(".")
+    return {f.rel: Path(f.path).read_bytes() for f in ctx.walk(root) if f.kind == "file"}
+
+
+def _tree_files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file() and not p.is_symlink()}
+
+
+def test_minimal_files_and_config(tmp_path: Path) -> None:
+    out = _build(EXAMPLES / "minimal", tags=("localhost:5000/demo/minimal:v1",))
+    tree = _extract(out.digest, tmp_path / "rootfs")
+    assert (tree / "opt/demo/files/hello.txt").read_text() == "hello\n"
+    assert (tree / "opt/demo/files/sub/world.txt").read_text() == "world\n"
+    assert not (tree / "opt/demo/files/notes.tmp").exists()  # .dockerignore
+    assert sorted(os.listdir(tree / "texts")) == ["hello.txt"]  # glob: files only, ignored excluded
+    members = _members(out.digest)
+    data = members["data/data.bin"]
+    assert (data.uid, data.gid, data.mode & 0o7777) == (1000, 1000, 0o640)
+    assert members["data"].isdir()
+    cfg = open_store().image("localhost:5000/demo/minimal:v1").config
+    section = cfg.data["config"]
+    assert section["WorkingDir"] == "/opt/demo" and section["User"] == "1000:1000"
+    assert section["Entrypoint"] == ["/bin/demo"] and section["Cmd"] == ["--serve"]
+    assert section["ExposedPorts"] == {"8080/tcp": {}} and section["Volumes"] == {"/data": {}}
+    assert cfg.labels["org.opencontainers.image.version"] == "1.0"
+    assert cfg.labels["sealos.io.type"] == "application"
+    assert cfg.created == "1970-01-01T00:00:00Z"
+    assert len(cfg.diff_ids) == 3 and len(cfg.history) == 13
+
+
+def test_rebuild_is_identical_and_cached(tmp_path: Path) -> None:
+    first = _build(EXAMPLES / "minimal")
+    second = _build(EXAMPLES / "minimal")
+    assert first.digest == second.digest
+    assert second.results[0].cached_layers == 3
+    third = _build(EXAMPLES / "minimal", cache=False)
+    assert third.digest == first.digest  # deterministic even without the cache
+
+
+def test_source_date_epoch_sets_created(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    out = _build(EXAMPLES / "pause-demo")
+    assert out.results[0].config.created == "2023-11-14T22:13:20Z"
+    assert _build(EXAMPLES / "pause-demo", timestamp=0).results[0].config.created == "1970-01-01T00:00:00Z"
+
+
+def test_sealer_app_files_under_application_apps(tmp_path: Path) -> None:
+    out = _build(EXAMPLES / "sealer-app")
+    tree = _extract(out.digest, tmp_path / "t")
+    app = tree / "application/apps/greeting"
+    assert (app / "config.yaml").read_bytes() == (EXAMPLES / "sealer-app/manifests/config.yaml").read_bytes()
+    assert os.access(app / "install.sh", os.X_OK)
+    [layer] = out.results[0].manifest.layers
+    assert layer.annotations["io.imgbuild.layer.role"] == "application"
+    labels = out.results[0].config.labels
+    assert json.loads(labels["io.imgbuild.launch"]) == ["greeting"]
+
+
+def test_multistage_copy_from(tmp_path: Path) -> None:
+    out = _build(EXAMPLES / "multistage")
+    tree = _extract(out.digest, tmp_path / "t")
+    assert (tree / "payload/artifact.txt").read_text() == "built in stage one\n"
+    assert ((tree / "payload/private.txt").stat().st_mode & 0o777) == 0o600
+    assert len(out.results[0].manifest.layers) == 1  # the first stage's layers are not in the image
+
+
+def _rootfs_context(tmp_path: Path) -> Path:
+    """rootfs-demo without images to bundle, plus a registry/ dir of its own."""
+    ctx = tmp_path / "rootfs"
+    shutil.copytree(EXAMPLES / "rootfs-demo", ctx, symlinks=True)
+    shutil.rmtree(ctx / "images")
+    blob = ctx / "registry/docker/registry/v2/blobs/sha256/ab/abcd/data"
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(b"blob")
+    (ctx / "README.md").write_text("ignored by .kubeignore")
+    return ctx
+
+
+def test_sealos_rootfs_shape_split_by_role(tmp_path: Path) -> None:
+    ctx = _rootfs_context(tmp_path)
+    out = _build(ctx, tags=("localhost:5000/demo/rootfs:v1",))
+    result = out.results[0]
+    roles = [d.annotations["io.imgbuild.layer.role"] for d in result.manifest.layers]
+    assert roles == ["rootfs", "scripts", "registry"]
+    tree = _extract(out.digest, tmp_path / "t")
+    assert _tree_files(tree) == _context_files(ctx)
+    assert "README.md" not in _tree_files(tree)
+    store = open_store()
+    for desc, role in zip(result.manifest.layers, roles):
+        with store.open_blob(desc.digest) as fh:
+            tops = {m.name.split("/")[0] for m in iter_layer_members(fh, desc.media_type)}
+        assert (tops == {role}) if role != "rootfs" else not tops & {"scripts", "registry"}
+    cfg = result.config
+    assert cfg.labels["init"] == "init.sh $criData $registryDomain $registryPort"
+    assert cfg.labels["sealos.io.type"] == "rootfs" and cfg.data["author"] == "imgbuild"
+    assert cfg.env_map["registryDomain"] == "sealos.hub" and cfg.env_map["registryPort"] == "5000"
+
+
+def test_changing_a_script_changes_only_the_scripts_layer(tmp_path: Path) -> None:
+    ctx = _rootfs_context(tmp_path)
+    before = _build(ctx).results[0].manifest.layers
+    with open(ctx / "scripts/init.sh", "a") as fh:
+        fh.write("# changed\n")
+    after = _build(ctx).results[0].manifest.layers
+    changed = [a.annotations["io.imgbuild.layer.role"] for a, b in zip(after, before) if a.digest != b.digest]
+    assert changed == ["scripts"]
+
+
+def test_type_detection_without_label(tmp_path: Path) -> None:
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts/init.sh").write_text("echo\n")
+    (tmp_path / "Kubefile").write_text("FROM scratch\nCOPY scripts scripts\n")
+    assert _build(tmp_path).results[0].image_type == "rootfs"
+    (tmp_path / "Kubefile").write_text("FROM scratch\nCOPY scripts/init.sh /x\n")
+    assert _build(tmp_path).results[0].image_type == "application"
+
+
+def test_cli_extras_and_image_base(tmp_path: Path) -> None:
+    base = _build(EXAMPLES / "pause-demo", tags=("imgbuild.local/demo/pause:3.9",))
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "Kubefile").write_text("FROM imgbuild.local/demo/pause:3.9\nCOPY f /tmp/f\n")
+    out = _build(tmp_path, labels={"team": "a"}, env={"MODE": "x"}, annotations={"note": "n"}, pull="never")
+    r = out.results[0]
+    assert r.manifest.layers[0] == base.results[0].manifest.layers[0]
+    assert r.config.labels["team"] == "a" and r.config.env_map["MODE"] == "x"
+    assert r.manifest.annotations == {"note": "n"}
+    assert r.config.entrypoint == ["/pause"] and r.image_type == "application"  # has a base
+
+
+def test_add_extracts_local_archives(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("pkg/bin/tool")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"tool"))
+    (tmp_path / "pkg.tar.gz").write_bytes(buf.getvalue())
+    (tmp_path / "Kubefile").write_text("FROM scratch\nADD pkg.tar.gz /opt/\nCOPY pkg.tar.gz /raw/\n")
+    tree = _extract(_build(tmp_path).digest, tmp_path / "t")
+    assert (tree / "opt/pkg/bin/tool").read_bytes() == b"tool"
+    assert (tree / "raw/pkg.tar.gz").read_bytes() == buf.getvalue()
+
+
+def test_symlinks_are_kept_and_escaping_sources_refused(tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    (ctx / "d").mkdir(parents=True)
+    (ctx / "d/real").write_text("r")
+    os.symlink("/etc/passwd", ctx / "d/abs")
+    (ctx / "Kubefile").write_text("FROM scratch\nCOPY d /d\n")
+    members = _members(_build(ctx).digest)
+    assert members["d/abs"].issym() and members["d/abs"].linkname == "/etc/passwd"
+    os.symlink("/etc/passwd", ctx / "escape")
+    (ctx / "Kubefile").write_text("FROM scratch\nCOPY escape /e\n")
+    with pytest.raises(ContextError) as info:
+        _build(ctx)
+    assert info.value.where == "Kubefile:2"
+
+
+def test_url_sources_are_an_explicit_error(tmp_path: Path) -> None:
+    (tmp_path / "Kubefile").write_text("FROM scratch\nAPP x https://example.com/x.yaml\n")
+    with pytest.raises(BuildError, match="offline"):
+        _build(tmp_path)
+
+
+def test_multi_platform_index(tmp_path: Path) -> None:
+    for arch in ("amd64", "arm64"):
+        (tmp_path / "bin" / arch).mkdir(parents=True)
+        (tmp_path / "bin" / arch / "tool").write_text(arch)
+    (tmp_path / "Kubefile").write_text("FROM scratch\nCOPY bin/${ARCH}/tool /bin/tool\n")
+    out = _build(tmp_path, platforms=("linux/amd64", "linux/arm64"), tags=("localhost:5000/demo/multi:v1",))
+    assert out.descriptor.media_type == "application/vnd.oci.image.index.v1+json"
+    store = open_store()
+    from imgbuild.oci.model import Platform
+
+    for arch in ("amd64", "arm64"):
+        image = store.image("localhost:5000/demo/multi:v1", Platform.parse(f"linux/{arch}"))
+        tree = tmp_path / f"x-{arch}"
+        for desc in image.layers:
+            with store.open_blob(desc.digest) as fh:
+                extract_layer(fh, desc.media_type, tree)
+        assert (tree / "bin/tool").read_text() == arch
