@@ -24,7 +24,7 @@ from imgbuild.reference import Reference, parse_reference
 __all__ = [
     "ImageSummary", "ImageDetails", "RmiResult", "TYPE_LABEL", "ROLE_ANNOTATION",
     "images", "inspect", "tag", "rmi", "save", "load", "gc", "verify", "image_id",
-    "mount", "umount", "mounts", "commit", "diff",
+    "mount", "umount", "mounts", "commit", "diff", "build",
 ]
 
 TYPE_LABEL = "sealos.io.type"
@@ -272,3 +272,10 @@ def diff(a: str, b: str, *, owners: bool = True, store: Store | None = None):
     from imgbuild.difftree import diff as _diff
 
     return _diff(a, b, store=store, owners=owners)
+
+
+def build(context: str | Path, *, store: Store | None = None, reporter: Any = None, **request: Any):
+    """Build the Kubefile in ``context`` into the store; ``request`` holds BuildRequest fields (tags, platforms...)."""
+    from imgbuild.build.builder import BuildRequest, build as _build
+
+    return _build(BuildRequest(context=Path(context), **request), store=store, reporter=reporter)
