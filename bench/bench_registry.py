@@ -1,0 +1,166 @@
+"""Registry transfer speed: imgbuild push/pull vs ``skopeo copy`` vs raw curl PUT/GET, and peak RSS.
+
+A 400 MB, 5-layer image (random gzip layers of 160/100/80/40/20 MB) is made once in an
+OCI layout under /tmp. Each measurement gets a fresh local docker-registry (empty
+storage), so nothing is skipped or mounted:
+
+* push: ``imgbuild`` (a subprocess, jobs=4) vs ``skopeo copy oci:... docker://...``
+  vs curl (POST + ``PUT -T blob``, 4 blobs at a time: the raw loopback HTTP limit);
+* pull: ``imgbuild`` into an empty store vs ``skopeo copy docker://... oci:...`` vs curl GET
+  to /dev/null (the wire limit) and to files on the same disk. imgbuild also hashes every
+  byte (sha256) and fsyncs each blob before renaming it, which curl does not.
+
+Printed ratios are *time* ratios, ours over theirs: <= 1.0 means imgbuild is as fast or
+faster. ``*_rss_mb`` is imgbuild's peak RSS in the child process. Run: ``python -m bench registry``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from imgbuild.engine.exec import LOCAL, require_tool
+
+__all__ = ["main"]
+
+WORK = Path("/tmp/imgbuild-bench-registry")
+SIZES_MB = (160, 100, 80, 40, 20)
+REF_PATH = "bench/app:v1"
+
+_CHILD = """
+import resource, sys, time
+from imgbuild.oci.store import Store
+from imgbuild.oci import transfer
+verb, store, ref = sys.argv[1:4]
+if verb == "push":
+    transfer.push(ref, store=Store(store), jobs=4, progress=False)
+else:
+    transfer.pull(ref, store=Store(store), jobs=4, progress=False)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def _image() -> tuple[Path, list[str]]:
+    """The bench image's OCI layout and its blob digests (made once)."""
+    from imgbuild.oci.store import Store
+    from tests.support.images import make_random_image
+
+    layout = WORK / "src"
+    stamp = layout / ".bench-stamp"
+    if not stamp.exists():
+        shutil.rmtree(layout, ignore_errors=True)
+        store = Store(layout)
+        make_random_image(store, f"127.0.0.1:1/{REF_PATH}", [s << 20 for s in SIZES_MB], workdir=WORK)
+        stamp.write_text("v1")
+    store = Store(layout)
+    image = store.image(f"127.0.0.1:1/{REF_PATH}")
+    return layout, [str(image.manifest.config.digest)] + [str(d.digest) for d in image.layers]
+
+
+def _registry(name: str):
+    from tests.support.registry import start_registry
+
+    shutil.rmtree(WORK / name, ignore_errors=True)
+    return start_registry(WORK / name)
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _ours(verb: str, store: Path, ref: str) -> tuple[float, int]:
+    out: list[str] = []
+    t = _timed(lambda: out.append(LOCAL.run([sys.executable, "-c", _CHILD, verb, str(store), ref]).stdout))
+    return t, int(out[0].strip().splitlines()[-1])
+
+
+def _curl_push(host: str, layout: Path, digests: list[str]) -> None:
+    def one(d: str) -> None:
+        loc = LOCAL.run(["curl", "-sS", "-X", "POST", "-D", "-", "-o", "/dev/null",
+                         f"http://{host}/v2/bench/curl/blobs/uploads/"]).stdout
+        url = next(ln.split(":", 1)[1].strip() for ln in loc.splitlines() if ln.lower().startswith("location:"))
+        url = url if url.startswith("http") else f"http://{host}{url}"
+        LOCAL.run(["curl", "-sS", "-f", "-X", "PUT", "-H", "Content-Type: application/octet-stream",
+                   "-T", str(layout / "blobs" / "sha256" / d.split(":")[1]), f"{url}&digest={d}"])
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(one, digests))
+
+
+def _curl_pull(host: str, repo: str, digests: list[str], dest: Path | None = None) -> None:
+    """GET every blob, 4 at a time, to /dev/null or into ``dest`` (same disk as our store)."""
+    if dest:
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+
+    def one(d: str) -> None:
+        out = str(dest / d.split(":")[1]) if dest else "/dev/null"
+        LOCAL.run(["curl", "-sS", "-f", "-o", out, f"http://{host}/v2/{repo}/blobs/{d}"])
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(one, digests))
+
+
+def main() -> dict[str, float]:
+    """Run the measurements, print times, return ratios."""
+    for tool in ("skopeo", "curl", "docker-registry"):
+        require_tool(tool)
+    WORK.mkdir(parents=True, exist_ok=True)
+    layout, digests = _image()
+    times: dict[str, float] = {}
+    rss: dict[str, int] = {}
+    reg = _registry("reg-ours")
+    try:
+        times["push_ours"], rss["push"] = _push_ours(layout, reg.host)
+        pulled = WORK / "pulled"
+        shutil.rmtree(pulled, ignore_errors=True)
+        times["pull_ours"], rss["pull"] = _ours("pull", pulled, f"{reg.host}/bench/ours:v1")
+        times["pull_curl"] = _timed(lambda: _curl_pull(reg.host, "bench/ours", digests))
+        times["pull_curl_disk"] = _timed(lambda: _curl_pull(reg.host, "bench/ours", digests, WORK / "curl-pulled"))
+        back = WORK / "skopeo-pulled"
+        shutil.rmtree(back, ignore_errors=True)
+        times["pull_skopeo"] = _timed(lambda: LOCAL.run(
+            ["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{reg.host}/bench/ours:v1", f"oci:{back}:v1"]))
+    finally:
+        reg.stop()
+    for name, fn in (("push_skopeo", lambda host: LOCAL.run(
+            ["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:127.0.0.1:1/{REF_PATH}",
+             f"docker://{host}/bench/skopeo:v1"])),
+                     ("push_curl", lambda host: _curl_push(host, layout, digests))):
+        reg = _registry(f"reg-{name}")
+        try:
+            times[name] = _timed(lambda: fn(reg.host))
+        finally:
+            reg.stop()
+    total = sum(SIZES_MB)
+    for k, v in times.items():
+        print(f"{k}: {v:.2f}s ({total / v:.0f} MB/s)")
+    print(f"push_rss_mb: {rss['push']}  pull_rss_mb: {rss['pull']}")
+    return {
+        "push_time_over_skopeo": times["push_ours"] / times["push_skopeo"],
+        "push_time_over_curl": times["push_ours"] / times["push_curl"],
+        "pull_time_over_skopeo": times["pull_ours"] / times["pull_skopeo"],
+        "pull_time_over_curl": times["pull_ours"] / times["pull_curl"],
+        "pull_time_over_curl_to_disk": times["pull_ours"] / times["pull_curl_disk"],
+        "push_rss_mb": float(rss["push"]),
+        "pull_rss_mb": float(rss["pull"]),
+    }
+
+
+def _push_ours(layout: Path, host: str) -> tuple[float, int]:
+    """Tag the bench image for ``host`` in a copy-free way (same layout) and push it with imgbuild."""
+    from imgbuild.oci.store import Store
+
+    store = Store(layout)
+    store.tag(f"{host}/bench/ours:v1", store.resolve(f"127.0.0.1:1/{REF_PATH}"))
+    try:
+        return _ours("push", layout, f"{host}/bench/ours:v1")
+    finally:
+        store.untag(f"{host}/bench/ours:v1")
+
+
+if __name__ == "__main__":
+    main()
