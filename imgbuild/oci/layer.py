@@ -14,7 +14,6 @@ read layers for diff and inspect.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import os
 import posixpath
@@ -28,6 +27,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Mapping
 import zstandard
 
 from imgbuild.errors import BuildError, ContextError, ImgbuildError, InputError, UnsafePathError
+from imgbuild.oci._pipeline import Batcher, Forward, HashingWriter, Stage
 from imgbuild.oci.model import Descriptor, Digest, MediaType
 
 __all__ = [
@@ -191,31 +191,7 @@ def _entry_for(arcname, path, st, seen, uid, gid, mode) -> Entry | None:
 # --------------------------------------------------------------------------- writing
 
 
-class _HashingWriter:
-    """A write-only sink that hashes and counts what passes through to ``out`` (if any)."""
-
-    def __init__(self, out: BinaryIO | None) -> None:
-        self.out = out
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data) -> int:
-        self.hash.update(data)
-        n = len(data)
-        self.size += n
-        if self.out is not None:
-            self.out.write(data)
-        return n
-
-    def flush(self) -> None:
-        if self.out is not None and hasattr(self.out, "flush"):
-            self.out.flush()
-
-    def digest(self) -> Digest:
-        return Digest.from_hex(self.hash.hexdigest())
-
-
-def _compressor(compression: str, sink: _HashingWriter, level: int | None, threads: int):
+def _compressor(compression: str, sink, level: int | None, threads: int):
     """A writable stream compressing into ``sink`` and its media type; close() ends the stream."""
     if compression == "zstd":
         workers = (os.cpu_count() or 1) if threads < 0 else max(threads, 1)  # output is the same for any >= 1
@@ -236,24 +212,44 @@ def write_layer(entries: Iterable[Entry], out: BinaryIO, *, compression: str = "
 
     Entries are put in tree order; for equal names the last one given wins. ``epoch``
     (default ``$SOURCE_DATE_EPOCH`` or 0) is the mtime of entries without their own.
+    Files are read on this thread; hashing+compression and hashing+writing of the
+    output run on two more, so the work overlaps and memory stays at a few MiB.
     """
     if epoch is None:
         epoch = _env_epoch()
-    blob = _HashingWriter(out)
-    comp, media_type = _compressor(compression, blob, level, threads)
-    tar = _HashingWriter(comp) if comp is not None else blob
+    ordered = _ordered(entries)
+    blob = HashingWriter(out)
+    out_stage = Stage(blob.write, depth=32, name="layer-out")
+    comp, media_type = _compressor(compression, Forward(out_stage.put), level, threads)
+    diff = HashingWriter()
+    feed = out_stage if comp is None else Stage(_feeder(diff, comp), depth=4, name="layer-compress")
     try:
-        _write_tar(_ordered(entries), tar, epoch)
+        tar = Batcher(feed.put)
+        _write_tar(ordered, tar, epoch)
+        tar.flush()
         if comp is not None:
+            feed.close()
             comp.close()
-    except OSError as exc:
-        raise ImgbuildError(f"cannot write layer: {exc.strerror or exc}") from exc
-    except zstandard.ZstdError as exc:
-        raise ImgbuildError(f"zstd compression failed: {exc}") from exc
+        out_stage.close()
+    except BaseException as exc:
+        feed.abort()
+        out_stage.abort()
+        if isinstance(exc, OSError):
+            raise ImgbuildError(f"cannot write layer: {exc.strerror or exc}") from exc
+        if isinstance(exc, zstandard.ZstdError):
+            raise ImgbuildError(f"zstd compression failed: {exc}") from exc
+        raise
     blob.flush()
-    diff_id = tar.digest()
-    digest = diff_id if comp is None else blob.digest()
-    return LayerResult(diff_id, digest, blob.size, media_type)
+    digest = blob.digest()
+    return LayerResult(digest if comp is None else diff.digest(), digest, blob.size, media_type)
+
+
+def _feeder(diff: HashingWriter, comp) -> Callable[[bytes], None]:
+    """The compress stage's step: hash the uncompressed tar, then compress it."""
+    def feed(chunk: bytes) -> None:
+        diff.write(chunk)
+        comp.write(chunk)
+    return feed
 
 
 def _env_epoch() -> int:
@@ -277,16 +273,15 @@ def _ordered(entries: Iterable[Entry]) -> list[Entry]:
     return [by_name[n] for n in sorted(by_name, key=tree_key)]
 
 
-def _write_tar(entries: list[Entry], tar: _HashingWriter, epoch: int) -> None:
+def _write_tar(entries: list[Entry], tar: Batcher, epoch: int) -> None:
     """Stream headers and contents; hardlinks must point at an entry written before them."""
     written: set[str] = set()
-    buf = bytearray(CHUNK)
     for e in entries:
         name = _clean_arcname(e.arcname)
         if e.kind == "hardlink" and _clean_arcname(e.linkname or "") not in written:
             raise InputError(f"hardlink target {e.linkname!r} is not an earlier entry of the layer", where=name)
         if e.kind == "file":
-            _write_file(e, name, tar, epoch, buf)
+            _write_file(e, name, tar, epoch)
         else:
             data = (e.data or b"") if e.kind == "bytes" else b""
             tar.write(_header(e, name, len(data), epoch))
@@ -318,7 +313,7 @@ def _padding(size: int) -> bytes:
     return bytes(-size % tarfile.BLOCKSIZE)
 
 
-def _write_file(e: Entry, name: str, tar: _HashingWriter, epoch: int, buf: bytearray) -> None:
+def _write_file(e: Entry, name: str, tar: Batcher, epoch: int) -> None:
     """Stream one file from disk in 1 MiB chunks; a file that shrinks while read is an error."""
     if e.source is None:
         raise InputError("file entry without a source path", where=name)
@@ -330,17 +325,16 @@ def _write_file(e: Entry, name: str, tar: _HashingWriter, epoch: int, buf: bytea
         raise ContextError(f"cannot read {where}: {exc.strerror or exc}", where=where) from exc
     with f:
         tar.write(_header(e, name, size, epoch))
-        view = memoryview(buf)
         left = size
         while left > 0:
             try:
-                n = f.readinto(view[: min(left, CHUNK)])
+                chunk = f.read(min(left, CHUNK))  # a fresh bytes object: the next stage owns it
             except OSError as exc:
                 raise ContextError(f"cannot read {where}: {exc.strerror or exc}", where=where) from exc
-            if not n:
+            if not chunk:
                 raise BuildError(f"file shrank while being written into a layer ({left} bytes missing)", where=where)
-            tar.write(view[:n])
-            left -= n
+            tar.write(chunk)
+            left -= len(chunk)
     tar.write(_padding(size))
 
 

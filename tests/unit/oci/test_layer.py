@@ -227,7 +227,7 @@ def test_a_big_file_is_streamed_not_held_in_memory(tmp_path: Path) -> None:
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 8 << 20, peak
+    assert peak < 16 << 20, peak  # bounded queues: a few MiB whatever the layer size
     with open(tmp_path / "layer.zst", "rb") as f:
         assert Digest.of(f.read()) == res.digest
 
