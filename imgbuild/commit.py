@@ -19,7 +19,7 @@ from pathlib import Path
 
 from imgbuild.errors import InputError
 from imgbuild.mountrec import MountRecord
-from imgbuild.oci.layer import Entry, opaque_entry, whiteout_entry, write_layer
+from imgbuild.oci.layer import Entry, opaque_entry, tree_key, whiteout_entry, write_layer
 from imgbuild.oci.model import Descriptor, MediaType
 
 __all__ = ["commit", "upper_entries", "copy_entries"]
@@ -60,7 +60,7 @@ def _entry(rel: str, full: str, st: os.stat_result, seen: dict[tuple[int, int], 
 def upper_entries(upper: Path) -> list[Entry]:
     """The layer entries of an overlay upper directory, whiteouts converted to OCI form."""
     out: list[Entry] = []
-    seen: dict[tuple[int, int], str] = {}
+    found: list[tuple[str, str, os.stat_result]] = []
     stack = [("", str(upper))]
     while stack:
         rel_dir, full_dir = stack.pop()
@@ -74,14 +74,19 @@ def upper_entries(upper: Path) -> list[Entry]:
             elif e.name.startswith(".wh."):
                 out.append(whiteout_entry(f"{rel_dir}/{e.name[4:]}".lstrip("/")))
             else:
-                entry = _entry(rel, e.path, st, seen)
-                if entry is not None:
-                    out.append(entry)
+                found.append((rel, e.path, st))
                 if stat.S_ISDIR(st.st_mode):
                     if _opaque(e.path):
                         out.append(opaque_entry(rel))
                     stack.append((rel, e.path))
-    return out
+    return out + _entries_in_order(found)
+
+
+def _entries_in_order(found: list[tuple[str, str, os.stat_result]]) -> list[Entry]:
+    """Entries in tree order, so the first path of a hardlinked inode is the file and later ones link to it."""
+    seen: dict[tuple[int, int], str] = {}
+    entries = (_entry(rel, full, st, seen) for rel, full, st in sorted(found, key=lambda x: tree_key(x[0])))
+    return [e for e in entries if e is not None]
 
 
 def copy_entries(image, copy: Path) -> list[Entry]:
@@ -91,13 +96,9 @@ def copy_entries(image, copy: Path) -> list[Entry]:
 
     changes = compare_trees(image_tree(image), tree_from_dir(copy))
     out = [whiteout_entry(top.path) for top, _, _ in collapse(changes.removed)]
-    seen: dict[tuple[int, int], str] = {}
-    for info in [*changes.added, *(c.new for c in changes.changed)]:
-        full = str(copy / info.path)
-        entry = _entry(info.path, full, os.lstat(full), seen)
-        if entry is not None:
-            out.append(entry)
-    return out
+    found = [(i.path, str(copy / i.path), os.lstat(copy / i.path))
+             for i in [*changes.added, *(c.new for c in changes.changed)]]
+    return out + _entries_in_order(found)
 
 
 def commit(rec: MountRecord, ref: str, *, compression: str | None = None, store=None,

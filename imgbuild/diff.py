@@ -164,9 +164,10 @@ def merge_layers(layers: Iterable[list[FileInfo]]) -> dict[str, FileInfo]:
             if m.kind in ("opaque", "whiteout"):
                 continue
             if m.kind == "hardlink":
-                target = tree.items.get(m.linkname or "")
-                m = FileInfo(m.path, "file", m.mode, target.size if target else 0, target.sha256 if target else None,
-                             None, m.uid, m.gid)
+                target = tree.items.get(m.linkname or "")  # a hardlink shares its target's inode
+                m = FileInfo(m.path, "file", m.mode, uid=m.uid, gid=m.gid) if target is None else \
+                    FileInfo(m.path, target.kind, target.mode, target.size, target.sha256, target.linkname,
+                             target.uid, target.gid, target.rdev)
             tree.put(m)
     return dict(sorted(tree.items.items()))
 
