@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from imgbuild.errors import ContextError, InputError, UnsafePathError
+from imgbuild.errors import ContextError, ImgbuildError, InputError, UnsafePathError
 from imgbuild.oci.layer import (
     Entry, LayerResult, entries_from_tree, iter_layer_members, opaque_entry, open_layer, whiteout_entry, write_layer,
 )
@@ -270,3 +270,39 @@ def test_corrupt_layers_raise_input_errors() -> None:
         list(iter_layer_members(io.BytesIO(b"\x1f\x8b\x08" + b"garbage" * 100), MediaType.OCI_LAYER_GZIP))
     with pytest.raises(InputError):
         list(iter_layer_members(io.BytesIO(b"not a tar" * 100), MediaType.OCI_LAYER))
+
+
+class _FullDisk:
+    """An output that fails after a while, like a full disk."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def write(self, data) -> int:
+        self.left -= len(data)
+        if self.left < 0:
+            raise OSError(28, "No space left on device")
+        return len(data)
+
+
+@pytest.mark.parametrize("compression", ["zstd", "gzip", "none"])
+def test_output_errors_surface_and_nothing_hangs(tmp_path: Path, compression: str) -> None:
+    import threading
+
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(6 << 20))
+    before = threading.active_count()
+    with pytest.raises(ImgbuildError, match="No space left"):
+        write_layer([Entry("big", "file", source=big), Entry("z", "bytes", data=b"x")], _FullDisk(1 << 20),
+                    compression=compression)
+    assert threading.active_count() == before
+
+
+def test_input_errors_stop_the_pipeline(tmp_path: Path) -> None:
+    import threading
+
+    before = threading.active_count()
+    with pytest.raises(ContextError, match="cannot read"):
+        write_layer([Entry("a", "bytes", data=b"x" * 100_000), Entry("b", "file", source=tmp_path / "gone")],
+                    io.BytesIO())
+    assert threading.active_count() == before
