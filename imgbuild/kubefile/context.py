@@ -23,6 +23,7 @@ from imgbuild.kubefile.substitution import Lookup, SubstitutionError, expand_wor
 __all__ = ["RawFlag", "LineCtx", "split_command", "parse_flags", "FLAG_SPECS"]
 
 _FIELDS_RE = re.compile(r"\S+")
+_KEYWORD_RE = re.compile(r"\s*(\S*)\s*")
 
 # flag name -> kind: "str", "bool" or "list" (repeatable)
 FLAG_SPECS: dict[str, dict[str, str]] = {
@@ -101,13 +102,10 @@ def _skip_space(text: str, pos: int) -> int:
 
 def split_command(text: str, escape: str) -> tuple[str, int, list[RawFlag], int]:
     """Split a logical line: (keyword, keyword offset, flags, offset where the arguments start)."""
-    pos = _skip_space(text, 0)
-    end = pos
-    while end < len(text) and not text[end].isspace():
-        end += 1
-    keyword, kw_off = text[pos:end], pos
+    km = _KEYWORD_RE.match(text)
+    keyword, kw_off = km.group(1), km.start(1)
     flags: list[RawFlag] = []
-    pos = _skip_space(text, end)
+    pos = km.end()
     while text.startswith("--", pos):
         end = _word_end(text, pos, escape)
         word = _unquote(text[pos + 2 : end], escape)

@@ -23,6 +23,8 @@ Lookup = Callable[[str], "str | None"]
 
 _SPECIAL_PARAMS = frozenset("@*#?-$!0123456789")
 _NAME_RE = re.compile(r"[^\W]+")  # letters, digits, underscore (unicode-aware)
+_FIELD_RE = re.compile(r"\S+")
+_WORD_CACHE: dict[str, re.Pattern[str]] = {}
 _PLAIN_CACHE: dict[tuple[str, str], re.Pattern[str]] = {}
 
 
@@ -51,6 +53,38 @@ def _plain_run(escape: str, stop: str) -> re.Pattern[str]:
 
 def split_words(text: str, escape: str = "\\") -> list[tuple[str, int]]:
     """Split ``text`` on unquoted whitespace, keeping quotes and escapes; return (word, offset) pairs."""
+    if "'" not in text and '"' not in text and escape not in text:
+        return [(m.group(), m.start()) for m in _FIELD_RE.finditer(text)]
+    fast = _split_fast(text, escape)
+    return fast if fast is not None else _split_slow(text, escape)
+
+
+def _word_re(escape: str) -> re.Pattern[str]:
+    """A word: quoted strings, escaped characters and plain runs, glued together."""
+    pat = _WORD_CACHE.get(escape)
+    if pat is None:
+        e = re.escape(escape)
+        seg = rf'"(?:[^"{e}]|{e}[\s\S])*"|\'[^\']*\'|{e}[\s\S]|[^\s\'"{e}]+'
+        pat = _WORD_CACHE[escape] = re.compile(f"(?:{seg})+")
+    return pat
+
+
+def _split_fast(text: str, escape: str) -> list[tuple[str, int]] | None:
+    """split_words by regex; None when a quote is unterminated or an escape ends the text."""
+    words = []
+    last = 0
+    for m in _word_re(escape).finditer(text):
+        if text[last : m.start()].strip():
+            return None
+        words.append((m.group(), m.start()))
+        last = m.end()
+    if text[last:].strip():
+        return None
+    return words
+
+
+def _split_slow(text: str, escape: str) -> list[tuple[str, int]]:
+    """split_words one character at a time (handles unterminated quotes like BuildKit)."""
     words: list[tuple[str, int]] = []
     buf: list[str] = []
     start = -1
