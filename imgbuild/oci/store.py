@@ -25,22 +25,21 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from imgbuild.errors import DigestMismatch, ImageNotFound, InputError, InvalidReference, StoreError
-from imgbuild.oci._locks import exclusive_lock, shared_lock, try_exclusive
+from imgbuild.oci import _maintain
+from imgbuild.oci._locks import exclusive_lock, shared_lock
+from imgbuild.oci._maintain import TEMP_MAX_AGE
 from imgbuild.oci.model import Descriptor, Digest, ImageConfig, Index, Manifest, MediaType, Platform, parse_document
 from imgbuild.reference import Reference, parse_reference
 
 __all__ = ["Store", "BlobWriter", "Image", "open_store", "REF_NAME", "TEMP_MAX_AGE"]
 
 REF_NAME = "org.opencontainers.image.ref.name"
-TEMP_MAX_AGE = 3600  # seconds: temp files older than this are debris of a crashed writer
 _CHUNK = 1 << 20
 _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 _HEX = frozenset("0123456789abcdef")
@@ -429,103 +428,19 @@ class Store:
             raise ImageNotFound(f"image is {config.platform}, not {platform}", str(ref))
         return Image(self, doc, config, index)
 
-    # -- maintenance ----------------------------------------------------------------------------------
+    # -- maintenance (see imgbuild.oci._maintain) ------------------------------------------------------
 
     def reachable(self) -> set[str]:
         """Every blob digest some ``index.json`` entry reaches (stored or not)."""
-        seen: set[str] = set()
-        stack = list(self.entries())
-        while stack:
-            desc = stack.pop()
-            if desc.digest in seen:
-                continue
-            seen.add(desc.digest)
-            if not self.has_blob(desc.digest):
-                continue
-            doc = self.get_document(desc.digest)  # an unreadable document aborts gc: better than losing data
-            if isinstance(doc, Manifest):
-                seen.update(b.digest for b in doc.blobs())
-            else:
-                stack.extend(doc.manifests)
-        return seen
-
-    def _blob_files(self) -> Iterator[tuple[str, Path]]:
-        blobs = self.root / "blobs"
-        if not blobs.is_dir():
-            return
-        for alg_dir in sorted(p for p in blobs.iterdir() if p.is_dir()):
-            for f in sorted(alg_dir.iterdir()):
-                yield f"{alg_dir.name}:{f.name}", f
+        return _maintain.reachable(self)
 
     def gc(self) -> tuple[int, int]:
         """Remove blobs no tag reaches and stale temp files; return (blobs removed, bytes freed)."""
-        removed = freed = 0
-        now = time.time()
-        with self.lock():
-            reachable = self.reachable()
-            with try_exclusive(self.root / ".gc.lock") as quiet:
-                cutoff = None if quiet else now - TEMP_MAX_AGE  # importers active: spare fresh blobs
-                for digest, path in self._blob_files():
-                    if digest in reachable or not path.is_file():
-                        continue
-                    st = path.stat()
-                    if cutoff is not None and st.st_mtime > cutoff:
-                        continue
-                    path.unlink(missing_ok=True)
-                    removed, freed = removed + 1, freed + st.st_size
-            freed += self._remove_stale_temp(now)
-        return removed, freed
-
-    def _remove_stale_temp(self, now: float) -> int:
-        freed = 0
-        if self.tmp_dir.is_dir():
-            for f in self.tmp_dir.iterdir():
-                st = f.stat()
-                if f.is_file() and st.st_mtime < now - TEMP_MAX_AGE:
-                    f.unlink(missing_ok=True)
-                    freed += st.st_size
-        return freed
+        return _maintain.gc(self)
 
     def verify(self, repair: bool = False) -> list[str]:
         """Re-hash every blob and check every tag's blobs; return the problems (removing corrupt blobs if ``repair``)."""
-        problems: list[str] = []
-        files = list(self._blob_files())
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            results = list(pool.map(lambda item: _check_blob(*item), files))
-        for (digest, path), problem in zip(files, results):
-            if problem:
-                problems.append(f"{digest}: {problem}" + ("; removed" if repair else ""))
-                if repair:
-                    with self.lock():
-                        path.unlink(missing_ok=True)
-        try:
-            entries = self.entries()
-        except StoreError as exc:
-            return [*problems, str(exc)]
-        for e in entries:
-            label = e.annotations.get(REF_NAME) or e.digest
-            try:
-                missing = self.missing_blobs(e)
-            except (StoreError, DigestMismatch) as exc:
-                problems.append(f"{label}: {exc}")
-                continue
-            problems += [f"{label}: missing blob {m}" for m in missing]
-        return problems
-
-
-def _check_blob(digest: str, path: Path) -> str | None:
-    """Why the file at ``path`` is not the blob ``digest``, or None if it is."""
-    alg, _, hexpart = digest.partition(":")
-    if alg not in ("sha256", "sha512") or not path.is_file():
-        return "unexpected entry in blobs/"
-    try:
-        h = hashlib.new(alg)
-        with open(path, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                h.update(chunk)
-    except OSError as exc:
-        return f"unreadable ({exc.strerror})"
-    return None if h.hexdigest() == hexpart else f"corrupt: content hashes to {alg}:{h.hexdigest()}"
+        return _maintain.verify(self, repair)
 
 
 def _tag_name(ref: str | Reference) -> str:
