@@ -25,6 +25,7 @@ __all__ = [
     "ImageSummary", "ImageDetails", "RmiResult", "TYPE_LABEL", "ROLE_ANNOTATION",
     "images", "inspect", "tag", "rmi", "save", "load", "gc", "verify", "image_id",
     "mount", "umount", "mounts", "commit", "diff", "build",
+    "pull", "push", "login", "logout", "inspect_remote",
 ]
 
 TYPE_LABEL = "sealos.io.type"
@@ -279,3 +280,45 @@ def build(context: str | Path, *, store: Store | None = None, reporter: Any = No
     from imgbuild.build.builder import BuildRequest, build as _build
 
     return _build(BuildRequest(context=Path(context), **request), store=store, reporter=reporter)
+
+
+def pull(ref: str, *, platform: str | None = None, all_platforms: bool = False, jobs: int = 4,
+         tls_verify: bool | None = None, ca_file: str | None = None, progress: object = False,
+         store: Store | None = None) -> Descriptor:
+    """Pull ``ref`` (for ``platform`` os/arch[/variant], or every platform) into the store; its descriptor."""
+    from imgbuild.oci.model import Platform
+    from imgbuild.oci.transfer import pull as _pull
+
+    plat = Platform.parse(platform) if platform else None
+    return _pull(ref, store=store, platform=plat, all_platforms=all_platforms, jobs=jobs, progress=progress,
+                 tls_verify=tls_verify, ca_file=ca_file)
+
+
+def push(ref: str, dest: str | None = None, *, jobs: int = 4, tls_verify: bool | None = None,
+         ca_file: str | None = None, progress: object = False, store: Store | None = None) -> Digest:
+    """Push local image ``ref`` to ``dest`` (default ``ref``); the digest the registry confirmed."""
+    from imgbuild.oci.transfer import push as _push
+
+    return _push(ref, dest, store=store, jobs=jobs, progress=progress, tls_verify=tls_verify, ca_file=ca_file)
+
+
+def login(registry: str, username: str, password: str, *, tls_verify: bool | None = None,
+          ca_file: str | None = None) -> str:
+    """Check credentials against ``registry`` and save them in ``$IMGBUILD_HOME/auth.json``; the host."""
+    from imgbuild.oci.auth import login as _login
+
+    return _login(registry, username, password, tls_verify=tls_verify, ca_file=ca_file)
+
+
+def logout(registry: str) -> bool:
+    """Forget the saved credentials of ``registry``; False if there were none."""
+    from imgbuild.oci.auth import logout as _logout
+
+    return _logout(registry)
+
+
+def inspect_remote(ref: str, *, tls_verify: bool | None = None, ca_file: str | None = None) -> dict:
+    """Manifest and config (or an index's platforms) straight from the registry; nothing is stored."""
+    from imgbuild.oci.transfer import inspect_remote as _inspect_remote
+
+    return _inspect_remote(ref, tls_verify=tls_verify, ca_file=ca_file)

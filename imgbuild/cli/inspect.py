@@ -14,11 +14,17 @@ __all__ = ["inspect"]
 def inspect(
     ref: str = typer.Argument(..., metavar="REF", help="Image: name[:tag], name@digest, sha256:..., or an ID prefix."),
     json_out: bool = typer.Option(False, "--json", help="Print the raw manifest and config documents as JSON."),
+    remote: bool = typer.Option(False, "--remote", help="Read REF from its registry; nothing is stored."),
+    tls_verify: str | None = typer.Option(None, "--tls-verify", help="With --remote: verify TLS (true/false)."),
 ) -> None:
     """Show an image: reference, digests, platform, type, labels, env, cmd and layers.
 
     Example: imgbuild inspect docker.io/library/app:v1 --json
     """
+    if remote:
+        from imgbuild.cli.transfer import show_remote
+
+        return show_remote(ref, tls_verify, json_out)
     from imgbuild import api
     from imgbuild.cli.images import relative_time
 

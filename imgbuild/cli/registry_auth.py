@@ -2,7 +2,7 @@
 
 The file has docker's ``config.json`` format and mode 0600; docker and podman credential
 files are read as well (see :mod:`imgbuild.oci.auth`). The password is never printed,
-logged or put in an error message. Logic lives in :func:`imgbuild.oci.auth.login`.
+logged or put in an error message. Logic lives in :func:`imgbuild.oci.auth.login` (via :mod:`imgbuild.api`).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def login_cmd(
 
     Example: echo "$PASS" | imgbuild login localhost:5000 -u alice --password-stdin
     """
+    from imgbuild import api
     from imgbuild.errors import InputError
-    from imgbuild.oci.auth import login
 
     if password_stdin == (password is not None):
         raise InputError("give exactly one of --password/-p and --password-stdin")
@@ -43,7 +43,7 @@ def login_cmd(
         output.warn("a password on the command line can be seen by other users; prefer --password-stdin")
     if not password:
         raise InputError("empty password")
-    host = login(registry, username, password, tls_verify=tls_verify_value(tls_verify),
+    host = api.login(registry, username, password, tls_verify=tls_verify_value(tls_verify),
                  ca_file=str(cert_dir) if cert_dir else None)
     output.echo(f"Login succeeded: {username}@{host}")
 
@@ -54,9 +54,9 @@ def logout_cmd(registry: str = typer.Argument(..., help="Registry host[:port].")
 
     Example: imgbuild logout localhost:5000
     """
-    from imgbuild.oci.auth import logout
+    from imgbuild import api
 
-    if logout(registry):
+    if api.logout(registry):
         output.echo(f"Removed login credentials for {registry}")
     else:
         output.info(f"not logged in to {registry}")

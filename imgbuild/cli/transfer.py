@@ -15,7 +15,7 @@ import typer
 from imgbuild.cli import output
 from imgbuild.cli.app import app
 
-__all__ = ["pull_cmd", "push_cmd", "tls_verify_value", "progress_for_cli", "TLS_HELP", "CERT_HELP"]
+__all__ = ["pull_cmd", "push_cmd", "tls_verify_value", "progress_for_cli", "show_remote", "TLS_HELP", "CERT_HELP"]
 
 TLS_HELP = "Verify TLS certificates (true/false); false also allows plain http. Default: verify."
 CERT_HELP = "A CA certificate file, or a directory of *.crt files, to trust for this registry (or $REGISTRY_CA)."
@@ -63,15 +63,13 @@ def pull_cmd(
 
     Example: imgbuild pull localhost:5000/demo/app:v1 --platform linux/arm64
     """
+    from imgbuild import api
     from imgbuild.errors import InputError
-    from imgbuild.oci.model import Platform
-    from imgbuild.oci.transfer import pull
 
     if platform and all_platforms:
         raise InputError("give --platform or --all-platforms, not both")
-    plat = Platform.parse(platform) if platform else None
-    desc = pull(ref, platform=plat, all_platforms=all_platforms, jobs=jobs, progress=progress_for_cli(),
-                **_client_kw(tls_verify, cert_dir))
+    desc = api.pull(ref, platform=platform, all_platforms=all_platforms, jobs=jobs, progress=progress_for_cli(),
+                    **_client_kw(tls_verify, cert_dir))
     if output.want_json(json_out):
         output.emit_json({"reference": ref, "digest": str(desc.digest), "mediaType": desc.media_type,
                           "size": desc.size})
@@ -92,10 +90,30 @@ def push_cmd(
 
     Example: imgbuild push localhost:5000/demo/app:v1 registry.example.com/demo/app:v1 --jobs 8
     """
-    from imgbuild.oci.transfer import push
+    from imgbuild import api
 
-    digest = push(ref, dest, jobs=jobs, progress=progress_for_cli(), **_client_kw(tls_verify, cert_dir))
+    digest = api.push(ref, dest, jobs=jobs, progress=progress_for_cli(), **_client_kw(tls_verify, cert_dir))
     if output.want_json(json_out):
         output.emit_json({"reference": dest or ref, "digest": str(digest)})
     else:
         output.echo(str(digest))
+
+
+def show_remote(ref: str, tls_verify: str | None, json_out: bool) -> None:
+    """Print a remote image's manifest summary (``imgbuild inspect --remote``); nothing is stored."""
+    from imgbuild import api
+
+    info = api.inspect_remote(ref, tls_verify=tls_verify_value(tls_verify))
+    if output.want_json(json_out):
+        output.emit_json(info)
+        return
+    for label, key in (("Reference", "reference"), ("Digest", "digest"), ("MediaType", "mediaType")):
+        output.echo(f"{label + ':':<12}{info[key]}")
+    if "platforms" in info:
+        output.echo(f"{'Platforms:':<12}{', '.join(info['platforms']) or '-'}")
+        return
+    cfg = info["config"]
+    output.echo(f"{'Platform:':<12}{cfg.get('os', '?')}/{cfg.get('architecture', '?')}")
+    output.echo(f"Layers:     {len(info['layers'])}")
+    for layer in info["layers"]:
+        output.echo(f"  {layer['digest'][7:19]}  {output.human_size(layer['size']):>8}  {layer['mediaType']}")

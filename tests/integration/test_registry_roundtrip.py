@@ -90,3 +90,19 @@ def test_skopeo_sees_the_pushed_image_and_copies_it_back_identically(registry, t
     assert index["manifests"][0]["digest"] == desc.digest
     for d in _blob_digests(store, ref):
         assert (layout / "blobs" / "sha256" / Digest(d).hex).stat().st_size == store.blob_size(d)
+
+
+def test_cli_inspect_remote_stores_nothing(registry, tmp_path: Path, capsys):
+    from imgbuild.cli.main import run
+    from imgbuild.oci.store import open_store
+
+    store = Store(tmp_path / "store")
+    ref = f"{registry.host}/insp/cli:v1"
+    desc = make_random_image(store, ref, [1000, 2000], workdir=tmp_path)
+    push(ref, store=store)
+    assert run(["inspect", "--remote", ref]) == 0
+    out = capsys.readouterr().out
+    assert desc.digest in out and "Layers:     2" in out
+    assert run(["inspect", "--remote", ref, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["digest"] == desc.digest
+    assert open_store().tags() == []
