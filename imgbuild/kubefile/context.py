@@ -131,6 +131,7 @@ class LineCtx:
     heredocs: tuple[Heredoc, ...] = ()
     end_line: int = 0
     flags: dict[str, Any] = field(default_factory=dict)
+    flag_offsets: dict[str, int] = field(default_factory=dict)
 
     @property
     def escape(self) -> str:
@@ -153,6 +154,17 @@ class LineCtx:
             return expand_word(word, lookup or self.lookup, self.escape)
         except SubstitutionError as exc:
             raise self.error(str(exc), offset + exc.offset) from exc
+
+    def flag_off(self, name: str) -> int:
+        """Where the flag ``--name`` was written (for error columns)."""
+        return self.flag_offsets.get(name, self.args_off)
+
+    def flag(self, name: str) -> str | None:
+        """The value of string flag ``--name``, substituted, or None if absent."""
+        if name not in self.flags:
+            return None
+        raw = self.flags[name]
+        return self.expand(raw, self.flag_off(name) + len(name) + 3)
 
     def fields(self) -> list[tuple[str, int]]:
         """The arguments split on whitespace only (no quote handling), with absolute offsets."""
@@ -189,6 +201,7 @@ def parse_flags(ctx: LineCtx) -> dict[str, Any]:
     spec = FLAG_SPECS.get(ctx.keyword, {})
     out: dict[str, Any] = {}
     for f in ctx.raw_flags:
+        ctx.flag_offsets.setdefault(f.name, f.offset)
         kind = spec.get(f.name)
         if kind is None:
             valid = ", ".join("--" + k for k in spec) or "none"

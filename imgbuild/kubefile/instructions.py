@@ -45,21 +45,21 @@ def parse_from(c: LineCtx) -> m.From:
                 "letters, digits, '-', '_' and '.'",
                 words[2][1],
             )
-    platform = c.expand(c.flags["platform"], c.args_off) if "platform" in c.flags else None
+    platform = c.flag("platform")
     return m.From(**c.base(), image=image, name=name, platform=platform)
 
 
 def parse_run(c: LineCtx) -> m.Run:
     """``RUN [--mount=...] [--network=...] command`` in shell, exec or heredoc form."""
-    mounts = tuple(c.expand(v, c.args_off) for v in c.flags.get("mount", ()))
+    mounts = tuple(c.expand(v, c.flag_off("mount")) for v in c.flags.get("mount", ()))
     for spec in mounts:
         _check_mount(c, spec)
     network = c.flags.get("network")
     if network is not None and network not in _NETWORKS:
-        raise c.error(f"--network must be one of {', '.join(_NETWORKS)}, not {network!r}", c.args_off)
+        raise c.error(f"--network must be one of {', '.join(_NETWORKS)}, not {network!r}", c.flag_off("network"))
     security = c.flags.get("security")
     if security is not None and security not in ("sandbox", "insecure"):
-        raise c.error(f"--security must be sandbox or insecure, not {security!r}", c.args_off)
+        raise c.error(f"--security must be sandbox or insecure, not {security!r}", c.flag_off("security"))
     argv = c.json_list()
     if argv is not None and not argv:
         raise c.error("the exec form needs at least one element", c.args_off)
@@ -75,9 +75,9 @@ def _check_mount(c: LineCtx, spec: str) -> None:
     for part in spec.split(","):
         key, _, value = part.partition("=")
         if not key:
-            raise c.error(f"malformed --mount {spec!r}: empty field", c.args_off)
+            raise c.error(f"malformed --mount {spec!r}: empty field", c.flag_off("mount"))
         if key == "type" and value not in _MOUNT_TYPES:
-            raise c.error(f"--mount type must be one of {', '.join(_MOUNT_TYPES)}, not {value!r}", c.args_off)
+            raise c.error(f"--mount type must be one of {', '.join(_MOUNT_TYPES)}, not {value!r}", c.flag_off("mount"))
 
 
 def _cmd_like(c: LineCtx) -> tuple[str | tuple[str, ...], bool]:
@@ -143,26 +143,22 @@ def _expand_heredoc(c: LineCtx, doc: m.Heredoc) -> m.Heredoc:
 def _chmod(c: LineCtx) -> str | None:
     if "chmod" not in c.flags:
         return None
-    value = c.expand(c.flags["chmod"], c.args_off)
+    value = c.flag("chmod") or ""
     if not _CHMOD_RE.fullmatch(value):
-        raise c.error(f"invalid --chmod {value!r}: use an octal mode like 0755 or u+x", c.args_off)
+        raise c.error(f"invalid --chmod {value!r}: use an octal mode like 0755 or u+x", c.flag_off("chmod"))
     return value
-
-
-def _opt(c: LineCtx, name: str) -> str | None:
-    return c.expand(c.flags[name], c.args_off) if name in c.flags else None
 
 
 def parse_copy(c: LineCtx) -> m.Copy:
     """``COPY [--from=stage|image] [--chown] [--chmod] [--link] src... dest``."""
     sources, dest, inline = _transfer_args(c)
-    from_ = _opt(c, "from")
+    from_ = c.flag("from")
     if from_ is not None and not from_:
-        raise c.error("--from is empty", c.args_off)
+        raise c.error("--from is empty", c.flag_off("from"))
     return m.Copy(
-        **c.base(), sources=tuple(sources), dest=dest, from_=from_, chown=_opt(c, "chown"), chmod=_chmod(c),
+        **c.base(), sources=tuple(sources), dest=dest, from_=from_, chown=c.flag("chown"), chmod=_chmod(c),
         link=bool(c.flags.get("link", False)), parents=bool(c.flags.get("parents", False)),
-        exclude=tuple(c.expand(v, c.args_off) for v in c.flags.get("exclude", ())), heredocs=inline,
+        exclude=tuple(c.expand(v, c.flag_off("exclude")) for v in c.flags.get("exclude", ())), heredocs=inline,
     )  # fmt: skip
 
 
@@ -170,10 +166,10 @@ def parse_add(c: LineCtx) -> m.Add:
     """``ADD [--chown] [--chmod] [--link] [--checksum] src... dest`` (sources may be URLs)."""
     sources, dest, inline = _transfer_args(c)
     return m.Add(
-        **c.base(), sources=tuple(sources), dest=dest, chown=_opt(c, "chown"), chmod=_chmod(c),
-        link=bool(c.flags.get("link", False)), checksum=_opt(c, "checksum"),
+        **c.base(), sources=tuple(sources), dest=dest, chown=c.flag("chown"), chmod=_chmod(c),
+        link=bool(c.flags.get("link", False)), checksum=c.flag("checksum"),
         keep_git_dir=bool(c.flags.get("keep-git-dir", False)),
-        exclude=tuple(c.expand(v, c.args_off) for v in c.flags.get("exclude", ())), heredocs=inline,
+        exclude=tuple(c.expand(v, c.flag_off("exclude")) for v in c.flags.get("exclude", ())), heredocs=inline,
     )  # fmt: skip
 
 
@@ -277,7 +273,7 @@ def parse_healthcheck(c: LineCtx) -> m.Healthcheck:
     kind = words[0][0].upper()
     if kind == "NONE":
         if len(words) > 1 or c.flags:
-            raise c.error("HEALTHCHECK NONE takes no other arguments", c.args_off)
+            raise c.error("HEALTHCHECK NONE takes no other arguments", words[0][1])
         return m.Healthcheck(**c.base(), test=("NONE",))
     if kind != "CMD":
         raise c.error(f"unknown type {words[0][0]!r} (use CMD or NONE)", words[0][1])
@@ -290,11 +286,11 @@ def parse_healthcheck(c: LineCtx) -> m.Healthcheck:
     for key in ("interval", "timeout", "start-period", "start-interval"):
         value = c.flags.get(key)
         if value is not None and not _DURATION_RE.fullmatch(value):
-            raise c.error(f"--{key} must be a duration like 30s or 1m30s, not {value!r}", c.args_off)
+            raise c.error(f"--{key} must be a duration like 30s or 1m30s, not {value!r}", c.flag_off(key))
         times[key.replace("-", "_")] = value
     retries = c.flags.get("retries")
     if retries is not None and not retries.isdigit():
-        raise c.error(f"--retries must be a whole number, not {retries!r}", c.args_off)
+        raise c.error(f"--retries must be a whole number, not {retries!r}", c.flag_off("retries"))
     return m.Healthcheck(**c.base(), test=test, retries=int(retries) if retries else None, **times)
 
 

@@ -98,8 +98,9 @@ class ArgDecl(_Plain):
 class Instruction(_Plain):
     """Fields every instruction has; subclasses add the resolved arguments.
 
-    ``flags`` maps a flag name to its value (``True`` for a bare boolean flag;
-    a tuple for repeatable flags such as ``--mount``); treat it as read-only.
+    ``flags`` maps a flag name to its value as written, before substitution
+    (``True``/``False`` for boolean flags; a tuple for repeatable flags such as
+    ``--mount``); the typed fields hold the resolved values. Treat it as read-only.
     """
 
     keyword: str

@@ -151,7 +151,8 @@ class _Parser:
             raise ctx.error(f"{trigger} is not allowed as an ONBUILD trigger", ctx.args_off)
         if trigger not in PARSERS:
             raise ctx.error(_unknown(word), ctx.args_off, bare=True)
-        sub = LineCtx(self.reader, ctx.ll.slice(ctx.args_off), trigger, raw_flags, args_off, lambda _n: None)
+        # Every variable is "set" here: the trigger is substituted in the child build, not now.
+        sub = LineCtx(self.reader, ctx.ll.slice(ctx.args_off), trigger, raw_flags, args_off, lambda _n: "_")
         sub.flags = parse_flags(sub)
         if not sub.rest.strip():
             raise sub.error("missing argument", len(sub_text.rstrip()))

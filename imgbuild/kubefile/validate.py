@@ -36,6 +36,7 @@ class _Checker:
         self.kf = kf
         self.source = source
         self.errors: list[KubefileError] = []
+        self.known_apps: frozenset[str] = frozenset()
 
     def add(self, inst: m.Instruction, message: str, token: str | None = None) -> None:
         """Record a problem at ``inst``, the caret under ``token`` if it is on the first line."""
@@ -81,15 +82,16 @@ class _Checker:
     def sealer(self) -> None:
         """LAUNCH/CMDS placement and counts, app names, CMD beside LAUNCH."""
         last = self.kf.instructions()[-1]
-        final = self.kf.final
         for st in self.kf.stages:
             counts: dict[type, int] = {}
             apps: dict[str, m.Instruction] = {}
             for inst in st.instructions:
-                self.sealer_one(st, inst, apps, counts, final, last)
+                self.sealer_one(st, inst, apps, counts, st is self.kf.final and inst is last)
 
-    def sealer_one(self, st, inst, apps, counts, final, last) -> None:  # noqa: ANN001
-        """Check one instruction against sealer's rules."""
+    def sealer_one(
+        self, st: m.Stage, inst: m.Instruction, apps: dict[str, m.Instruction], counts: dict[type, int], is_last: bool
+    ) -> None:
+        """Check one instruction against sealer's rules (``apps`` and ``counts`` accumulate per stage)."""
         if isinstance(inst, (m.App, m.Cni, m.Csi)):
             if inst.name in apps:
                 self.add(inst, f"app {inst.name!r} is defined twice (first at line {apps[inst.name].line})", inst.name)
@@ -101,7 +103,7 @@ class _Checker:
             counts[kind] = counts.get(kind, 0) + 1
             if counts[kind] > 1:
                 self.add(inst, "may appear only once")
-            if st is not final or inst is not last:
+            if not is_last:
                 self.add(inst, "must be the last instruction of the Kubefile")
             if isinstance(inst, m.Launch):
                 self.launch(st, inst, apps)
@@ -115,8 +117,6 @@ class _Checker:
         for other in st.instructions:
             if isinstance(other, m.Cmd):
                 self.add(other, f"CMD and LAUNCH (line {inst.line}) cannot be used together")
-
-    known_apps: frozenset[str] = frozenset()
 
     def context(self, ctx: Path) -> None:
         """Sources of COPY/ADD (without --from) and APP/CNI/CSI local:// must exist in ``ctx``."""

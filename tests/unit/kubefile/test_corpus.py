@@ -67,3 +67,22 @@ def test_corpus_case(name: str) -> None:
         assert any(_matches(e, expect["error"]) for e in problems), [f"{e} col {e.column}" for e in problems]
         if "errors" in expect:
             assert len(problems) == expect["errors"], [str(e) for e in problems]
+
+
+def test_onbuild_trigger_is_not_substituted_now():
+    from imgbuild.kubefile import parse
+
+    kf = parse("FROM a\nONBUILD ENV X=${REQUIRED:?}\n")
+    assert kf.final.instructions[0].expression == "ENV X=${REQUIRED:?}"
+
+
+def test_error_inside_continuation_points_at_physical_line():
+    from imgbuild.kubefile import parse
+
+    with pytest.raises(KubefileError) as info:
+        parse("FROM a\nRUN --mount=type=cache \\\n    --network=bogus true\n")
+    assert (info.value.line, info.value.column) == (3, 5)  # at the flag, on its own line
+    with pytest.raises(KubefileError) as info:
+        parse("FROM a\nLABEL a=1 \\\n  # dropped comment\n      b=${\n")
+    assert (info.value.line, info.value.column) == (4, 9)
+    assert info.value.source_line == "      b=${"
