@@ -138,10 +138,11 @@ def _order(mechanism: str) -> list[str]:
     return [mechanism]
 
 
-def mount(image: str, *, rw: bool = False, mechanism: str = "auto", reuse: bool = True, store=None) -> MountedImage:
+def mount(image: str, *, rw: bool = False, mechanism: str = "auto", reuse: bool = False, store=None) -> MountedImage:
     """Mount ``image`` (a reference, digest or id in the local store) and return where and what it is.
 
-    A read-only mount of an image already mounted read-only is reused unless ``reuse`` is False.
+    With ``reuse`` a live read-only mount of the same image is returned instead of a new one (the CLI
+    does this, like ``buildah mount``); without it the caller owns a private mount it may unmount.
     """
     from imgbuild.oci.store import open_store
 

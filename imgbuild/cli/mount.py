@@ -21,11 +21,13 @@ def mount(
 ) -> None:
     """Mount an image's merged filesystem and print the directory (read-only unless --rw).
 
+    Mounting an image that is already mounted read-only prints the same directory again.
+
     Example: imgbuild mount localhost:5000/demo/app:v1
     """
     from imgbuild import api
 
-    m = api.mount(ref, rw=rw, mechanism=mechanism)
+    m = api.mount(ref, rw=rw, mechanism=mechanism, reuse=True)
     if m.note:
         output.warn(m.note)
     if output.want_json(json_out):

@@ -43,7 +43,7 @@ def _ours(home: Path) -> list[str]:
 
 
 def _mount_in_child(ref: str) -> dict:
-    m = mount(ref, reuse=False)
+    m = mount(ref)
     return {"path": str(m.path), "unpacked": list(m.unpacked), "id": m.id}
 
 
@@ -69,8 +69,8 @@ def test_concurrent_mounts_of_images_sharing_layers_unpack_each_layer_once(imgbu
 
 def test_read_only_mount_is_reused_and_umount_by_path_or_ref(imgbuild_home: Path):
     make_layered_image(open_store(), "localhost/one:v1", SHARED)
-    a = mount("localhost/one:v1")
-    b = mount("localhost/one:v1")
+    a = mount("localhost/one:v1", reuse=True)
+    b = mount("localhost/one:v1", reuse=True)
     assert a.id == b.id and len(list_mounts()) == 1
     assert (a.path / "etc/base").read_bytes() == b"base"  # one layer: an empty second lower makes it valid
     assert [u.record.id for u in umount(str(a.path))] == [a.id]
