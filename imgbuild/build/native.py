@@ -32,7 +32,7 @@ from imgbuild.kubefile import model as m
 from imgbuild.oci.layer import LayerResult, extract_layer, iter_layer_members, write_layer
 from imgbuild.oci.model import Descriptor, ImageConfig, Manifest, Platform, canonical_json
 
-__all__ = ["BuildOptions", "BuildResult", "Reporter", "build_native", "tag_image"]
+__all__ = ["BuildOptions", "BuildResult", "Reporter", "build_native", "finish_image", "tag_image"]
 
 _ROLE_ORDER = ("rootfs", "application", "scripts", "registry")
 
@@ -45,6 +45,9 @@ class Reporter:
 
     def note(self, text: str) -> None:
         """A detail of the current step (cache hit, layer written)."""
+
+    def log(self, line: str) -> None:
+        """A line of a tool's output (buildah), passed through."""
 
     def copy_bytes(self, total: int) -> Callable[[int], None] | None:
         """A large copy of ``total`` bytes starts; return a callback fed with bytes written, or None."""
@@ -383,6 +386,43 @@ def tag_image(store, desc: Descriptor, tags: tuple[str, ...]) -> None:
         store.tag(t, desc)
 
 
+def _complete(b: _Builder, st: _Stage, opts: BuildOptions) -> BuildResult:
+    """Append the bundled registry/ if no COPY took it, finish the config, store config and manifest."""
+    store = b.store
+    if b.opts.registry_dir is not None:  # nothing copied registry/: append it as its own layer
+        b._load_base_tree(st)
+        planned = b._registry_entries("registry", st)
+        b._commit(st, planned, "imgbuild: bundled images (registry/)")
+    config, kind = _finish(b, st, opts)
+    cfg_desc = store.put_config(config)
+    manifest = Manifest.build(cfg_desc, st.layers, dict(opts.annotations) or None)
+    desc = store.put_manifest(manifest)
+    desc = Descriptor(desc.media_type, desc.digest, desc.size, {}, config.platform)
+    return BuildResult(desc, manifest, config, b.cached, kind)
+
+
+def _annotated(store, desc: Descriptor) -> Descriptor:
+    """``desc`` with the role its entries share (rootfs when they are mixed)."""
+    with store.open_blob(desc.digest) as fh:
+        roles = {role_of(mb.name.lstrip("./")) for mb in iter_layer_members(fh, desc.media_type)
+                 if mb.name.lstrip("./")}
+    return desc.with_annotations(**{ROLE_ANNOTATION: roles.pop() if len(roles) == 1 else "rootfs"})
+
+
+def finish_image(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter, image, has_base: bool) -> BuildResult:
+    """Finish an image another backend built (in ``store``): bundled registry/, labels, env, type, created."""
+    tmp = Path(tempfile.mkdtemp(prefix="imgbuild-finish-"))
+    try:
+        b = _Builder(plan, store, opts, reporter, tmp)
+        st = _Stage(list(image.layers), json.loads(image.config.raw), copying.FsTree(), has_base,
+                    {"base_image": image})
+        b._load_base_tree(st)
+        st.layers = [d if ROLE_ANNOTATION in d.annotations else _annotated(store, d) for d in st.layers]
+        return _complete(b, st, opts)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def build_native(plan: BuildPlan, store, opts: BuildOptions = BuildOptions(), reporter: Reporter | None = None,
                  *, tag: bool = True) -> BuildResult:
     """Build ``plan`` for ``opts.platform`` into ``store``; tag it unless ``tag`` is False."""
@@ -390,18 +430,9 @@ def build_native(plan: BuildPlan, store, opts: BuildOptions = BuildOptions(), re
     tmp = Path(tempfile.mkdtemp(prefix="imgbuild-build-"))
     try:
         b = _Builder(plan, store, opts, rep, tmp)
-        st = b.run()
-        if b.opts.registry_dir is not None:  # nothing copied registry/: append it as its own layer
-            b._load_base_tree(st)
-            planned = b._registry_entries("registry", st)
-            b._commit(st, planned, "imgbuild: bundled images (registry/)")
-        config, kind = _finish(b, st, opts)
-        cfg_desc = store.put_config(config)
-        manifest = Manifest.build(cfg_desc, st.layers, dict(opts.annotations) or None)
-        desc = store.put_manifest(manifest)
-        desc = Descriptor(desc.media_type, desc.digest, desc.size, {}, config.platform)
+        result = _complete(b, b.run(), opts)
         if tag:
-            tag_image(store, desc, opts.tags)
-        return BuildResult(desc, manifest, config, b.cached, kind)
+            tag_image(store, result.descriptor, opts.tags)
+        return result
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

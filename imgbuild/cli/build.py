@@ -57,6 +57,10 @@ class _CliReporter:
         self._close()
         output.info(f"--> {text}")
 
+    def log(self, line: str) -> None:
+        self._close()
+        output.info(line)
+
     def copy_bytes(self, total: int):
         self._close()
         if total < 32_000_000 or output.state.quiet or not sys.stderr.isatty():
