@@ -86,3 +86,14 @@ def test_error_inside_continuation_points_at_physical_line():
         parse("FROM a\nLABEL a=1 \\\n  # dropped comment\n      b=${\n")
     assert (info.value.line, info.value.column) == (4, 9)
     assert info.value.source_line == "      b=${"
+
+
+def test_stage_lookup_by_name_and_index():
+    from imgbuild.kubefile import parse
+
+    kf = parse("FROM a AS Build\nFROM b\n")
+    assert kf.stage("build").index == 0 and kf.stage("BUILD").index == 0
+    assert kf.stage(1) is kf.final and kf.stage("1") is kf.final
+    with pytest.raises(KeyError):
+        kf.stage("nope")
+    assert [i.keyword for i in kf.instructions()] == ["FROM", "FROM"]
