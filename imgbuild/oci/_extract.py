@@ -16,6 +16,7 @@ whiteouts (char device 0/0, ``trusted.overlay.opaque=y``) for mounting.
 from __future__ import annotations
 
 import errno
+import gzip
 import os
 import posixpath
 import shutil
@@ -100,6 +101,8 @@ class Extractor:
                 return
             pfd = self._parent_fd(parent, member.name)
             self._apply_kind(member, tf, name, pfd, base)
+        except gzip.BadGzipFile:
+            raise  # the layer is corrupt, not the destination
         except OSError as exc:
             raise StoreError(f"cannot extract layer entry: {exc.strerror or exc}", where=member.name) from exc
 

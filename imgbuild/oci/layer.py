@@ -42,6 +42,8 @@ _KINDS = frozenset({"file", "dir", "symlink", "hardlink", "bytes", "fifo", "char
 _TAR_TYPES = {"file": tarfile.REGTYPE, "bytes": tarfile.REGTYPE, "dir": tarfile.DIRTYPE,
               "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE,
               "chardev": tarfile.CHRTYPE, "blockdev": tarfile.BLKTYPE}
+_READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, zstandard.ZstdError, gzip.BadGzipFile)
+_COMPRESSIONS = ("zstd", "gzip", "none", "", None)
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -201,9 +203,7 @@ def _compressor(compression: str, sink, level: int | None, threads: int):
         gz = gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0,
                            compresslevel=6 if level is None else level)
         return gz, MediaType.OCI_LAYER_GZIP
-    if compression in ("none", "", None):
-        return None, MediaType.OCI_LAYER
-    raise InputError(f"unknown compression {compression!r}: expected zstd, gzip or none")
+    return None, MediaType.OCI_LAYER
 
 
 def write_layer(entries: Iterable[Entry], out: BinaryIO, *, compression: str = "zstd", level: int | None = None,
@@ -215,6 +215,8 @@ def write_layer(entries: Iterable[Entry], out: BinaryIO, *, compression: str = "
     Files are read on this thread; hashing+compression and hashing+writing of the
     output run on two more, so the work overlaps and memory stays at a few MiB.
     """
+    if compression not in _COMPRESSIONS:
+        raise InputError(f"unknown compression {compression!r}: expected zstd, gzip or none")
     if epoch is None:
         epoch = _env_epoch()
     ordered = _ordered(entries)
@@ -376,7 +378,7 @@ def _sniff(fileobj: BinaryIO) -> tuple[bytes, BinaryIO]:
 def open_layer(fileobj: BinaryIO, media_type: str) -> BinaryIO:
     """A readable stream of the uncompressed tar; the content's magic bytes win over a wrong media type."""
     head, stream = _sniff(fileobj)
-    if head.startswith(_ZSTD_MAGIC) or (not head and media_type.endswith("zstd")):
+    if head.startswith(_ZSTD_MAGIC):
         return zstandard.ZstdDecompressor().stream_reader(stream, read_size=CHUNK, read_across_frames=True)
     if head.startswith(_GZIP_MAGIC):
         return gzip.GzipFile(fileobj=stream, mode="rb")
@@ -386,8 +388,8 @@ def open_layer(fileobj: BinaryIO, media_type: str) -> BinaryIO:
 def _tar_stream(fileobj: BinaryIO, media_type: str) -> tarfile.TarFile:
     try:
         return tarfile.open(fileobj=open_layer(fileobj, media_type), mode="r|", bufsize=CHUNK)
-    except (tarfile.TarError, OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
-        raise InputError(f"layer is not a readable tar ({media_type}): {exc}") from exc
+    except _READ_ERRORS + (OSError,) as exc:
+        raise InputError(f"corrupt layer, or not a tar ({media_type}): {exc}") from exc
 
 
 def iter_layer_members(fileobj: BinaryIO, media_type: str) -> Iterator[tarfile.TarInfo]:
@@ -395,7 +397,7 @@ def iter_layer_members(fileobj: BinaryIO, media_type: str) -> Iterator[tarfile.T
     tf = _tar_stream(fileobj, media_type)
     try:
         yield from tf
-    except (tarfile.TarError, OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+    except _READ_ERRORS + (OSError,) as exc:
         raise InputError(f"corrupt layer ({media_type}): {exc}") from exc
 
 
@@ -413,5 +415,5 @@ def extract_layer(fileobj: BinaryIO, media_type: str, dest: Path, *, whiteouts: 
         try:
             for member in tf:
                 ex.apply(member, tf)
-        except (tarfile.TarError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+        except _READ_ERRORS as exc:
             raise InputError(f"corrupt layer ({media_type}): {exc}") from exc

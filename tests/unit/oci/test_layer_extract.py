@@ -237,3 +237,24 @@ def test_overlay_whiteouts_are_stored_for_mounting(box) -> None:
     assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(0, 0)
     assert os.getxattr(dest / "var", "trusted.overlay.opaque") == b"y"
     assert (dest / "var" / "new").read_bytes() == b"n"
+
+
+@pytest.mark.parametrize("compression", ["zstd", "gzip", "none"])
+def test_truncated_layers_are_input_errors(box, compression: str) -> None:
+    dest, _ = box
+    buf = io.BytesIO()
+    res = write_layer([Entry("big", "bytes", data=os.urandom(200_000)), Entry("z", "bytes", data=b"z")], buf,
+                      compression=compression)
+    with pytest.raises(InputError) as err:
+        extract_layer(io.BytesIO(buf.getvalue()[: res.size // 2]), res.media_type, dest)
+    assert not isinstance(err.value, UnsafePathError)
+
+
+def test_corrupt_gzip_data_is_an_input_error(box) -> None:
+    dest, _ = box
+    buf = io.BytesIO()
+    write_layer([Entry("f", "bytes", data=os.urandom(100_000))], buf, compression="gzip")
+    data = bytearray(buf.getvalue())
+    data[-8:] = bytes(8)  # wrong CRC and size
+    with pytest.raises(InputError, match="corrupt"):
+        extract_layer(io.BytesIO(bytes(data)), MediaType.OCI_LAYER_GZIP, dest)
