@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from imgbuild.diff import compare_trees, tree_from_dir
 from imgbuild.difftree import image_tree
 from imgbuild.engine.exec import LOCAL
-from imgbuild.mount import list_mounts, mount, umount
+from imgbuild.mount import list_mounts, mount
 from imgbuild.mountrec import mounted_points
 from imgbuild.oci.layer import Entry
 from imgbuild.oci.store import open_store
