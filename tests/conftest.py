@@ -33,7 +33,10 @@ def imgbuild_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     home = tmp_path_factory.mktemp("imgbuild-home")
     monkeypatch.setenv("IMGBUILD_HOME", str(home))
     monkeypatch.setenv("DOCKER_CONFIG", str(home / "docker-config"))
-    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(home / "containers-auth.json"))
+    auth_file = home / "containers-auth.json"  # buildah/skopeo refuse a REGISTRY_AUTH_FILE that is missing
+    auth_file.write_text('{"auths": {}}')
+    auth_file.chmod(0o600)
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(auth_file))
     monkeypatch.delenv("IMGBUILD_INSECURE_REGISTRIES", raising=False)
     return home
 
