@@ -57,6 +57,7 @@ def _register() -> None:
     from imgbuild.cli import registry_auth, transfer  # noqa: F401
     from imgbuild.cli import images_find  # noqa: F401
     from imgbuild.cli import lint  # noqa: F401
+    from imgbuild.cli import registry_dir  # noqa: F401
     from imgbuild.cli import mount  # noqa: F401
     from imgbuild.cli import build  # noqa: F401
 
