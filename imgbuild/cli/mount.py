@@ -120,7 +120,8 @@ def diff(
 
 def _describe(info, below: int, size: int) -> str:
     if info.kind == "dir":
-        return f"{info.path}/" + (f"  ({below} entries, {output.human_size(size)})" if below else "")
+        entries = f"{below} {'entry' if below == 1 else 'entries'}"
+        return f"{info.path}/" + (f"  ({entries}, {output.human_size(size)})" if below else "")
     if info.kind == "symlink":
         return f"{info.path} -> {info.linkname}"
     return f"{info.path}  ({info.kind}, {output.human_size(info.size)})" if info.kind == "file" else \
