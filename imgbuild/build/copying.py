@@ -29,7 +29,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imgbuild.build.context import BuildContext, FileInfo, Source
+from imgbuild.build.context import BuildContext, FileInfo, IgnoreRules, Source
 from imgbuild.errors import BuildError, ContextError, UnsafePathError
 from imgbuild.oci.layer import Entry
 
@@ -131,12 +131,19 @@ def bytes_entry(arc: str, data: bytes, mode: int, uid: int, gid: int) -> Planned
 
 
 def copy_entries(sources: list[tuple[BuildContext, Source]], dest: str, named_dir: bool, tree: FsTree, *,
-                 uid: int = 0, gid: int = 0, chmod: int | None = None) -> list[Planned]:
-    """The entries one COPY of ``sources`` to ``dest`` produces (parents included where missing)."""
+                 uid: int = 0, gid: int = 0, chmod: int | None = None, exclude: tuple[str, ...] = ()) -> list[Planned]:
+    """The entries one COPY of ``sources`` to ``dest`` produces (parents included where missing).
+
+    ``exclude`` (``COPY --exclude``) patterns, with ignore-file semantics, drop paths
+    relative to each source directory.
+    """
     into_dir = named_dir or len(sources) > 1 or tree.is_dir(dest)
+    rules = IgnoreRules.parse("\n".join(exclude)) if exclude else None
     out: list[Planned] = []
     for ctx, src in sources:
         infos = ctx.walk(src)
+        if rules is not None:
+            infos = [i for i in infos if not i.rel or not rules.ignored(i.rel)]
         if src.is_dir:
             for info in infos:
                 out.append(_entry(_join(dest, info.rel), info, uid, gid, chmod))

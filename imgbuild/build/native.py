@@ -29,7 +29,7 @@ from imgbuild.build.plan import (ROLE_ANNOTATION, BuildPlan, StagePlan, app_dir,
                                  rfc3339, role_of)
 from imgbuild.errors import BuildError, ImageNotFound, InputError
 from imgbuild.kubefile import model as m
-from imgbuild.oci.layer import LayerResult, extract_layer, iter_layer_members, write_layer
+from imgbuild.oci.layer import Entry, LayerResult, extract_layer, iter_layer_members, write_layer
 from imgbuild.oci.model import Descriptor, ImageConfig, Manifest, Platform, canonical_json
 
 __all__ = ["BuildOptions", "BuildResult", "Reporter", "build_native", "finish_image", "tag_image"]
@@ -194,11 +194,25 @@ class _Builder:
             self._copy(st, ins, where)
         elif isinstance(ins, (m.App, m.Cni, m.Csi)):
             self._app(st, ins, where)
+        elif isinstance(ins, m.Run):
+            raise BuildError("RUN needs the buildah backend", where)
+        elif isinstance(ins, m.Workdir):
+            apply_config(st.doc.setdefault("config", {}), st.doc, ins, st.state)
+            self._workdir(st, ins)
         else:
-            if isinstance(ins, m.Run):
-                raise BuildError("RUN needs the buildah backend", where)
             apply_config(st.doc.setdefault("config", {}), st.doc, ins, st.state)
             self._history(st, ins.original, empty=True)
+
+    def _workdir(self, st: _Stage, ins: m.Workdir) -> None:
+        """WORKDIR creates its directory when the stage does not have it yet, as Docker does."""
+        self._load_base_tree(st)
+        path = st.doc["config"]["WorkingDir"].strip("/")
+        if not path or st.tree.is_dir(path):
+            self._history(st, ins.original, empty=True)
+            return
+        planned = copying.add_parents([copying.Planned(Entry(path, "dir", mode=0o755), (path, "dir", 0o755))],
+                                      st.tree)
+        self._commit(st, planned, ins.original)
 
     def _history(self, st: _Stage, text: str, empty: bool, comment: str | None = None) -> None:
         entry: dict[str, Any] = {"created": self.created, "created_by": " ".join(text.split())}
@@ -213,8 +227,11 @@ class _Builder:
         uid, gid = copying.parse_chown(ins.chown, where)
         chmod = copying.parse_chmod(ins.chmod, where)
         dest, named_dir = copying.dest_path(ins.dest, st.doc.get("config", {}).get("WorkingDir"))
+        if getattr(ins, "parents", False):
+            raise BuildError("COPY --parents is not supported by the native builder; use --backend buildah", where)
         sources = self._sources(st, ins, where)
-        planned = copying.copy_entries(sources, dest, named_dir, st.tree, uid=uid, gid=gid, chmod=chmod)
+        planned = copying.copy_entries(sources, dest, named_dir, st.tree, uid=uid, gid=gid, chmod=chmod,
+                                       exclude=ins.exclude)
         for doc in ins.heredocs:
             arc = f"{dest}/{doc.name}" if dest and (named_dir or st.tree.is_dir(dest)) else dest
             planned.append(copying.bytes_entry(arc, doc.content.encode(), chmod or 0o644, uid, gid))

@@ -76,14 +76,15 @@ def test_minimal_files_and_config(tmp_path: Path) -> None:
     assert cfg.labels["org.opencontainers.image.version"] == "1.0"
     assert cfg.labels["sealos.io.type"] == "application"
     assert cfg.created == "1970-01-01T00:00:00Z"
-    assert len(cfg.diff_ids) == 3 and len(cfg.history) == 13
+    assert len(cfg.diff_ids) == 4 and len(cfg.history) == 13  # WORKDIR made /opt/demo: a layer, as in Docker
+    assert members["opt/demo"].isdir()
 
 
 def test_rebuild_is_identical_and_cached(tmp_path: Path) -> None:
     first = _build(EXAMPLES / "minimal")
     second = _build(EXAMPLES / "minimal")
     assert first.digest == second.digest
-    assert second.results[0].cached_layers == 3
+    assert second.results[0].cached_layers == 4
     third = _build(EXAMPLES / "minimal", cache=False)
     assert third.digest == first.digest  # deterministic even without the cache
 
@@ -204,6 +205,17 @@ def test_symlinks_are_kept_and_escaping_sources_refused(tmp_path: Path) -> None:
     with pytest.raises(ContextError) as info:
         _build(ctx)
     assert info.value.where == "Kubefile:2"
+
+
+def test_heredoc_and_exclude(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    for name in ("keep.txt", "drop.log"):
+        (tmp_path / "src" / name).write_text(name)
+    (tmp_path / "Kubefile").write_text("# syntax=docker/dockerfile:1.7-labs\nFROM scratch\n"
+                                       "COPY --exclude=*.log src /src\nCOPY <<EOF /etc/motd\nhi there\nEOF\n")
+    tree = _extract(_build(tmp_path).digest, tmp_path / "t")
+    assert sorted(os.listdir(tree / "src")) == ["keep.txt"]
+    assert (tree / "etc/motd").read_text() == "hi there\n"
 
 
 def test_url_sources_are_an_explicit_error(tmp_path: Path) -> None:
