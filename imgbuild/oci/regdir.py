@@ -71,6 +71,7 @@ def _write_atomic(path: Path, data: bytes, tmpdir: Path, *, sync: bool = True) -
     fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix="link-")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)
             f.write(data)
             if sync:
                 f.flush()
@@ -179,6 +180,7 @@ class RegistryDir:
         fd, tmp = tempfile.mkstemp(dir=self._tmpdir(), prefix="blob-")
         try:
             with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), 0o644)  # mkstemp's 0600 would hide blobs from a registry run as another user
                 w = RegBlobWriter(f, algorithm)
                 yield w
                 actual = w._computed()
@@ -190,8 +192,11 @@ class RegistryDir:
                 os.fsync(f.fileno())
             w.digest = actual
             dest = self.blob_path(actual)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, dest)
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, dest)
+            except OSError as exc:
+                raise StoreError(f"cannot store blob: {exc.strerror}", str(actual)) from exc
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -251,11 +256,13 @@ class RegistryDir:
         d = Digest(digest)
         return self._revision_link(repository, d).is_file() and self.has_blob(d)
 
-    def put_manifest(self, repository: str, tag: str | None, raw: bytes, media_type: str | None = None) -> Digest:
+    def put_manifest(self, repository: str, tag: str | None, raw: bytes, media_type: str | None = None, *,
+                     partial: bool = False) -> Digest:
         """Store a manifest or index byte for byte in ``repository``, tag it (if ``tag``) and return its digest.
 
         Every blob an image manifest references must already be stored (they get ``_layers``
-        links); every child of an index must already be a revision of ``repository``.
+        links); every child of an index must already be a revision of ``repository`` — or, with
+        ``partial``, at least one (an index kept for its digest with only this platform's image).
         """
         _check_repository(repository)
         if tag is not None:
@@ -265,9 +272,9 @@ class RegistryDir:
             for blob in doc.blobs():
                 self.link_blob(repository, blob.digest)
         else:
-            for child in doc.manifests:
-                if not self.has_manifest(repository, child.digest):
-                    raise StoreError("index child manifest not stored", f"{repository}@{child.digest}")
+            absent = [c.digest for c in doc.manifests if not self.has_manifest(repository, c.digest)]
+            if absent and (not partial or len(absent) == len(doc.manifests)):
+                raise StoreError("index child manifest not stored", f"{repository}@{absent[0]}")
         digest = self.write_blob(raw)
         self._link(self._revision_link(repository, digest), digest)
         if tag is not None:
@@ -336,13 +343,20 @@ class RegistryDir:
         return self._read_link(self._repo(repository) / "_manifests" / "tags" / tag / "current" / "link")
 
     def missing(self, repository: str, digest: str) -> list[str]:
-        """What a stored image lacks: absent manifests or blobs reachable from ``digest`` (empty = complete)."""
+        """What a stored image lacks: absent manifests or blobs reachable from ``digest`` (empty = complete).
+
+        An index counts as complete when the children it has revisions for are (a partial index
+        keeps only some platforms on purpose); with no child at all, every child is missing.
+        """
         d = Digest(digest)
         if not self.has_manifest(repository, d):
             return [str(d)]
         doc = parse_document(self.read_blob(d))
         if isinstance(doc, Index):
-            return [m for child in doc.manifests for m in self.missing(repository, child.digest)]
+            present = [c.digest for c in doc.manifests if self._revision_link(repository, c.digest).is_file()]
+            if not present:
+                return [str(c.digest) for c in doc.manifests]
+            return [m for child in present for m in self.missing(repository, child)]
         return [str(b.digest) for b in doc.blobs()
                 if not (self.has_blob(b.digest) and self.has_layer_link(repository, b.digest))]
 

@@ -179,3 +179,31 @@ def test_bad_tags_are_refused(tmp_path, tag):
 def test_empty_dir_lists_nothing(tmp_path):
     rd = RegistryDir(tmp_path / "none")
     assert rd.repositories() == [] and rd.listing() == [] and rd.total_size() == 0
+
+
+def test_files_are_world_readable_for_a_registry_run_as_another_user(tmp_path):
+    rd = RegistryDir(tmp_path)
+    man, _ = make_image(rd, [b"x"])
+    rd.put_manifest("app", "v1", man.raw)
+    for p in (v2(rd)).rglob("*"):
+        if p.is_file():
+            assert p.stat().st_mode & 0o777 == 0o644, p
+
+
+def test_partial_index_keeps_one_platform(tmp_path):
+    rd = RegistryDir(tmp_path)
+    amd, _ = make_image(rd, [b"amd"], Platform("linux", "amd64"))
+    arm, _ = make_image(None, [b"arm"], Platform("linux", "arm64"))
+    idx = Index.build([
+        Descriptor(amd.media_type, amd.digest, amd.size, platform=Platform("linux", "amd64")),
+        Descriptor(arm.media_type, arm.digest, arm.size, platform=Platform("linux", "arm64")),
+    ])
+    rd.put_manifest("multi", None, amd.raw)
+    with pytest.raises(StoreError):
+        rd.put_manifest("multi", "v1", idx.raw)
+    rd.put_manifest("multi", "v1", idx.raw, partial=True)
+    assert rd.missing("multi", idx.digest) == []
+    assert rd.describe("multi", "v1").platforms == ("linux/amd64",)
+    assert rd.lookup("localhost/multi@" + idx.digest) == idx.digest
+    with pytest.raises(StoreError):
+        rd.put_manifest("other", "v1", idx.raw, partial=True)
