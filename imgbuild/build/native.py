@@ -182,7 +182,7 @@ class _Builder:
         for desc in image.layers:
             with image.open_layer(desc) as fh:
                 for member in iter_layer_members(fh, desc.media_type):
-                    name = member.name.lstrip("./").rstrip("/")
+                    name = _member_path(member.name)
                     base = name.rsplit("/", 1)[-1]
                     if not base.startswith(".wh."):
                         st.tree.kinds[name] = "dir" if member.isdir() else "file"
@@ -362,6 +362,13 @@ class _Builder:
         return result
 
 
+def _member_path(name: str) -> str:
+    """A tar member name as an arcname: no leading ``./`` or ``/``, no trailing ``/``."""
+    while name.startswith("./"):
+        name = name[2:]
+    return name.strip("/") if name != "." else ""
+
+
 class _Counting:
     """A write-through wrapper that reports bytes written (for the copy bar)."""
 
@@ -421,8 +428,8 @@ def _complete(b: _Builder, st: _Stage, opts: BuildOptions) -> BuildResult:
 def _annotated(store, desc: Descriptor) -> Descriptor:
     """``desc`` with the role its entries share (rootfs when they are mixed)."""
     with store.open_blob(desc.digest) as fh:
-        roles = {role_of(mb.name.lstrip("./")) for mb in iter_layer_members(fh, desc.media_type)
-                 if mb.name.lstrip("./")}
+        roles = {role_of(_member_path(mb.name)) for mb in iter_layer_members(fh, desc.media_type)
+                 if _member_path(mb.name)}
     return desc.with_annotations(**{ROLE_ANNOTATION: roles.pop() if len(roles) == 1 else "rootfs"})
 
 

@@ -241,3 +241,23 @@ def test_multi_platform_index(tmp_path: Path) -> None:
             with store.open_blob(desc.digest) as fh:
                 extract_layer(fh, desc.media_type, tree)
         assert (tree / "bin/tool").read_text() == arch
+
+
+def test_copy_onto_a_base_directory_goes_inside_and_keeps_base_parents(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    (base / "d").mkdir(parents=True)
+    (base / "d/.hidden").write_text("h")
+    (base / "Kubefile").write_text("FROM scratch\nCOPY d /opt/.d/\nCOPY --chmod=1777 d /tmp\n")
+    _build(base, tags=("imgbuild.local/test/base:v1",))
+    child = tmp_path / "child"
+    child.mkdir()
+    (child / "f").write_text("f")
+    (child / "Kubefile").write_text("FROM imgbuild.local/test/base:v1\nCOPY f /opt/.d\nCOPY f /tmp/x/f\n")
+    out = _build(child)
+    store = open_store()
+    [first, second] = out.results[0].manifest.layers[-2:]
+    with store.open_blob(first.digest) as fh:
+        assert [m.name for m in iter_layer_members(fh, first.media_type)] == ["opt/.d/f"]
+    with store.open_blob(second.digest) as fh:
+        names = [m.name.rstrip("/") for m in iter_layer_members(fh, second.media_type)]
+    assert names == ["tmp/x", "tmp/x/f"]  # /tmp (1777 in the base) is not reset
