@@ -261,3 +261,38 @@ def test_copy_onto_a_base_directory_goes_inside_and_keeps_base_parents(tmp_path:
     with store.open_blob(second.digest) as fh:
         names = [m.name.rstrip("/") for m in iter_layer_members(fh, second.media_type)]
     assert names == ["tmp/x", "tmp/x/f"]  # /tmp (1777 in the base) is not reset
+
+
+def _bundle(tmp_path: Path) -> Path:
+    """A registry/ tree as the offline bundler leaves it (content does not matter to the builder)."""
+    root = tmp_path / "bundle"
+    link = root / "docker/registry/v2/repositories/demo/pause/_manifests/tags/3.9/current/link"
+    link.parent.mkdir(parents=True)
+    link.write_text("sha256:" + "a" * 64)
+    return root
+
+
+@pytest.mark.parametrize("kubefile, target", [
+    ("FROM scratch\nCOPY . .\n", "registry"),               # sealos: COPY . . sees the bundle as registry/
+    ("FROM scratch\nCOPY registry /srv/registry\n", "srv/registry"),
+    ("FROM scratch\nCOPY bin /bin\n", "registry"),           # sealer style: appended as a last layer
+])
+def test_bundled_registry_is_merged_or_appended(tmp_path: Path, kubefile: str, target: str) -> None:
+    from imgbuild.build.native import BuildOptions, build_native
+    from imgbuild.build.plan import make_plan
+
+    ctx = tmp_path / "ctx"
+    (ctx / "bin").mkdir(parents=True)
+    (ctx / "bin/tool").write_text("t")
+    (ctx / "registry").mkdir()
+    (ctx / "registry/own.txt").write_text("mine")
+    (ctx / "Kubefile").write_text(kubefile)
+    result = build_native(make_plan(ctx), open_store(), BuildOptions(registry_dir=_bundle(tmp_path)))
+    tree = _extract(result.digest, tmp_path / "t")
+    link = tree / target / "docker/registry/v2/repositories/demo/pause/_manifests/tags/3.9/current/link"
+    assert link.read_text() == "sha256:" + "a" * 64
+    roles = [d.annotations["io.imgbuild.layer.role"] for d in result.manifest.layers]
+    assert roles.count("registry") == (0 if target.startswith("srv") else 1)
+    if "COPY bin" in kubefile:
+        assert roles == ["rootfs", "registry"]
+        assert result.config.history[-1]["created_by"] == "imgbuild: bundled images (registry/)"
