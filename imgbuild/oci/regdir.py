@@ -139,7 +139,8 @@ class RegistryDir:
     def _repo(self, repository: str) -> Path:
         return self.v2 / "repositories" / _check_repository(repository)
 
-    def _tmpdir(self) -> Path:
+    def scratch_dir(self) -> Path:
+        """The directory for temp files (``v2/.tmp``: same filesystem, outside what a registry reads)."""
         tmp = self.v2 / ".tmp"
         try:
             tmp.mkdir(parents=True, exist_ok=True)
@@ -177,7 +178,7 @@ class RegistryDir:
     def blob_writer(self, expected: str | None = None, size: int | None = None) -> Iterator[RegBlobWriter]:
         """Stream a blob in; on clean exit verify digest (and size), fsync and rename into place."""
         algorithm = Digest(expected).algorithm if expected else "sha256"
-        fd, tmp = tempfile.mkstemp(dir=self._tmpdir(), prefix="blob-")
+        fd, tmp = tempfile.mkstemp(dir=self.scratch_dir(), prefix="blob-")
         try:
             with os.fdopen(fd, "wb") as f:
                 os.fchmod(f.fileno(), 0o644)  # mkstemp's 0600 would hide blobs from a registry run as another user
@@ -225,7 +226,7 @@ class RegistryDir:
     def _link(self, path: Path, digest: Digest) -> None:
         if path.is_file() and path.read_bytes() == str(digest).encode():
             return
-        _write_atomic(path, str(digest).encode(), self._tmpdir())
+        _write_atomic(path, str(digest).encode(), self.scratch_dir())
 
     def _read_link(self, path: Path) -> Digest | None:
         try:
