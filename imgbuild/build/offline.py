@@ -125,17 +125,21 @@ def wanted_images(images, context_dir: Path | str | None = None) -> list[Wanted]
     return list(out.values())
 
 
-def save_images(images, regdir: RegistryDir, *, platform: Platform | str | None = None, all_platforms: bool = False,
-                store=None, jobs: int = 4, skip_missing: bool = False, progress: object = False,
+def save_images(images, regdir: RegistryDir | Path | str, *, platform: Platform | str | None = None,
+                all_platforms: bool = False, store=None, jobs: int = 4, skip_missing: bool = False, progress: object = False,
                 context_dir: Path | str | None = None, notify: Callable[[str], None] | None = None,
                 **client_kw) -> SaveReport:
-    """Save ``images`` (an ImageSet, references or :class:`Wanted`) into ``regdir``; see the module doc.
+    """Save ``images`` (an ImageSet, references or :class:`Wanted`) into ``regdir`` (a RegistryDir or its path).
+
+    Pass the ImageSet itself (with ``context_dir``) rather than its ``refs``: then errors name
+    file:line and the ``tar.txt`` archives are saved too.
 
     ``store``: a local Store to take images from when it holds them; ``progress``: as for pull
     (True: bars on a TTY, else lines); ``notify``: called with one line per saved/skipped image;
     ``client_kw``: RegistryClient options (``tls_verify``, ``ca_file``, ``auth``).
     """
     plat = Platform.parse(platform) if isinstance(platform, str) else (platform or Platform.current())
+    regdir = regdir if isinstance(regdir, RegistryDir) else RegistryDir(regdir)
     say = notify or (lambda _: None)
     wanted = wanted_images(images, context_dir)
     todo, skipped = [], []

@@ -25,6 +25,57 @@ registry_app = typer.Typer(
 app.add_typer(registry_app, name="registry")
 
 
+@registry_app.command("save")
+def save_cmd(
+    context: Path | None = typer.Argument(None, help="Build context whose images to save (manifests/, charts/, "
+                                          "images/shim, images/skopeo/tar.txt)."),
+    registry_dir: Path = typer.Option(..., "--registry-dir", "-d", help="The registry/ directory to write."),
+    images: str | None = typer.Option(None, "--images", help="Comma-separated references to save (as well)."),
+    image_list: list[Path] = typer.Option([], "--image-list", help="File of references to add (one a line)."),
+    ignore_list: list[Path] = typer.Option([], "--ignore-image-list", help="File of references to leave out."),
+    platform: str | None = typer.Option(None, "--platform", help="os/arch[/variant] (default: this machine)."),
+    all_platforms: bool = typer.Option(False, "--all-platforms", help="Keep whole indexes, every platform."),
+    skip_missing: bool = typer.Option(False, "--skip-missing-images", help="Warn about missing images, don't fail."),
+    jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=64, help="Blobs copied in parallel."),
+    tls_verify: str | None = typer.Option(None, "--tls-verify", help="Verify TLS certificates (true/false); "
+                                          "false also allows plain http. Default: verify."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Save the images a build context needs (and/or --images) into a registry/ directory.
+
+    Example: imgbuild registry save . --registry-dir ./registry --images nginx:1.25,busybox
+    """
+    from imgbuild.build.offline import save_images, wanted_images
+    from imgbuild.cli.transfer import progress_for_cli, tls_verify_value
+    from imgbuild.errors import InputError
+    from imgbuild.oci.regdir import RegistryDir
+    from imgbuild.oci.store import open_store
+
+    wanted = []
+    if context is not None:
+        from imgbuild.build.images import find_images
+
+        found = find_images(context, image_lists=image_list, ignore_lists=ignore_list, platform=platform)
+        for s in found.skipped:
+            output.warn(f"{s.file}:{s.line}: {s.value!r} not saved: {s.reason}")
+        wanted += wanted_images(found, context)
+    if images:
+        wanted += wanted_images([r.strip() for r in images.split(",") if r.strip()])
+    if not wanted:
+        raise InputError("nothing to save: give a build context that uses images, or --images")
+    report = save_images(wanted, RegistryDir(registry_dir), platform=platform, all_platforms=all_platforms,
+                         store=open_store(), jobs=jobs, skip_missing=skip_missing, progress=progress_for_cli(),
+                         notify=output.info, tls_verify=tls_verify_value(tls_verify))
+    for m in report.missing:
+        output.warn(f"not saved: {m}")
+    if output.want_json(json_out):
+        output.emit_json(report.to_dict())
+        return
+    output.echo(f"{len(report.saved)} saved, {len(report.skipped_existing)} already present, "
+                f"{len(report.missing)} missing; {report.blobs_copied} blobs "
+                f"({output.human_size(report.bytes_copied)}) copied into {registry_dir}")
+
+
 @registry_app.command("serve")
 def serve_cmd(
     directory: Path = typer.Argument(..., help="The registry/ directory to serve."),
