@@ -150,29 +150,30 @@ class _Builder:
             doc = json.loads(ImageConfig.new(self.platform).raw)
             doc.pop("created", None)
             return _Stage([], doc, copying.FsTree(), False)
-        image = self._base_image(sp.base, where)
+        image = self._base_image(sp.base, where, Platform.parse(sp.platform) if sp.platform else None)
         doc = json.loads(image.config.raw)
         tree = copying.FsTree()
         st = _Stage(list(image.layers), doc, tree, True)
         st.state["base_image"] = image
         return st
 
-    def _base_image(self, ref: str, where: str):
-        """The base image from the store, pulled per the pull policy."""
+    def _base_image(self, ref: str, where: str, platform: Platform | None = None):
+        """The base image (for ``FROM --platform`` or the build's platform), pulled per the pull policy."""
+        platform = platform or self.platform
         policy = self.opts.pull
         if policy not in ("always", "missing", "never"):
             raise InputError(f"--pull must be always, missing or never, not {policy!r}")
         if policy != "always":
             try:
-                return self.store.image(ref, self.platform)
+                return self.store.image(ref, platform)
             except ImageNotFound:
                 if policy == "never":
                     raise ImageNotFound(f"base image {ref} is not in the local store (--pull=never)", where)
         from imgbuild.oci.registry import pull
 
         self.rep.note(f"pulling {ref}")
-        desc = pull(ref, store=self.store, platform=self.platform)
-        return self.store.image(desc, self.platform)
+        desc = pull(ref, store=self.store, platform=platform)
+        return self.store.image(desc, platform)
 
     def _load_base_tree(self, st: _Stage) -> None:
         """Read the base image's paths once, the first time a COPY needs to know them."""
