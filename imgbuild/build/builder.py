@@ -15,7 +15,6 @@ from typing import Mapping
 
 from imgbuild.build.native import BuildOptions, BuildResult, Reporter, build_native, tag_image
 from imgbuild.build.plan import BuildPlan, make_plan
-from imgbuild.errors import BuildError
 from imgbuild.oci.model import Descriptor, Index, Platform
 
 __all__ = ["BuildRequest", "BuildOutcome", "build", "plan_build", "bundle_images"]
@@ -72,24 +71,23 @@ def plan_build(req: BuildRequest, platform: Platform | None = None) -> BuildPlan
 
 
 def bundle_images(plan: BuildPlan, platform: Platform | None, store, reporter: Reporter) -> Path | None:
-    """Save the images the context needs into a cached registry/ tree; None when it needs none."""
+    """Save the images the context needs into a cached registry/ tree; None when it needs none.
+
+    The tree lives in ``$IMGBUILD_HOME/cache/registry/<key>``, the key naming the context,
+    platform and image set, so a rebuild copies nothing and the image keeps its digest.
+    """
     from imgbuild.build.images import find_images
+    from imgbuild.build.offline import save_images
     from imgbuild.home import home
 
     found = find_images(plan.context.root, platform=str(platform) if platform else None)
-    if not found.found:
+    if not found.found and not found.archives:
         return None
-    refs = found.refs
-    try:
-        from imgbuild.build import offline
-    except ImportError as exc:
-        raise BuildError(f"the context needs {len(refs)} image(s) bundled into registry/ ({', '.join(refs)}), "
-                         "but saving images (imgbuild.build.offline) is not available in this version",
-                         str(plan.context.root)) from exc
-    key = hashlib.sha256("\n".join([str(plan.context.root), str(platform), *refs]).encode()).hexdigest()[:16]
+    names = [*found.refs, *(str(a) for a in found.archives)]
+    key = hashlib.sha256("\n".join([str(plan.context.root), str(platform), *names]).encode()).hexdigest()[:16]
     dest = home().cache / "registry" / key
-    reporter.note(f"bundling {len(refs)} image(s) into registry/")
-    offline.save_images(refs, dest, platform=platform, store=store)
+    reporter.note(f"bundling {len(names)} image(s) into registry/")
+    save_images(found, dest, platform=platform, store=store, context_dir=plan.context.root, notify=reporter.note)
     return dest
 
 

@@ -259,7 +259,8 @@ class _Builder:
         root = self.opts.registry_dir
         assert root is not None
         src = Source("", root, True, "registry")
-        planned = copying.copy_entries([(BuildContext(root), src)], target, True, st.tree)
+        planned = copying.copy_entries([(BuildContext(root), src)], target, True, st.tree,
+                                       exclude=("docker/registry/v2/.tmp",))
         self.opts = BuildOptions(**{**self.opts.__dict__, "registry_dir": None})
         return planned
 
