@@ -87,9 +87,10 @@ def test_failing_run_reports_the_kubefile_line(tmp_path: Path, shell_image: str)
     assert _buildah_images() <= before
 
 
-@pytest.mark.parametrize("example", ["minimal", "sealer-app", "multistage", "pause-demo"])
+@pytest.mark.parametrize("example", ["minimal", "sealer-app", "multistage", "pause-demo", "rootfs-demo", "app-demo"])
 def test_examples_give_the_same_files_with_both_backends(tmp_path: Path, example: str) -> None:
     ctx = ROOT / "kubefiles" / example
+    build(BuildRequest(context=ROOT / "kubefiles" / "pause-demo", tags=("imgbuild.local/demo/pause:3.9",)))
     native = build(BuildRequest(context=ctx, backend="native"))
     viabuildah = build(BuildRequest(context=ctx, backend="buildah"))
     a, b = _tree(native.digest, tmp_path / "n"), _tree(viabuildah.digest, tmp_path / "b")
