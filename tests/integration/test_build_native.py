@@ -296,3 +296,15 @@ def test_bundled_registry_is_merged_or_appended(tmp_path: Path, kubefile: str, t
     if "COPY bin" in kubefile:
         assert roles == ["rootfs", "registry"]
         assert result.config.history[-1]["created_by"] == "imgbuild: bundled images (registry/)"
+
+
+def test_a_cache_entry_whose_blob_was_collected_is_rebuilt(tmp_path: Path) -> None:
+    first = _build(EXAMPLES / "pause-demo", tags=("localhost:5000/demo/pause:gc",))
+    store = open_store()
+    store.untag("localhost:5000/demo/pause:gc")
+    store.gc()
+    [layer] = first.results[0].manifest.layers
+    assert not store.has_blob(layer.digest)
+    second = _build(EXAMPLES / "pause-demo")
+    assert second.digest == first.digest and second.results[0].cached_layers == 0
+    assert store.has_blob(layer.digest)
