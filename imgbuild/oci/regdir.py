@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -405,13 +406,16 @@ class RegistryDir:
         return sum(p.stat().st_size for p in base.rglob("data") if p.is_file())
 
     def cleanup_tmp(self) -> int:
-        """Remove leftover temp files from interrupted writes; return how many."""
+        """Remove leftover temp files from interrupted writes (none may be running); return how many."""
         tmp = self.v2 / ".tmp"
         if not tmp.is_dir():
             return 0
         n = 0
         for p in tmp.iterdir():
             with contextlib.suppress(OSError):
-                p.unlink()
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
                 n += 1
         return n

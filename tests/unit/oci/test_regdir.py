@@ -207,3 +207,10 @@ def test_partial_index_keeps_one_platform(tmp_path):
     assert rd.lookup("localhost/multi@" + idx.digest) == idx.digest
     with pytest.raises(StoreError):
         rd.put_manifest("other", "v1", idx.raw, partial=True)
+
+
+def test_cleanup_tmp_removes_leftovers(tmp_path):
+    rd = RegistryDir(tmp_path)
+    (rd.scratch_dir() / "blob-x").write_bytes(b"partial")
+    (rd.scratch_dir() / "archives-y" / "a0").mkdir(parents=True)
+    assert rd.cleanup_tmp() == 2 and list(rd.scratch_dir().iterdir()) == []

@@ -1,0 +1,90 @@
+"""offline's pure decisions: what to save from an ImageSet, what of an index to keep, how misses are reported."""
+
+from pathlib import Path
+
+import pytest
+
+from imgbuild.build import offline
+from imgbuild.build.images import ArchiveImage, FoundImage, ImageSet, Source
+from imgbuild.errors import ImageNotFound, InputError, RegistryError
+from imgbuild.oci.model import Descriptor, Index, Platform
+from imgbuild.oci.regdir import RegistryDir
+from imgbuild.reference import parse_reference
+from tests.unit.oci.test_regdir import make_image
+
+AMD, ARM = Platform("linux", "amd64"), Platform("linux", "arm64")
+
+
+def _imageset():
+    src = Source("manifests/a.yaml", 7, "manifest")
+    return ImageSet(
+        found=(FoundImage("docker.io/library/nginx:1.25", "nginx:1.25", (src,)),
+               FoundImage("example.com/app:v3", "example.com/app:v3", (Source("images/shim/x", 2, "shim-list"),))),
+        archives=(ArchiveImage("docker-archive", "images/skopeo/app.tar", "example.com/app:v3",
+                               Source("images/skopeo/tar.txt", 1, "archive-list")),),
+    )
+
+
+def test_wanted_from_an_imageset_keeps_where_and_prefers_the_archive(tmp_path):
+    wanted = offline.wanted_images(_imageset(), tmp_path)
+    by_ref = {w.ref.normalized: w for w in wanted}
+    assert by_ref["docker.io/library/nginx:1.25"].where == "manifests/a.yaml:7"
+    app = by_ref["example.com/app:v3"]
+    assert app.archive == tmp_path / "images/skopeo/app.tar" and app.where == "images/skopeo/tar.txt:1"
+    with pytest.raises(InputError, match="context directory"):
+        offline.wanted_images(_imageset())
+    plain = offline.wanted_images(["nginx", "docker.io/library/nginx:latest"])
+    assert [(w.ref.normalized, w.where) for w in plain] == [("docker.io/library/nginx:latest", "--images")]
+
+
+def _index():
+    amd, _ = make_image(None, [b"amd"], AMD)
+    arm, _ = make_image(None, [b"arm"], ARM)
+    idx = Index.build([Descriptor(amd.media_type, amd.digest, amd.size, platform=AMD),
+                       Descriptor(arm.media_type, arm.digest, arm.size, platform=ARM)])
+    docs = {amd.digest: amd.raw, arm.digest: arm.raw}
+    return idx, amd, arm, (lambda d: (docs[d], amd.media_type))
+
+
+def _plan(ref, idx, get, plat=AMD, all_platforms=False):
+    w = offline.Wanted(parse_reference(ref), "here:1")
+    return offline._plan(w, idx.raw, idx.media_type, get, plat, all_platforms, "registry", None)
+
+
+def test_index_choices():
+    idx, amd, arm, get = _index()
+    one = _plan("r.io/multi:v1", idx, get, ARM)
+    assert one.target.digest == arm.digest and [d.digest for d, _ in one.docs] == [arm.digest]
+    assert not one.partial and {b.digest for b in one.blobs} == {b.digest for b in arm.blobs()}
+    every = _plan("r.io/multi:v1", idx, get, all_platforms=True)
+    assert every.target.digest == idx.digest and len(every.docs) == 3 and not every.partial
+    pinned = _plan(f"r.io/multi@{idx.digest}", idx, get)
+    assert pinned.target.digest == idx.digest and pinned.partial
+    assert [d.digest for d, _ in pinned.docs] == [amd.digest, idx.digest]
+    with pytest.raises(ImageNotFound, match="no image for platform linux/s390x"):
+        _plan("r.io/multi:v1", idx, get, Platform("linux", "s390x"))
+    with pytest.raises(RegistryError, match="pinned digest"):
+        _plan("r.io/multi@sha256:" + "0" * 64, idx, get)
+
+
+def test_misses_are_one_error_or_nothing():
+    nf = offline.Missing("a:1", "x.yaml:1", "no such image", not_found=True)
+    down = offline.Missing("b:1", "y.yaml:2", "cannot reach the registry")
+    offline._fail_or_warn([nf, down], skip_missing=True)
+    offline._fail_or_warn([], skip_missing=False)
+    with pytest.raises(ImageNotFound) as info:
+        offline._fail_or_warn([nf], skip_missing=False)
+    assert "a:1 (x.yaml:1): no such image" in str(info.value) and info.value.exit_code == 2
+    with pytest.raises(RegistryError) as info:
+        offline._fail_or_warn([nf, down], skip_missing=False)
+    assert "2 images could not be saved" in str(info.value) and info.value.missing == (nf, down)
+
+
+def test_present_images_are_skipped_without_any_source(tmp_path):
+    rd = RegistryDir(tmp_path)
+    man, _ = make_image(rd, [b"x"])
+    rd.put_manifest("library/nginx", "1.25", man.raw)
+    # the registry host does not resolve: had it been asked, this would be a miss
+    report = offline.save_images(["registry.invalid/library/nginx:1.25"], rd)
+    assert report.skipped_existing == ("registry.invalid/library/nginx:1.25",) and report.saved == ()
+    assert isinstance(offline.save_images([], Path(tmp_path)), offline.SaveReport)
