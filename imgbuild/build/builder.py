@@ -15,6 +15,7 @@ from typing import Mapping
 
 from imgbuild.build.native import BuildOptions, BuildResult, Reporter, build_native, tag_image
 from imgbuild.build.plan import BuildPlan, make_plan
+from imgbuild.reference import parse_reference
 from imgbuild.oci.model import Descriptor, Index, Platform
 
 __all__ = ["BuildRequest", "BuildOutcome", "build", "plan_build", "bundle_images"]
@@ -38,6 +39,10 @@ class BuildRequest:
     annotations: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     cache: bool = True
+
+    def __post_init__(self) -> None:
+        for tag in self.tags:  # a bad -t fails before the build, not after it
+            parse_reference(tag)
 
 
 @dataclass(frozen=True)

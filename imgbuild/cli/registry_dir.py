@@ -110,6 +110,8 @@ def ls_cmd(
     if not directory.is_dir():
         raise InputError("registry directory does not exist", str(directory))
     rd = RegistryDir(directory)
+    if not rd.v2.is_dir() and any(directory.iterdir()):  # empty is a new registry; other content is a mistake
+        raise InputError("not a registry directory: no docker/registry/v2 inside", str(directory))
     tags = rd.listing()
     total = rd.total_size()
     if output.want_json(json_out):

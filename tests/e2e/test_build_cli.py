@@ -66,3 +66,14 @@ def test_gzip_and_platform_options(tmp_path: Path, capsys: pytest.CaptureFixture
                 str(EXAMPLES / "pause-demo")]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["images"][0]["platform"] == "linux/arm64"
+
+
+def test_bad_tag_fails_before_building(tmp_path, capsys):
+    from imgbuild.cli.main import run
+
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "Kubefile").write_text("FROM scratch\nCOPY a.txt /a.txt\n")
+    assert run(["build", "-t", "Bad:Tag", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert "STEP" not in captured.out + captured.err
+    assert "invalid image reference 'Bad:Tag'" in captured.err

@@ -105,3 +105,12 @@ def test_ls_lists_repositories_tags_and_sizes(tmp_path, capsys):
     assert run(["registry", "ls", str(rd.root)]) == 0
     out, err = capsys.readouterr()
     assert "library/nginx" in out and a.digest.hex[:12] in out and "2 repositories, 3 tags" in err
+
+
+def test_ls_refuses_a_directory_that_is_no_registry(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not a registry")
+    assert run(["registry", "ls", str(tmp_path)]) == 2
+    assert "not a registry directory" in capsys.readouterr().err
+    empty = tmp_path / "new"
+    empty.mkdir()
+    assert run(["registry", "ls", str(empty)]) == 0
