@@ -9,8 +9,10 @@ are retried with backoff on 429/5xx and connection resets, a bounded number of t
 Authentication (challenges, bearer tokens, credential files) is in :mod:`imgbuild.oci.auth`,
 which uses oras-py for token negotiation; oras-py's own ``Registry`` is not used for data:
 it reads whole blobs into memory, keeps one token for all scopes, does not resume and
-raises bare ``ValueError``s. The image-level verbs (``pull``, ``push``, ``copy_image_to``)
-and the parallel mover are in :mod:`imgbuild.oci.transfer` and re-exported here.
+raises bare ``ValueError``s. The upload half (PUT/PATCH, resume, mount) lives in
+:mod:`imgbuild.oci._upload`, which the client's upload methods delegate to. The image-level
+verbs (``pull``, ``push``, ``copy_image_to``) and the parallel mover are in
+:mod:`imgbuild.oci.transfer` and re-exported here.
 
 Transport security, like skopeo/podman: https with verified certificates by default
 (``ca_file``: a CA file, or a directory of ``*.crt`` as in containers' certs.d; default ``$REGISTRY_CA``).
@@ -30,12 +32,13 @@ import ssl
 import time
 from pathlib import Path
 from typing import BinaryIO, Callable
-from urllib.parse import urlencode, urljoin
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from imgbuild.errors import AuthError, DigestMismatch, ImageNotFound, RegistryError
+from imgbuild.oci import _upload
+from imgbuild.oci._upload import RETRY_STATUS as _RETRY_STATUS, Dropped as _Dropped, Section as _Section, noop as _noop
 from imgbuild.oci.auth import AuthProvider, Authenticator
 from imgbuild.oci.model import (
     INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, Descriptor, Digest, MediaType, parse_document,
@@ -50,7 +53,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int], None]
-_RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _NET_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 MANIFEST_ACCEPT = ", ".join([MediaType.OCI_MANIFEST, MediaType.OCI_INDEX, MediaType.DOCKER_MANIFEST,
                              MediaType.DOCKER_LIST])
@@ -131,44 +133,6 @@ def _caused_by(exc: BaseException, kind: type) -> bool:
             return True
         todo += [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
     return False
-
-
-class _Section:
-    """A read-only window ``[offset, offset+length)`` of a blob, reporting bytes as they are read."""
-
-    def __init__(self, opener: Callable[[], BinaryIO], offset: int, length: int, on_bytes: ProgressFn) -> None:
-        self._fh = opener()
-        if offset:
-            self._fh.seek(offset)
-        self._left = length
-        self._length = length
-        self._on_bytes = on_bytes
-        self.sent = 0
-
-    def __len__(self) -> int:
-        return self._length
-
-    def read(self, n: int = -1) -> bytes:
-        """Read at most ``n`` bytes of the window."""
-        n = self._left if n is None or n < 0 else min(n, self._left)
-        data = self._fh.read(n) if n else b""
-        self._left -= len(data)
-        self.sent += len(data)
-        if data:
-            self._on_bytes(len(data))
-        return data
-
-    def close(self) -> None:
-        """Close the underlying file."""
-        self._fh.close()
-
-
-class _Dropped(Exception):
-    """A transfer lost its connection part way (internal: triggers a resume)."""
-
-
-def _noop(_: int) -> None:
-    return None
 
 
 class RegistryClient:
@@ -455,147 +419,20 @@ class RegistryClient:
 
     def mount_blob(self, repository: str, digest: str, source: str) -> str | None:
         """Mount ``digest`` from ``source`` into ``repository``; None if mounted, else an upload URL to use."""
-        where = f"{self.registry}/{repository}@{digest}"
-        query = urlencode({"mount": str(digest), "from": source})
-        r = self._request("POST", f"/v2/{repository}/blobs/uploads/?{query}",
-                          scope=self._scope(repository, True), headers={"Content-Length": "0"}, where=where)
-        with r:
-            if r.status_code == 201:
-                return None
-            self._check(r, (202,), "starting an upload", where)
-            return self._location(r, where)
-
-    def _location(self, r: requests.Response, where: str) -> str:
-        loc = r.headers.get("Location")
-        if not loc:
-            raise RegistryError("upload response has no Location", where=where, status=r.status_code)
-        return urljoin(self.base + "/", loc)
+        return _upload.mount_blob(self, repository, digest, source)
 
     def start_upload(self, repository: str) -> str:
         """Open an upload session; returns its URL."""
-        where = f"{self.registry}/{repository}"
-        r = self._request("POST", f"/v2/{repository}/blobs/uploads/", scope=self._scope(repository, True),
-                          headers={"Content-Length": "0"}, where=where)
-        with r:
-            self._check(r, (202,), "starting an upload", where)
-            return self._location(r, where)
+        return _upload.start_upload(self, repository)
 
     def push_blob(self, repository: str, desc: Descriptor, opener: Callable[[], BinaryIO], *,
                   mount_from: str | None = None, on_bytes: ProgressFn | None = None) -> str:
         """Upload a blob unless present (``"exists"``); mount it (``"mounted"``) or stream it (``"pushed"``)."""
-        if self.has_blob(repository, str(desc.digest)):
-            return "exists"
-        where = f"{self.registry}/{repository}@{desc.digest}"
-        location = None
-        if mount_from and mount_from != repository:
-            location = self.mount_blob(repository, str(desc.digest), mount_from)
-            if location is None:
-                return "mounted"
-        on_bytes = on_bytes or _noop
-        for attempt in range(self.retries + 1):
-            location = location or self.start_upload(repository)
-            sent = [0]
-
-            def count(n: int) -> None:
-                sent[0] += n
-                on_bytes(n)
-            try:
-                self._upload(location, desc, opener, count, where, self._scope(repository, True))
-                return "pushed"
-            except _Dropped as exc:
-                on_bytes(-sent[0])
-                if attempt == self.retries:
-                    raise RegistryError(f"upload kept failing after {attempt + 1} attempts", where=where) from exc
-                log.debug("upload of %s broke (%s); starting over", desc.digest, exc)
-                location = None
-                self._sleep(attempt)
-        raise AssertionError("unreachable")
-
-    def _upload(self, location: str, desc: Descriptor, opener, on_bytes: ProgressFn, where: str,
-                scope: str, offset: int = 0) -> None:
-        """Monolithic PUT for small blobs, PATCH chunks (resumable, from ``offset``) then PUT for large ones."""
-        if desc.size > self.monolithic_max or offset:
-            location = self._patch_all(location, desc, opener, on_bytes, where, scope, offset)
-            body: object = None
-        else:
-            body = _Section(opener, 0, desc.size, on_bytes)
-        sep = "&" if "?" in location else "?"
-        try:
-            r = self._request("PUT", f"{location}{sep}{urlencode({'digest': str(desc.digest)})}",
-                              scope=scope, headers={"Content-Type": "application/octet-stream",
-                                                    **({} if body is not None else {"Content-Length": "0"})},
-                              data=body, retry_net=False, where=where)
-        except RegistryError as exc:
-            if exc.status is None:
-                raise _Dropped(str(exc)) from exc
-            raise
-        finally:
-            if isinstance(body, _Section):
-                body.close()
-        with r:
-            if r.status_code in _RETRY_STATUS or r.status_code == 404:
-                raise _Dropped(f"HTTP {r.status_code}")
-            self._check(r, (201, 204), "completing an upload", where)
-            returned = r.headers.get("Docker-Content-Digest")
-        if returned and returned != str(desc.digest):
-            raise DigestMismatch(str(desc.digest), returned, where)
-
-    def _patch_all(self, location: str, desc: Descriptor, opener, on_bytes: ProgressFn, where: str,
-                   scope: str, offset: int = 0) -> str:
-        """PATCH the blob in chunks; after a drop ask the upload URL for its range and go on from there."""
-        resumes = 0
-        while offset < desc.size:
-            n = min(self.chunk_size, desc.size - offset)
-            section = _Section(opener, offset, n, on_bytes)
-            try:
-                location, offset = self._patch(location, section, offset, where, scope)
-            except _Dropped:
-                # docker-registry 2.8 cancels an upload whose PATCH body was cut (the session then answers
-                # 404 and we start over); registries that keep the received bytes, or a PATCH whose answer
-                # was lost, resume here from the range the upload URL reports.
-                resumes += 1
-                status = self.upload_status(location, scope) if resumes <= self.retries else None
-                if status is None:
-                    raise
-                on_bytes(status[1] - offset - section.sent)
-                location, offset = status
-            finally:
-                section.close()
-        return location
-
-    def _patch(self, location: str, section: _Section, offset: int, where: str, scope: str) -> tuple[str, int]:
-        """One PATCH of ``section`` at ``offset``; returns the next location and offset."""
-        end = offset + len(section) - 1
-        try:
-            r = self._request("PATCH", location, scope=scope, data=section, retry_net=False, where=where,
-                              headers={"Content-Type": "application/octet-stream",
-                                       "Content-Range": f"{offset}-{end}"})
-        except RegistryError as exc:
-            if exc.status is None:
-                raise _Dropped(str(exc)) from exc
-            raise
-        with r:
-            if r.status_code != 202:
-                raise _Dropped(f"PATCH answered HTTP {r.status_code}")
-            return self._location(r, where), _range_end(r) or end + 1
+        return _upload.push_blob(self, repository, desc, opener, mount_from=mount_from, on_bytes=on_bytes)
 
     def upload_status(self, location: str, scope: str) -> tuple[str, int] | None:
         """Ask an upload URL how much it holds: (new location, next offset), or None if the session is gone."""
-        try:
-            r = self._request("GET", location, scope=scope, where=self.registry)
-        except RegistryError:
-            return None
-        with r:
-            if r.status_code != 204:
-                return None
-            return self._location(r, self.registry), _range_end(r) or 0
-
-
-def _range_end(r: requests.Response) -> int | None:
-    """The next offset from a ``Range: 0-N`` upload header (N+1), or None."""
-    value = r.headers.get("Range", "")
-    _, _, end = value.partition("-")
-    return int(end) + 1 if end.isdigit() else None
+        return _upload.upload_status(self, location, scope)
 
 
 def pull(ref: str, **kwargs):

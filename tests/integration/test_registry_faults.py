@@ -73,14 +73,14 @@ def test_upload_url_reports_its_range_and_an_upload_resumes_from_it(registry, tm
     client = RegistryClient(registry.host, chunk_size=1 << 20)
     scope = "repository:res/ume:pull,push"
     location = client.start_upload("res/ume")
-    from imgbuild.oci.registry import _Section
+    from imgbuild.oci import _upload
 
-    location, offset = client._patch(location, _Section(lambda: io.BytesIO(data), 0, 1 << 20, lambda n: None),
-                                     0, "test", scope)
+    location, offset = _upload.patch(client, location, _upload.Section(lambda: io.BytesIO(data), 0, 1 << 20,
+                                                                       lambda n: None), 0, "test", scope)
     # as if the answer to the next PATCH were lost: ask the upload URL where it stands
     status = client.upload_status(location, scope)
     assert status is not None and status[1] == 1 << 20
     sent = []
-    client._upload(status[0], desc, lambda: io.BytesIO(data), sent.append, "test", scope, offset=status[1])
+    _upload.upload(client, status[0], desc, lambda: io.BytesIO(data), sent.append, "test", scope, offset=status[1])
     assert sum(sent) == len(data) - (1 << 20)
     assert client.has_blob("res/ume", str(desc.digest))
