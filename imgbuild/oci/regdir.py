@@ -12,7 +12,7 @@ running a registry::
     <root>/docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/index/sha256/<hex>/link
 
 A link file holds ``sha256:<hex>`` with no newline. Each blob is stored once however
-many repositories use it. Blobs are written like the local store writes them (temp
+many repositories use it. Blobs are written by the local store's own code (``_blobio``: temp
 file under ``v2/.tmp``, digest verified, fsync, rename), so the registry client's
 ``fetch_blob(..., sink)`` can stream straight into a RegistryDir. Manifests are stored
 byte for byte (digests stay the originals); a tag link is written last, so a crash
@@ -22,7 +22,6 @@ never leaves a tag pointing at content that is not there.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -31,13 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from imgbuild.errors import DigestMismatch, ImageNotFound, InputError, InvalidReference, StoreError
+from imgbuild.errors import ImageNotFound, InputError, InvalidReference, StoreError
+from imgbuild.oci._blobio import BlobWriter, atomic_blob, stream_file, write_bytes
 from imgbuild.oci.model import Digest, Index, Manifest, Platform, parse_document
 from imgbuild.reference import Reference, parse_reference
 
-__all__ = ["RegistryDir", "RegBlobWriter", "TagInfo", "repository_name"]
-
-_CHUNK = 1 << 20
+__all__ = ["RegistryDir", "TagInfo", "repository_name"]
 
 
 def repository_name(ref: str | Reference) -> str:
@@ -82,27 +80,6 @@ def _write_atomic(path: Path, data: bytes, tmpdir: Path, *, sync: bool = True) -
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-class RegBlobWriter:
-    """A streaming blob write: ``write(b)`` chunks; ``digest`` and ``size`` are set once committed."""
-
-    def __init__(self, fileobj: BinaryIO, algorithm: str = "sha256") -> None:
-        self._f = fileobj
-        self._h = hashlib.new(algorithm)
-        self._algorithm = algorithm
-        self.digest: Digest | None = None
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        """Append ``data`` to the blob (hashing as it goes)."""
-        self._f.write(data)
-        self._h.update(data)
-        self.size += len(data)
-        return len(data)
-
-    def _computed(self) -> Digest:
-        return Digest(f"{self._algorithm}:{self._h.hexdigest()}")
 
 
 @dataclass(frozen=True)
@@ -176,33 +153,10 @@ class RegistryDir:
         return data
 
     @contextlib.contextmanager
-    def blob_writer(self, expected: str | None = None, size: int | None = None) -> Iterator[RegBlobWriter]:
+    def blob_writer(self, expected: str | None = None, size: int | None = None) -> Iterator[BlobWriter]:
         """Stream a blob in; on clean exit verify digest (and size), fsync and rename into place."""
-        algorithm = Digest(expected).algorithm if expected else "sha256"
-        fd, tmp = tempfile.mkstemp(dir=self.scratch_dir(), prefix="blob-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                os.fchmod(f.fileno(), 0o644)  # mkstemp's 0600 would hide blobs from a registry run as another user
-                w = RegBlobWriter(f, algorithm)
-                yield w
-                actual = w._computed()
-                if expected and actual != expected:
-                    raise DigestMismatch(str(expected), actual, where=str(expected))
-                if size is not None and w.size != size:
-                    raise StoreError(f"blob size mismatch: expected {size} bytes, got {w.size}", str(actual))
-                f.flush()
-                os.fsync(f.fileno())
-            w.digest = actual
-            dest = self.blob_path(actual)
-            try:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, dest)
-            except OSError as exc:
-                raise StoreError(f"cannot store blob: {exc.strerror}", str(actual)) from exc
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_blob(self.scratch_dir(), self.blob_path, expected, size) as writer:
+            yield writer
 
     def write_blob(self, data: bytes, expected: str | None = None) -> Digest:
         """Store ``data`` (verified against ``expected`` if given) and return its digest."""
@@ -210,18 +164,11 @@ class RegistryDir:
         if self.has_blob(digest):
             digest.verify(data, where=str(digest))
             return digest
-        with self.blob_writer(expected, len(data)) as w:
-            w.write(data)
-        assert w.digest is not None
-        return w.digest
+        return write_bytes(self.blob_writer, data, expected)
 
     def ingest_file(self, path: Path, expected: str | None = None) -> Digest:
         """Stream the file at ``path`` in as a blob."""
-        with open(path, "rb") as src, self.blob_writer(expected) as w:
-            while chunk := src.read(_CHUNK):
-                w.write(chunk)
-        assert w.digest is not None
-        return w.digest
+        return stream_file(self.blob_writer, path, expected)
 
     # ---- links ---------------------------------------------------------------------------------
     def _link(self, path: Path, digest: Digest) -> None:

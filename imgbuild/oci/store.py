@@ -22,7 +22,6 @@ each import in :meth:`Store.writing`.)
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -30,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from imgbuild.errors import DigestMismatch, ImageNotFound, InputError, InvalidReference, StoreError
+from imgbuild.errors import ImageNotFound, InputError, InvalidReference, StoreError
 from imgbuild.oci import _maintain
+from imgbuild.oci._blobio import BlobWriter, atomic_blob, fsync_dir, stream_file, write_bytes
 from imgbuild.oci._locks import exclusive_lock, shared_lock
 from imgbuild.oci._maintain import TEMP_MAX_AGE
 from imgbuild.oci.model import Descriptor, Digest, ImageConfig, Index, Manifest, MediaType, Platform, parse_document
@@ -40,39 +40,8 @@ from imgbuild.reference import Reference, parse_reference
 __all__ = ["Store", "BlobWriter", "Image", "open_store", "REF_NAME", "TEMP_MAX_AGE"]
 
 REF_NAME = "org.opencontainers.image.ref.name"
-_CHUNK = 1 << 20
 _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 _HEX = frozenset("0123456789abcdef")
-
-
-class BlobWriter:
-    """A file-like sink for one blob; ``digest`` and ``size`` are set when its with-block commits."""
-
-    def __init__(self, fh: BinaryIO, algorithm: str) -> None:
-        self._fh = fh
-        self._hash = hashlib.new(algorithm)
-        self.algorithm = algorithm
-        self.size = 0
-        self.digest: Digest | None = None
-
-    def write(self, data: bytes) -> int:
-        """Append ``data`` to the blob."""
-        self._fh.write(data)
-        self._hash.update(data)
-        self.size += len(data)
-        return len(data)
-
-    def hexdigest(self) -> str:
-        """The digest of what was written so far."""
-        return f"{self.algorithm}:{self._hash.hexdigest()}"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Store:
@@ -126,7 +95,7 @@ class Store:
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
             raise StoreError(f"cannot write {path.name}: {exc.strerror}", str(path)) from exc
@@ -167,64 +136,26 @@ class Store:
 
     def write_blob(self, data: bytes, expected: str | None = None) -> Digest:
         """Store ``data`` as a blob (checked against ``expected`` if given) and return its digest."""
-        with self.blob_writer(expected, len(data)) as w:
-            w.write(data)
-        assert w.digest is not None
-        return w.digest
+        return write_bytes(self.blob_writer, data, expected)
 
     @contextmanager
     def blob_writer(self, expected: str | None = None, size: int | None = None) -> Iterator[BlobWriter]:
         """Stream one blob in; commits on a clean exit, stores nothing on error or digest/size mismatch."""
         self._ensure_layout()
-        algorithm = Digest(expected).algorithm if expected else "sha256"
+        if expected:
+            Digest(expected)  # an invalid digest fails before we take the gc lock
         self._gc_lock().arm()  # until our next tag: a concurrent gc spares what we write now
-        with self.writing():
-            fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix="blob-")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    writer = BlobWriter(fh, algorithm)
-                    yield writer
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                self._commit_blob(Path(tmp), writer, expected, size)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-
-    def _commit_blob(self, tmp: Path, writer: BlobWriter, expected: str | None, size: int | None) -> None:
-        actual = writer.hexdigest()
-        where = expected or actual
-        if size is not None and writer.size != size:
-            raise StoreError(f"size mismatch: expected {size} bytes, got {writer.size}", where)
-        if expected and actual != expected:
-            raise DigestMismatch(expected, actual, where)
-        target = self.blob_path(actual)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.is_file():
-                tmp.unlink()
-                os.utime(target)  # fresh again: a concurrent gc's grace period spares it
-            else:
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, target)
-                _fsync_dir(target.parent)
-        except OSError as exc:
-            raise StoreError(f"cannot store blob: {exc.strerror}", where) from exc
-        writer.digest = Digest(actual)
+        # a blob already stored is kept and touched: fresh again, a concurrent gc's grace period spares it
+        with self.writing(), atomic_blob(self.tmp_dir, self.blob_path, expected, size,
+                                         on_existing=os.utime, sync_dir=True) as writer:
+            yield writer
 
     def ingest_file(self, path: Path, expected: str | None = None) -> Digest:
         """Stream a file into the store as a blob (skipped when ``expected`` is already stored)."""
         if expected and self.has_blob(expected):
             os.utime(self.blob_path(expected))
             return Digest(expected)
-        try:
-            with open(path, "rb") as src, self.blob_writer(expected) as w:
-                while chunk := src.read(_CHUNK):
-                    w.write(chunk)
-        except OSError as exc:
-            raise StoreError(f"cannot read {path}: {exc.strerror}", str(path)) from exc
-        assert w.digest is not None
-        return w.digest
+        return stream_file(self.blob_writer, path, expected)
 
     # -- documents --------------------------------------------------------------------------------
 
