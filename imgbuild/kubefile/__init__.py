@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from imgbuild.errors import ContextError, KubefileError
+from imgbuild.kubefile import model
 from imgbuild.kubefile.model import (
     Add,
     App,
@@ -79,37 +80,7 @@ __all__ = [
     "lint",
     "platform_args",
     "KubefileError",
-    "Kubefile",
-    "Stage",
-    "Instruction",
-    "Heredoc",
-    "ArgDecl",
-    "From",
-    "Run",
-    "Cmd",
-    "Entrypoint",
-    "Shell",
-    "Copy",
-    "Add",
-    "Env",
-    "Label",
-    "Arg",
-    "Expose",
-    "Volume",
-    "User",
-    "Workdir",
-    "StopSignal",
-    "Maintainer",
-    "Healthcheck",
-    "Onbuild",
-    "App",
-    "AppCmds",
-    "AppEnv",
-    "Launch",
-    "Cmds",
-    "Cni",
-    "Csi",
-    "KubeVersion",
+    *(name for name in model.__all__ if name != "to_plain"),
 ]
 
 KUBEFILE_NAMES = ("Kubefile", "Sealfile", "Dockerfile", "Containerfile")

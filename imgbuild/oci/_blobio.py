@@ -23,7 +23,7 @@ from typing import BinaryIO, Callable, ContextManager, Iterator
 from imgbuild.errors import DigestMismatch, StoreError
 from imgbuild.oci.model import Digest
 
-__all__ = ["BlobWriter", "OpenWriter", "atomic_blob", "fsync_dir", "stream_file", "write_bytes", "CHUNK"]
+__all__ = ["BlobReads", "BlobWriter", "OpenWriter", "atomic_blob", "fsync_dir", "stream_file", "write_bytes", "CHUNK"]
 
 CHUNK = 1 << 20
 
@@ -133,3 +133,40 @@ def stream_file(open_writer: OpenWriter, path: Path, expected: str | None = None
         raise StoreError(f"cannot read {path}: {exc.strerror}", str(path)) from exc
     assert w.digest is not None
     return w.digest
+
+
+class BlobReads:
+    """The read side shared by the store and the registry/ directory; subclasses give ``blob_path``."""
+
+    blob_home = "the store"  # how errors name where the blob was looked for
+
+    def blob_path(self, digest: str) -> Path:
+        """Where the blob ``digest`` lives (whether or not it exists)."""
+        raise NotImplementedError
+
+    def has_blob(self, digest: str) -> bool:
+        """True if the blob is present."""
+        return self.blob_path(digest).is_file()
+
+    def blob_size(self, digest: str) -> int:
+        """The size of a stored blob; StoreError (where=digest) if absent."""
+        try:
+            return self.blob_path(digest).stat().st_size
+        except FileNotFoundError as exc:
+            raise StoreError(f"blob not in {self.blob_home}", str(digest)) from exc
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        """Open a stored blob for reading (not re-verified; see :meth:`read_blob`)."""
+        try:
+            return open(self.blob_path(digest), "rb")
+        except FileNotFoundError as exc:
+            raise StoreError(f"blob not in {self.blob_home}", str(digest)) from exc
+        except OSError as exc:
+            raise StoreError(f"cannot read blob: {exc.strerror}", str(digest)) from exc
+
+    def read_blob(self, digest: str) -> bytes:
+        """A whole stored blob, verified against its digest (for documents, not layers)."""
+        with self.open_blob(digest) as fh:
+            data = fh.read()
+        Digest(digest).verify(data, where=f"blob {digest} in {self.blob_home}")
+        return data

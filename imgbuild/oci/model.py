@@ -209,8 +209,29 @@ class Descriptor:
         return replace(self, annotations={**self.annotations, **extra})
 
 
+class _Document:
+    """What manifests and indexes share: exact bytes, their digest and size, a descriptor of them."""
+
+    raw: bytes
+    media_type: str
+
+    @cached_property
+    def digest(self) -> Digest:
+        """sha256 of the exact bytes."""
+        return Digest.of(self.raw)
+
+    @property
+    def size(self) -> int:
+        """Length of the exact bytes."""
+        return len(self.raw)
+
+    def descriptor(self, **annotations: str) -> Descriptor:
+        """A descriptor pointing at this document."""
+        return Descriptor(self.media_type, self.digest, self.size, annotations)
+
+
 @dataclass(frozen=True)
-class Manifest:
+class Manifest(_Document):
     """An image manifest (OCI, or Docker schema 2 read and written as-is), with its exact bytes."""
 
     raw: bytes
@@ -246,20 +267,6 @@ class Manifest:
             doc["annotations"] = dict(annotations)
         return cls(canonical_json(doc), media_type, config, layers, dict(annotations or {}))
 
-    @cached_property
-    def digest(self) -> Digest:
-        """sha256 of the exact bytes."""
-        return Digest.of(self.raw)
-
-    @property
-    def size(self) -> int:
-        """Length of the exact bytes."""
-        return len(self.raw)
-
-    def descriptor(self, **annotations: str) -> Descriptor:
-        """A descriptor pointing at this manifest."""
-        return Descriptor(self.media_type, self.digest, self.size, annotations)
-
     def with_layers(self, layers: Iterable[Descriptor], config: Descriptor | None = None) -> "Manifest":
         """A new manifest with these layers (and config), same media type and annotations."""
         return Manifest.build(config or self.config, layers, self.annotations, self.media_type)
@@ -274,7 +281,7 @@ class Manifest:
 
 
 @dataclass(frozen=True)
-class Index:
+class Index(_Document):
     """An OCI image index or Docker manifest list, with its exact bytes."""
 
     raw: bytes
@@ -305,20 +312,6 @@ class Index:
         if annotations:
             doc["annotations"] = dict(annotations)
         return cls(canonical_json(doc), media_type, manifests, dict(annotations or {}))
-
-    @cached_property
-    def digest(self) -> Digest:
-        """sha256 of the exact bytes."""
-        return Digest.of(self.raw)
-
-    @property
-    def size(self) -> int:
-        """Length of the exact bytes."""
-        return len(self.raw)
-
-    def descriptor(self, **annotations: str) -> Descriptor:
-        """A descriptor pointing at this index."""
-        return Descriptor(self.media_type, self.digest, self.size, annotations)
 
     def select(self, platform: Platform) -> Descriptor | None:
         """The first child manifest for ``platform`` (attestation manifests excluded), or None."""

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from imgbuild.errors import ImageNotFound, InputError, InvalidReference, StoreError
-from imgbuild.oci._blobio import BlobWriter, atomic_blob, stream_file, write_bytes
+from imgbuild.oci._blobio import BlobReads, BlobWriter, atomic_blob, stream_file, write_bytes
 from imgbuild.oci.model import Digest, Index, Manifest, Platform, parse_document
 from imgbuild.reference import Reference, parse_reference
 
@@ -101,8 +101,10 @@ class TagInfo:
                 "missing": list(self.missing)}
 
 
-class RegistryDir:
+class RegistryDir(BlobReads):
     """A docker distribution filesystem storage tree rooted at ``root`` (the ``registry/`` directory)."""
+
+    blob_home = "the registry directory"
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).absolute()
@@ -127,31 +129,6 @@ class RegistryDir:
         return tmp
 
     # ---- blobs (the BlobSink interface shared with Store) ---------------------------------------
-    def has_blob(self, digest: str) -> bool:
-        """True if the blob's data file is present."""
-        return self.blob_path(digest).is_file()
-
-    def blob_size(self, digest: str) -> int:
-        """The size of a stored blob; StoreError if absent."""
-        try:
-            return self.blob_path(digest).stat().st_size
-        except FileNotFoundError as exc:
-            raise StoreError("blob not in registry directory", str(digest)) from exc
-
-    def open_blob(self, digest: str) -> BinaryIO:
-        """A binary stream of a stored blob; StoreError (where=digest) if absent."""
-        try:
-            return open(self.blob_path(digest), "rb")
-        except FileNotFoundError as exc:
-            raise StoreError("blob not in registry directory", str(digest)) from exc
-
-    def read_blob(self, digest: str) -> bytes:
-        """A stored blob's bytes, verified against its digest."""
-        with self.open_blob(digest) as f:
-            data = f.read()
-        Digest(digest).verify(data, where=str(self.blob_path(digest)))
-        return data
-
     @contextlib.contextmanager
     def blob_writer(self, expected: str | None = None, size: int | None = None) -> Iterator[BlobWriter]:
         """Stream a blob in; on clean exit verify digest (and size), fsync and rename into place."""

@@ -31,7 +31,7 @@ from typing import BinaryIO, Iterator
 
 from imgbuild.errors import ImageNotFound, InputError, InvalidReference, StoreError
 from imgbuild.oci import _maintain
-from imgbuild.oci._blobio import BlobWriter, atomic_blob, fsync_dir, stream_file, write_bytes
+from imgbuild.oci._blobio import BlobReads, BlobWriter, atomic_blob, fsync_dir, stream_file, write_bytes
 from imgbuild.oci._locks import exclusive_lock, shared_lock
 from imgbuild.oci._maintain import TEMP_MAX_AGE
 from imgbuild.oci.model import Descriptor, Digest, ImageConfig, Index, Manifest, MediaType, Platform, parse_document
@@ -44,7 +44,7 @@ _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 _HEX = frozenset("0123456789abcdef")
 
 
-class Store:
+class Store(BlobReads):
     """An OCI image layout used as imgbuild's local image store."""
 
     def __init__(self, root: Path) -> None:
@@ -106,33 +106,6 @@ class Store:
         """Where the blob ``digest`` lives (whether or not it exists)."""
         d = Digest(digest)
         return self.root / "blobs" / d.algorithm / d.hex
-
-    def has_blob(self, digest: str) -> bool:
-        """True if the blob is in the store."""
-        return self.blob_path(digest).is_file()
-
-    def blob_size(self, digest: str) -> int:
-        """The size of a stored blob."""
-        try:
-            return self.blob_path(digest).stat().st_size
-        except FileNotFoundError as exc:
-            raise StoreError("blob not in the store", str(digest)) from exc
-
-    def open_blob(self, digest: str) -> BinaryIO:
-        """Open a stored blob for reading (not re-verified; see :meth:`read_blob`)."""
-        try:
-            return open(self.blob_path(digest), "rb")
-        except FileNotFoundError as exc:
-            raise StoreError("blob not in the store", str(digest)) from exc
-        except OSError as exc:
-            raise StoreError(f"cannot read blob: {exc.strerror}", str(digest)) from exc
-
-    def read_blob(self, digest: str) -> bytes:
-        """A whole stored blob, verified against its digest (for documents, not layers)."""
-        with self.open_blob(digest) as fh:
-            data = fh.read()
-        Digest(digest).verify(data, where=f"store blob {digest}")
-        return data
 
     def write_blob(self, data: bytes, expected: str | None = None) -> Digest:
         """Store ``data`` as a blob (checked against ``expected`` if given) and return its digest."""
