@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import os
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imgbuild.fsutil import atomic_write
 from imgbuild.diff import (
     FileInfo, ImageDiff, compare_configs, compare_trees, listing_from_json, listing_to_json, merge_layers,
     tar_members, tree_from_dir,
@@ -53,12 +53,7 @@ def _read_listing(desc: Descriptor, image) -> tuple[list[FileInfo], str]:
 def _store_listing(path: Path, members: list[FileInfo]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(listing_to_json(members))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, listing_to_json(members))
     except OSError:
         pass  # a cache: failing to keep it only costs time next run
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
+from imgbuild.fsutil import atomic_write
 from imgbuild.errors import MountError
 
 __all__ = [
@@ -157,16 +157,7 @@ def write_record(mounts_dir: Path, rec: MountRecord) -> None:
     target = _record_path(mounts_dir, rec.id)
     try:
         mounts_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{rec.id}.", suffix=".tmp", dir=mounts_dir)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(rec.to_dict(), fh, indent=2)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(target, json.dumps(rec.to_dict(), indent=2).encode(), mode=0o600)
     except OSError as exc:
         raise MountError(f"cannot write mount record: {exc.strerror}", str(target)) from exc
 

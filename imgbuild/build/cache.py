@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
+from imgbuild.fsutil import atomic_write
 from imgbuild.oci.layer import LayerResult
 from imgbuild.oci.model import Digest
 
@@ -70,11 +69,6 @@ class StepCache:
                            "media_type": result.media_type}).encode()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            atomic_write(path, data)
         except OSError:
             return

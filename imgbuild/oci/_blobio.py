@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, ContextManager, Iterator
 
 from imgbuild.errors import DigestMismatch, StoreError
+from imgbuild.fsutil import fsync_dir
 from imgbuild.oci.model import Digest
 
 __all__ = ["BlobReads", "BlobWriter", "OpenWriter", "atomic_blob", "fsync_dir", "stream_file", "write_bytes", "CHUNK"]
@@ -50,15 +51,6 @@ class BlobWriter:
     def hexdigest(self) -> str:
         """The digest of what was written so far."""
         return f"{self.algorithm}:{self._hash.hexdigest()}"
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or unlink in the directory ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -26,12 +26,12 @@ import base64
 import json
 import logging
 import os
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Protocol
 
+from imgbuild.fsutil import atomic_write
 from imgbuild.errors import AuthError, InputError, StoreError
 
 __all__ = [
@@ -202,17 +202,7 @@ def _write_config(path: Path, cfg: dict) -> None:
     """Write ``cfg`` atomically with mode 0600."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".auth-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                os.fchmod(fh.fileno(), 0o600)
-                json.dump(cfg, fh, indent=2)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, json.dumps(cfg, indent=2).encode(), mode=0o600)
     except OSError as exc:
         raise StoreError(f"cannot write credentials: {exc.strerror}", str(path)) from exc
 

@@ -25,12 +25,12 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
 from imgbuild.errors import ImageNotFound, InputError, InvalidReference, StoreError
+from imgbuild.fsutil import atomic_write
 from imgbuild.oci._blobio import BlobReads, BlobWriter, atomic_blob, stream_file, write_bytes
 from imgbuild.oci.model import Digest, Index, Manifest, Platform, parse_document
 from imgbuild.reference import Reference, parse_reference
@@ -65,21 +65,9 @@ def _check_tag(repository: str, tag: str) -> str:
 
 
 def _write_atomic(path: Path, data: bytes, tmpdir: Path, *, sync: bool = True) -> None:
-    """Write ``data`` to ``path`` through a temp file in ``tmpdir`` and a rename."""
+    """Write ``data`` to ``path`` (0644, readable by a registry run as another user) through ``tmpdir``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix="link-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)
-            f.write(data)
-            if sync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, data, tmp_dir=tmpdir, sync=sync)
 
 
 @dataclass(frozen=True)

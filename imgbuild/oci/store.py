@@ -23,7 +23,6 @@ each import in :meth:`Store.writing`.)
 from __future__ import annotations
 
 import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,8 @@ from typing import BinaryIO, Iterator
 
 from imgbuild.errors import ImageNotFound, InputError, InvalidReference, StoreError
 from imgbuild.oci import _maintain
-from imgbuild.oci._blobio import BlobReads, BlobWriter, atomic_blob, fsync_dir, stream_file, write_bytes
+from imgbuild.fsutil import atomic_write
+from imgbuild.oci._blobio import BlobReads, BlobWriter, atomic_blob, stream_file, write_bytes
 from imgbuild.oci._locks import exclusive_lock, shared_lock
 from imgbuild.oci._maintain import TEMP_MAX_AGE
 from imgbuild.oci.model import Descriptor, Digest, ImageConfig, Index, Manifest, MediaType, Platform, parse_document
@@ -86,18 +86,10 @@ class Store(BlobReads):
         return shared_lock(self.root / ".gc.lock")
 
     def _atomic_write(self, path: Path, data: bytes) -> None:
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix=path.name + "-")
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-            fsync_dir(path.parent)
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, data, tmp_dir=self.tmp_dir, sync_dir=True)
         except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
             raise StoreError(f"cannot write {path.name}: {exc.strerror}", str(path)) from exc
 
     # -- blobs ------------------------------------------------------------------------------------
