@@ -24,7 +24,6 @@ from imgbuild.kubefile.context import LineCtx, parse_flags, split_command
 from imgbuild.kubefile.instructions import DOCKER_PARSERS
 from imgbuild.kubefile.lines import LineReader, LogicalLine, find_heredocs
 from imgbuild.kubefile.sealer import SEALER_PARSERS
-from imgbuild.kubefile.substitution import Lookup
 
 __all__ = ["parse", "KEYWORDS", "platform_args"]
 

@@ -27,7 +27,7 @@ from imgbuild.oci.registry import ProgressFn, RegistryClient
 from imgbuild.reference import Reference, parse_reference
 
 __all__ = [
-    "Progress", "NoProgress", "LineProgress", "BarProgress", "make_progress", "move_blobs",
+    "NoProgress", "LineProgress", "BarProgress", "make_progress", "move_blobs",
     "RemoteImage", "MemorySink", "copy_image_to", "pull", "push", "inspect_remote",
 ]
 
