@@ -63,7 +63,9 @@ class Executor(Protocol):
         cwd: str | None = None,
         on_line: Callable[[str], None] | None = None,
         timeout: float | None = None,
-    ) -> Result: ...
+    ) -> Result:
+        """Run ``argv``; with ``check`` a non-zero exit raises CommandFailed; ``on_line`` streams output."""
+        ...
 
 
 class LocalExecutor:
