@@ -1,30 +1,17 @@
-# The README's two commands: `make demo` (the main job) and `make test` (the whole suite).
-PY ?= python3
-VENV := .venv
-BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Shortcuts for developers; the README's two commands are ./demo and ./test (no make needed on a fresh machine).
+.PHONY: demo test bench setup clean
 
-.PHONY: demo test deps venv bench clean
+setup:
+	bash hack/setup.sh
 
-deps:
-	bash hack/install-deps.sh
+demo:
+	./demo
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
-	@touch $(STAMP)
+test:
+	./test
 
-venv: $(STAMP)
-
-demo: deps venv
-	bash hack/demo.sh
-
-test: deps venv
-	$(BIN)/pytest -q
-
-bench: deps venv
-	$(BIN)/python -m bench
+bench: setup
+	.venv/bin/python -m bench
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache
+	rm -rf .venv .demo .pytest_cache

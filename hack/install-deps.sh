@@ -2,7 +2,7 @@
 # Install the system packages imgbuild and its tests use, when missing (Debian/Ubuntu, as root or via sudo).
 set -euo pipefail
 pkgs=(buildah skopeo docker-registry openssh-server openssh-client iproute2 zstd fuse-overlayfs uidmap
-      python3 python3-venv python3-dev gcc make tar gzip ca-certificates)
+      python3 python3-venv python3-dev gcc tar gzip curl ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
