@@ -4,9 +4,11 @@ Each function does one user-level thing against the local store (by default
 the store of ``$IMGBUILD_HOME``; pass ``store=`` to use another) and returns
 plain values; printing and exit codes are the CLI's business. This is a flat
 module of small functions: list (:func:`images`), look (:func:`inspect`),
-name (:func:`tag`, :func:`rmi`), move (:func:`save`, :func:`load`) and keep
-tidy (:func:`gc`, :func:`verify`). Other verbs (pull, push, build, mount) are
-added here the same way.
+name (:func:`tag`, :func:`rmi`), move (:func:`save`, :func:`load`, :func:`pull`,
+:func:`push`), make (:func:`build`, :func:`commit`), look inside (:func:`mount`,
+:func:`umount`, :func:`mounts`, :func:`diff`), credentials (:func:`login`,
+:func:`logout`) and keep tidy (:func:`gc`, :func:`verify`). The run engine will
+call :func:`mount` to get a ``MountedImage``.
 """
 
 from __future__ import annotations
