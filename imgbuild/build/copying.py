@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imgbuild.build.context import BuildContext, FileInfo, IgnoreRules, Source
-from imgbuild.errors import BuildError, ContextError, UnsafePathError
+from imgbuild.errors import BuildError, ContextError, StoreError, UnsafePathError
 from imgbuild.oci.layer import Entry
 
 __all__ = ["Planned", "FsTree", "copy_entries", "bytes_entry", "parse_chown", "parse_chmod", "dest_path",
@@ -200,11 +200,18 @@ def _is_tar(path: Path, kind: str) -> bool:
 
 
 def extract_archive(path: Path, dest_dir: Path, where: str) -> None:
-    """Extract a local tar archive for ADD, refusing entries that escape ``dest_dir``."""
+    """Extract a local tar archive for ADD, refusing entries that escape ``dest_dir``.
+
+    The layer extractor does it (no '..', no writes through symlinks), not tarfile's extraction
+    filters: Python has those only from 3.11.4, and Debian bookworm's python3 is 3.11.2.
+    """
+    from imgbuild.oci._extract import Extractor
+
     try:
-        with tarfile.open(path, "r:*") as tar:
-            tar.extractall(dest_dir, filter="tar")
-    except (tarfile.FilterError, tarfile.OutsideDestinationError) as exc:
+        with tarfile.open(path, "r:*") as tar, Extractor(dest_dir, whiteouts=False) as ex:
+            for member in tar:
+                ex.apply(member, tar)
+    except UnsafePathError as exc:
         raise UnsafePathError(f"ADD archive {path.name}: {exc}", where) from exc
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except (tarfile.TarError, OSError, EOFError, StoreError) as exc:
         raise BuildError(f"ADD cannot extract {path.name}: {exc}", where) from exc

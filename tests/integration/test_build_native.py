@@ -17,7 +17,7 @@ import pytest
 
 from imgbuild.build.builder import BuildRequest, build
 from imgbuild.build.context import BuildContext
-from imgbuild.errors import BuildError, ContextError
+from imgbuild.errors import UnsafePathError, BuildError, ContextError
 from imgbuild.oci.layer import extract_layer, iter_layer_members
 from imgbuild.oci.store import open_store
 
@@ -190,6 +190,31 @@ def test_add_extracts_local_archives(tmp_path: Path) -> None:
     tree = _extract(_build(tmp_path).digest, tmp_path / "t")
     assert (tree / "opt/pkg/bin/tool").read_bytes() == b"tool"
     assert (tree / "raw/pkg.tar.gz").read_bytes() == buf.getvalue()
+
+
+@pytest.mark.parametrize("entries", [
+    [("../evil", b"x")],
+    [("ln", "/etc"), ("ln/evil", b"x")],
+], ids=["dotdot", "through-symlink"])
+def test_add_refuses_archives_that_escape(tmp_path: Path, entries) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:bz2") as tar:  # bzip2: ADD takes what tarfile reads, not only layers
+        for name, content in entries:
+            info = tarfile.TarInfo(name)
+            if isinstance(content, str):
+                info.type, info.linkname = tarfile.SYMTYPE, content
+                tar.addfile(info)
+            else:
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "bad.tar.bz2").write_bytes(buf.getvalue())
+    (ctx / "Kubefile").write_text("FROM scratch\nADD bad.tar.bz2 /opt/\n")
+    with pytest.raises(UnsafePathError) as info:
+        _build(ctx)
+    assert info.value.where == "Kubefile:2"
+    assert not (tmp_path / "evil").exists() and not Path("/etc/evil").exists()
 
 
 def test_symlinks_are_kept_and_escaping_sources_refused(tmp_path: Path) -> None:
