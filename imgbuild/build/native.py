@@ -50,7 +50,7 @@ class Reporter:
         """A line of a tool's output (buildah), passed through."""
 
     def copy_bytes(self, total: int) -> Callable[[int], None] | None:
-        """A large copy of ``total`` bytes starts; return a callback fed with bytes written, or None."""
+        """A copy of about ``total`` bytes of tar starts; return a callback fed with bytes as they are tarred, or None."""
         return None
 
 
@@ -354,12 +354,10 @@ class _Builder:
             self.cached += 1
             self.rep.note(f"using cache {hit.digest.hex[:12]}")
             return hit
-        total = sum(p.stamp[6] for p in planned if p.entry.kind == "file" and len(p.stamp) > 6)
-        feed = self.rep.copy_bytes(total)
+        feed = self.rep.copy_bytes(_tar_size(planned))
         with self.store.blob_writer() as w:
-            sink = _Counting(w, feed) if feed else w
-            result = write_layer([p.entry for p in planned], sink, compression=self.opts.compression,
-                                 epoch=self.plan.epoch)
+            result = write_layer([p.entry for p in planned], w, compression=self.opts.compression,
+                                 epoch=self.plan.epoch, on_progress=feed)
         self.cache.put(key, result)
         return result
 
@@ -371,20 +369,13 @@ def _member_path(name: str) -> str:
     return name.strip("/") if name != "." else ""
 
 
-class _Counting:
-    """A write-through wrapper that reports bytes written (for the copy bar)."""
-
-    def __init__(self, out, feed: Callable[[int], None]) -> None:
-        self.out, self.feed = out, feed
-
-    def write(self, data) -> int:
-        n = self.out.write(data)
-        self.feed(len(data))
-        return n
-
-    def flush(self) -> None:
-        if hasattr(self.out, "flush"):
-            self.out.flush()
+def _tar_size(planned: list[copying.Planned]) -> int:
+    """About how many bytes of tar ``planned`` makes: a 512-byte header per entry, file data padded to 512."""
+    size = 1024
+    for p in planned:
+        data = p.stamp[6] if p.entry.kind == "file" and len(p.stamp) > 6 else 0
+        size += 512 + -(-data // 512) * 512
+    return size
 
 
 def _finish(b: _Builder, st: _Stage, opts: BuildOptions) -> tuple[ImageConfig, str]:

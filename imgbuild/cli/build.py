@@ -67,8 +67,7 @@ class _CliReporter:
             return None
         from tqdm import tqdm
 
-        self._bar = tqdm(total=None, unit="B", unit_scale=True, desc="layer (compressed)", leave=False,
-                         file=sys.stderr)
+        self._bar = tqdm(total=total, unit="B", unit_scale=True, desc="copying", leave=False, file=sys.stderr)
         return self._bar.update
 
     def close(self) -> None:

@@ -207,13 +207,15 @@ def _compressor(compression: str, sink, level: int | None, threads: int):
 
 
 def write_layer(entries: Iterable[Entry], out: BinaryIO, *, compression: str = "zstd", level: int | None = None,
-                epoch: int | None = None, threads: int = -1) -> LayerResult:
+                epoch: int | None = None, threads: int = -1,
+                on_progress: Callable[[int], None] | None = None) -> LayerResult:
     """Write ``entries`` as a deterministic tar, compressed, to ``out``; returns both digests and the size.
 
     Entries are put in tree order; for equal names the last one given wins. ``epoch``
     (default ``$SOURCE_DATE_EPOCH`` or 0) is the mtime of entries without their own.
     Files are read on this thread; hashing+compression and hashing+writing of the
     output run on two more, so the work overlaps and memory stays at a few MiB.
+    ``on_progress`` is called with the size of each ~1 MiB batch of uncompressed tar as it is produced.
     """
     if compression not in _COMPRESSIONS:
         raise InputError(f"unknown compression {compression!r}: expected zstd, gzip or none")
@@ -226,7 +228,7 @@ def write_layer(entries: Iterable[Entry], out: BinaryIO, *, compression: str = "
     diff = HashingWriter()
     feed = out_stage if comp is None else Stage(_feeder(diff, comp), depth=4, name="layer-compress")
     try:
-        tar = Batcher(feed.put)
+        tar = Batcher(feed.put if on_progress is None else _counted(feed.put, on_progress))
         _write_tar(ordered, tar, epoch)
         tar.flush()
         if comp is not None:
@@ -244,6 +246,14 @@ def write_layer(entries: Iterable[Entry], out: BinaryIO, *, compression: str = "
     blob.flush()
     digest = blob.digest()
     return LayerResult(digest if comp is None else diff.digest(), digest, blob.size, media_type)
+
+
+def _counted(put: Callable[[bytes], None], on_progress: Callable[[int], None]) -> Callable[[bytes], None]:
+    """``put`` that also reports how many bytes it was handed."""
+    def counted(item: bytes) -> None:
+        put(item)
+        on_progress(len(item))
+    return counted
 
 
 def _feeder(diff: HashingWriter, comp) -> Callable[[bytes], None]:

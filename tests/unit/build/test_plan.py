@@ -129,3 +129,21 @@ def test_type_role_and_epoch_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "soon")
     with pytest.raises(InputError):
         build_epoch()
+
+
+def test_copy_bar_total_estimates_the_tar_size(tmp_path):
+    """The build's copy bar total is the tar size the layer writer will report through on_progress."""
+    import io
+
+    from imgbuild.build.native import _tar_size
+    from imgbuild.oci.layer import Entry, write_layer
+
+    class _P:  # the two fields _tar_size reads from a planned copy
+        def __init__(self, entry, size):
+            self.entry, self.stamp = entry, (0, 0, 0, 0, 0, 0, size)
+
+    (tmp_path / "f").write_bytes(b"a" * 1000)
+    planned = [_P(Entry("f", "file", source=tmp_path / "f"), 1000), _P(Entry("d", "dir", mode=0o755), 0)]
+    seen: list[int] = []
+    write_layer([p.entry for p in planned], io.BytesIO(), on_progress=seen.append)
+    assert _tar_size(planned) == sum(seen)

@@ -306,3 +306,20 @@ def test_input_errors_stop_the_pipeline(tmp_path: Path) -> None:
         write_layer([Entry("a", "bytes", data=b"x" * 100_000), Entry("b", "file", source=tmp_path / "gone")],
                     io.BytesIO())
     assert threading.active_count() == before
+
+
+def test_on_progress_counts_the_whole_uncompressed_tar(tmp_path):
+    import io
+
+    import zstandard
+
+    from imgbuild.oci.layer import Entry, write_layer
+
+    (tmp_path / "big").write_bytes(b"x" * (3 << 20) + b"y" * 7)
+    entries = [Entry("big", "file", source=tmp_path / "big"), Entry("d", "dir", mode=0o755),
+               Entry("d/note", "bytes", data=b"hello")]
+    seen: list[int] = []
+    out = io.BytesIO()
+    write_layer(entries, out, on_progress=seen.append)
+    tar = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(out.getvalue())).read()
+    assert sum(seen) == len(tar) and len(seen) >= 3
