@@ -75,17 +75,15 @@ def plan_build(req: BuildRequest, platform: Platform | None = None) -> BuildPlan
                      target=req.target, timestamp=req.timestamp, platform=platform)
 
 
-def bundle_images(plan: BuildPlan, platform: Platform | None, store, reporter: Reporter) -> Path | None:
-    """Save the images the context needs into a cached registry/ tree; None when it needs none.
+def bundle_images(plan: BuildPlan, found, platform: Platform | None, store, reporter: Reporter) -> Path | None:
+    """Save the images ``found`` in the context into a cached registry/ tree; None when there are none.
 
     The tree lives in ``$IMGBUILD_HOME/cache/registry/<key>``, the key naming the context,
     platform and image set, so a rebuild copies nothing and the image keeps its digest.
     """
-    from imgbuild.build.images import find_images
     from imgbuild.build.offline import save_images
     from imgbuild.home import home
 
-    found = find_images(plan.context.root, platform=str(platform) if platform else None)
     if not found.found and not found.archives:
         return None
     names = [*found.refs, *(str(a) for a in found.archives)]
@@ -106,6 +104,7 @@ def _run_one(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter) -> 
 
 def build(req: BuildRequest, store=None, reporter: Reporter | None = None) -> BuildOutcome:
     """Build ``req`` into ``store`` (default: the home store) and tag it; one index for several platforms."""
+    from imgbuild.build.images import find_images
     from imgbuild.oci.store import open_store
 
     store = store or open_store()
@@ -118,7 +117,10 @@ def build(req: BuildRequest, store=None, reporter: Reporter | None = None) -> Bu
         backend = plan.backend
         warnings.extend(f"build arg {a} is not used by the Kubefile" for a in plan.parsed.unused_build_args
                         if a not in ("ARCH",) and not a.startswith("TARGET"))
-        registry = bundle_images(plan, platform, store, rep)
+        found = find_images(plan.context.root, platform=str(platform) if platform else None)
+        warnings.extend(f"image value {s.value!r} is not bundled ({s.file}:{s.line}): {s.reason}"
+                        for s in found.skipped)
+        registry = bundle_images(plan, found, platform, store, rep)
         opts = BuildOptions(tags=req.tags, compression=req.compression, pull=req.pull, labels=req.labels,
                             annotations=req.annotations, env=req.env, platform=platform, cache=req.cache,
                             registry_dir=registry)

@@ -77,3 +77,14 @@ def test_bad_tag_fails_before_building(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "STEP" not in captured.out + captured.err
     assert "invalid image reference 'Bad:Tag'" in captured.err
+
+
+def test_templated_image_values_are_reported_not_bundled(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests/pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+        "  - name: c\n    image: \"{{ .Values.image }}\"\n")
+    (tmp_path / "Kubefile").write_text("FROM scratch\nCOPY manifests manifests\n")
+    assert run(["build", "-t", "localhost/templated:v1", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: image value '{{ .Values.image }}' is not bundled (manifests/pod.yaml:7)" in err
