@@ -24,7 +24,7 @@ from imgbuild.oci.store import REF_NAME, Image, Store, open_store
 from imgbuild.reference import Reference, parse_reference
 
 __all__ = [
-    "ImageSummary", "ImageDetails", "RmiResult", "TYPE_LABEL", "ROLE_ANNOTATION",
+    "ImageSummary", "ImageDetails", "RmiResult", "GcResult", "TYPE_LABEL", "ROLE_ANNOTATION",
     "images", "inspect", "tag", "rmi", "save", "load", "gc", "verify", "image_id",
     "mount", "umount", "mounts", "commit", "diff", "build",
     "pull", "push", "login", "logout", "inspect_remote",
@@ -86,6 +86,28 @@ class RmiResult:
     deleted: list[str] = field(default_factory=list)
     blobs_removed: int = 0
     bytes_freed: int = 0
+
+
+@dataclass(frozen=True)
+class GcResult:
+    """What :func:`gc` did: store blobs removed and bytes they freed, then each cache pruned (:class:`Pruned`)."""
+
+    blobs_removed: int
+    bytes_freed: int
+    caches: tuple[Any, ...] = ()
+
+    @property
+    def cache_bytes_freed(self) -> int:
+        """Bytes freed in the caches (on top of ``bytes_freed`` by blobs)."""
+        return sum(p.bytes for p in self.caches)
+
+    def to_dict(self) -> dict:
+        """As plain data for ``--json``: the blob fields, plus ``caches`` when caches were pruned."""
+        out: dict[str, Any] = {"blobs_removed": self.blobs_removed, "bytes_freed": self.bytes_freed}
+        if self.caches:
+            out["caches"] = {p.cache: p.to_dict() for p in self.caches}
+            out["cache_bytes_freed"] = self.cache_bytes_freed
+        return out
 
 
 def _store(store: Store | None) -> Store:
@@ -226,9 +248,15 @@ def load(path: Path, store: Store | None = None) -> list[Any]:
     return archive.load(_store(store), Path(path))
 
 
-def gc(store: Store | None = None) -> tuple[int, int]:
-    """Remove blobs no tag reaches; returns (blobs removed, bytes freed)."""
-    return _store(store).gc()
+def gc(store: Store | None = None, *, caches: bool = True) -> GcResult:
+    """Remove blobs no tag reaches, then (with ``caches``, home store only) cache entries nothing can use."""
+    st = _store(store)
+    removed, freed = st.gc()
+    if not caches:
+        return GcResult(removed, freed)
+    from imgbuild.prune import prune_caches
+
+    return GcResult(removed, freed, prune_caches(st))
 
 
 def verify(repair: bool = False, store: Store | None = None) -> list[str]:

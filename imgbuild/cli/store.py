@@ -36,15 +36,29 @@ def verify(
 
 
 @store_app.command()
-def gc(json_out: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
-    """Remove blobs that no tag reaches and stale temp files.
+def gc(
+    caches: bool = typer.Option(True, "--caches/--no-caches",
+                                help="Also prune unpacked layers, diff listings and build-step cache entries "
+                                     "that no image or live mount uses."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Remove blobs that no tag reaches and stale temp files, then cache entries nothing uses.
 
-    Example: imgbuild store gc
+    Bundled-registry trees (cache/registry) and placed downloads (cache/downloads) are never pruned.
+
+    Example: imgbuild store gc --no-caches
     """
     from imgbuild import api
 
-    removed, freed = api.gc()
+    result = api.gc(caches=caches)
     if output.want_json(json_out):
-        output.emit_json({"blobs_removed": removed, "bytes_freed": freed})
+        output.emit_json(result.to_dict())
         return
-    output.echo(f"removed {removed} blobs, freed {output.human_size(freed)}")
+    output.echo(f"removed {result.blobs_removed} blobs, freed {output.human_size(result.bytes_freed)}")
+    for p in result.caches:
+        if p.removed:
+            output.echo(f"removed {p.removed} {p.cache} cache entries, freed {output.human_size(p.bytes)}")
+        if p.busy:
+            output.info(f"kept {p.busy} {p.cache} cache entries in use")
+        if p.note:
+            output.info(p.note)
