@@ -57,8 +57,8 @@ def gc(
     output.echo(f"removed {result.blobs_removed} blobs, freed {output.human_size(result.bytes_freed)}")
     for p in result.caches:
         if p.removed:
-            output.echo(f"removed {p.removed} {p.cache} cache entries, freed {output.human_size(p.bytes)}")
+            output.echo(f"{p.cache} cache: removed {p.removed}, freed {output.human_size(p.bytes)}")
         if p.busy:
-            output.info(f"kept {p.busy} {p.cache} cache entries in use")
+            output.info(f"{p.cache} cache: kept {p.busy} in use")
         if p.note:
             output.info(p.note)
