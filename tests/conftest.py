@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.registry import start_registry
+from tests.support.tokenserver import TokenServer
 
 _TOOLS = {"buildah": "buildah", "registry": "docker-registry", "skopeo": "skopeo", "ssh": "sshd"}
 
@@ -63,3 +64,38 @@ def tls_registry(tmp_path: Path):
     reg = start_registry(tmp_path / "tls-registry", tls=True)
     yield reg
     reg.stop()
+
+
+TOKEN_USERS = {
+    "alice": ("s3cret-pw", {"team/*": ("pull", "push"), "public/*": ("pull", "push")}),
+    "bob": ("bob-pw-77", {"team/*": ("pull",)}),
+    "carol": ("carol-pw-3", {"drop/*": ("pull", "push")}),
+}
+TOKEN_ANONYMOUS = {"public/*": ("pull",)}
+
+
+def start_token_registry(workdir: Path, **token_kw):
+    """A docker-registry with bearer-token auth from a :class:`TokenServer` (``reg.extra["tokens"]``)."""
+    tokens = TokenServer(workdir / "tokens", users=dict(TOKEN_USERS), anonymous=dict(TOKEN_ANONYMOUS),
+                         **token_kw).start()
+    try:
+        reg = start_registry(workdir / "registry", token=tokens, access_log=True)
+    except BaseException:
+        tokens.stop()
+        raise
+    reg.extra["tokens"] = tokens
+    return reg
+
+
+@pytest.fixture
+def token_registry(tmp_path: Path):
+    """A docker-registry with bearer-token auth (see ``TOKEN_USERS``/``TOKEN_ANONYMOUS``), access log on.
+
+    alice/s3cret-pw may push+pull ``team/*`` and ``public/*``, bob/bob-pw-77 only pull
+    ``team/*``, carol/carol-pw-3 may push+pull ``drop/*``, anyone may pull ``public/*``;
+    the token server is ``reg.extra["tokens"]``.
+    """
+    reg = start_token_registry(tmp_path / "token-registry")
+    yield reg
+    reg.stop()
+    reg.extra["tokens"].stop()

@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urljoin
 
 import requests
 
-from imgbuild.errors import DigestMismatch, RegistryError
+from imgbuild.errors import AuthError, DigestMismatch, RegistryError
 from imgbuild.oci.model import Descriptor
 
 if TYPE_CHECKING:
@@ -88,8 +88,14 @@ def mount_blob(client: RegistryClient, repository: str, digest: str, source: str
     """Mount ``digest`` from ``source`` into ``repository``; None if mounted, else an upload URL to use."""
     where = f"{client.registry}/{repository}@{digest}"
     query = urlencode({"mount": str(digest), "from": source})
-    r = client._request("POST", f"/v2/{repository}/blobs/uploads/?{query}",
-                        scope=client._scope(repository, True), headers={"Content-Length": "0"}, where=where)
+    # the registry checks pull on the source too: ask for both scopes, and upload if the source is not ours to read
+    scope = f"{client._scope(repository, True)} {client._scope(source)}"
+    try:
+        r = client._request("POST", f"/v2/{repository}/blobs/uploads/?{query}", scope=scope,
+                            headers={"Content-Length": "0"}, where=where)
+    except AuthError as exc:
+        log.debug("mount of %s from %s refused (%s); uploading instead", digest, source, exc)
+        return start_upload(client, repository)
     with r:
         if r.status_code == 201:
             return None

@@ -7,14 +7,16 @@ podman credentials are read too, in this order after ours: ``$REGISTRY_AUTH_FILE
 ``~/.docker/config.json``), including their ``credHelpers``/``credsStore`` helpers.
 
 What oras-py does and does not do here: its challenge parser
-(``oras.auth.utils.parse_auth_header``), its basic-auth encoding and its bearer token
-request (``oras.auth.TokenAuth.request_token``: realm/service/scope, basic auth to the
-token endpoint, ``token``/``access_token``) are used as they are. Its credential loading
-is not: it only reads ``~/.docker/config.json``, keeps one ``credsStore`` across files,
-runs helpers with ``subprocess`` directly (we go through the Executor seam), and its
-``TokenAuth`` keeps one token for every scope and does not understand a ``Basic``
-challenge, which is what an htpasswd docker-registry sends. :class:`Authenticator`
-therefore caches one header per scope and answers ``Basic`` challenges itself.
+(``oras.auth.utils.parse_auth_header``) and its basic-auth encoding are used as they
+are. Its credential loading is not: it only reads ``~/.docker/config.json``, keeps one
+``credsStore`` across files and runs helpers with ``subprocess`` directly (we go through
+the Executor seam). Nor is its token request (``TokenAuth.request_token``): it keeps one
+token for every scope, sends a space-joined scope list as one ``scope`` parameter (a
+spec-following token service then grants only the first scope, which broke cross-repo
+mounts), ignores ``expires_in`` and does not understand a ``Basic`` challenge, which is
+what an htpasswd docker-registry sends. :class:`Authenticator` therefore requests
+tokens itself, one ``scope`` parameter per scope, caches one per scope key, refreshes
+them before they expire, and answers ``Basic`` challenges too.
 
 Passwords are never logged or put in an error message; :class:`Credentials` hides the
 password from ``repr``.
@@ -27,6 +29,7 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Protocol
@@ -36,11 +39,13 @@ from imgbuild.errors import AuthError, InputError, StoreError
 
 __all__ = [
     "Credentials", "AuthProvider", "StaticAuth", "ConfigAuth", "Authenticator",
-    "auth_files", "save_credentials", "remove_credentials", "host_keys", "parse_user",
+    "split_scopes", "auth_files", "save_credentials", "remove_credentials", "host_keys", "parse_user",
     "registry_host", "login", "logout",
 ]
 
 log = logging.getLogger(__name__)
+
+_DEFAULT_TOKEN_LIFETIME = 60  # seconds, when the token service does not say (distribution token spec)
 
 
 @dataclass(frozen=True)
@@ -207,18 +212,59 @@ def _write_config(path: Path, cfg: dict) -> None:
         raise StoreError(f"cannot write credentials: {exc.strerror}", str(path)) from exc
 
 
+def split_scopes(*texts: str | None) -> list[str]:
+    """The distinct scopes in space-separated scope lists, in first-seen order."""
+    out: list[str] = []
+    for text in texts:
+        for item in (text or "").split():
+            if item not in out:
+                out.append(item)
+    return out
+
+
+@dataclass(frozen=True)
+class _Token:
+    """A cached Authorization header and the monotonic time after which it is refreshed before use."""
+
+    header: dict[str, str]
+    refresh_at: float
+
+    def fresh(self) -> bool:
+        """True while the token may still be sent."""
+        return time.monotonic() < self.refresh_at
+
+
+@dataclass(frozen=True)
+class _Realm:
+    """Where a registry's bearer tokens come from (from its challenge)."""
+
+    url: str
+    service: str | None
+
+
 class Authenticator:
-    """Answers a registry's 401 challenges (Basic or Bearer) and caches one Authorization header per scope."""
+    """Answers a registry's 401 challenges (Basic or Bearer) and keeps one fresh Authorization header per scope.
+
+    A scope key may hold several space-separated scopes (a mount needs push on the
+    target and pull on the source); each goes to the token service as its own
+    ``scope`` parameter, as the distribution token spec asks. Once a bearer challenge
+    told where tokens come from, a token for a new scope, or one about to expire, is
+    fetched before the request instead of after a 401, so a long upload never sends
+    a chunk with an expired token.
+    """
 
     def __init__(self, registry: str, provider: AuthProvider | None, session, verify) -> None:
         self.registry = registry
         self.provider = provider if provider is not None else ConfigAuth()
         self.session = session
         self.verify = verify
-        self._headers: dict[str, dict[str, str]] = {}
+        self._tokens: dict[str, _Token] = {}
+        self._basic: dict[str, str] | None = None
+        self._realm: _Realm | None = None
         self._creds: Credentials | None = None
         self._creds_loaded = False
         self._lock = threading.Lock()
+        self._token_lock = threading.RLock()  # one token request at a time: parallel blobs share a token
 
     def credentials(self) -> Credentials | None:
         """The credentials for this registry (looked up once)."""
@@ -229,55 +275,89 @@ class Authenticator:
             return self._creds
 
     def header(self, scope: str) -> dict[str, str]:
-        """The cached Authorization header for ``scope`` ({} before any challenge)."""
-        return dict(self._headers.get(scope) or self._headers.get("*") or {})
+        """The Authorization header to send for ``scope``: a fresh token (fetched now if due), Basic, or {}."""
+        tok = self._tokens.get(scope)
+        if tok is not None and tok.fresh():
+            return dict(tok.header)
+        if self._basic is not None:
+            return dict(self._basic)
+        if self._realm is None:
+            return {}
+        with self._token_lock:
+            tok = self._tokens.get(scope)
+            if tok is None or not tok.fresh():
+                tok = self._fetch(self._realm, split_scopes(scope), scope)
+            return dict(tok.header)
 
     def forget(self, scope: str) -> None:
         """Drop the cached header for ``scope`` so the next challenge fetches a fresh token."""
-        self._headers.pop(scope, None)
-        self._headers.pop("*", None)
+        self._tokens.pop(scope, None)
+        self._basic = None
 
-    def answer(self, challenge: str, scope: str, scheme: str) -> dict[str, str]:
-        """Compute (and cache) the Authorization header answering ``challenge``; AuthError if impossible."""
+    def answer(self, challenge: str, scope: str, scheme: str, failed: str | None = None) -> dict[str, str]:
+        """Compute (and cache) the Authorization header answering ``challenge``; AuthError if impossible.
+
+        ``failed`` is the Authorization value the refused request carried: if another
+        thread has meanwhile cached a different fresh token for ``scope``, that one is used.
+        """
         kind = challenge.strip().split(" ", 1)[0].lower()
-        creds = self.credentials()
         if kind == "basic":
+            creds = self.credentials()
             if creds is None:
                 raise AuthError(f"authentication required; run `imgbuild login {self.registry}`",
                                 where=self.registry, status=401)
-            header = {"Authorization": f"Basic {creds.basic()}"}
-            self._headers["*"] = header  # Basic is the same for every scope
-            return header
+            self._basic = {"Authorization": f"Basic {creds.basic()}"}  # the same for every scope
+            return dict(self._basic)
         if kind != "bearer":
             raise AuthError(f"unsupported authentication scheme {kind!r}", where=self.registry, status=401)
-        token = self._bearer_token(challenge, scope, scheme, creds)
-        header = {"Authorization": f"Bearer {token}"}
-        self._headers[scope] = header
-        return header
-
-    def _bearer_token(self, challenge: str, scope: str, scheme: str, creds: Credentials | None) -> str:
-        """Get a token from the challenge's realm with oras-py's token request."""
-        import requests
-        from oras.auth import get_auth_backend
         from oras.auth.utils import parse_auth_header
 
         parsed = parse_auth_header(challenge)
         if not parsed.realm:
             raise AuthError("bearer challenge without a realm", where=self.registry, status=401)
-        parsed.scope = parsed.scope or scope
-        backend = get_auth_backend("token", session=self.session, insecure=scheme == "http", tls_verify=self.verify)
-        if creds is not None:
-            backend.set_basic_auth(creds.username, creds.password)
+        realm = parsed.realm if "://" in parsed.realm else f"{scheme}://{parsed.realm}"
+        with self._token_lock:
+            self._realm = _Realm(realm, parsed.service)
+            tok = self._tokens.get(scope)
+            if tok is not None and tok.fresh() and tok.header.get("Authorization") != failed:
+                return dict(tok.header)
+            return dict(self._fetch(self._realm, split_scopes(scope, parsed.scope), scope).header)
+
+    def _fetch(self, realm: _Realm, scopes: list[str], key: str) -> _Token:
+        """Ask the token service for ``scopes`` (one ``scope`` parameter each) and cache the token under ``key``."""
+        import requests
+
+        creds = self.credentials()
+        who = f"user {creds.username!r}" if creds else "anonymous access"
+        params = ([("service", realm.service)] if realm.service else []) + [("scope", s) for s in scopes]
+        started = time.monotonic()
         try:
-            token = backend.request_token(parsed)
-        except (requests.RequestException, ValueError) as exc:
-            raise AuthError(f"token request to {parsed.realm} failed: {type(exc).__name__}",
+            r = self.session.get(realm.url, params=params, headers={"Accept": "application/json"},
+                                 auth=(creds.username, creds.password) if creds else None,
+                                 timeout=(10, 60), verify=self.verify)
+        except requests.RequestException as exc:
+            raise AuthError(f"token request to {realm.url} failed: {type(exc).__name__}",
                             where=self.registry) from exc
-        if not token:
-            who = f"user {creds.username!r}" if creds else "anonymous access"
-            raise AuthError(f"token service {parsed.realm} refused {who} for scope {parsed.scope!r}",
-                            where=self.registry, status=401)
-        return token
+        with r:
+            if r.status_code in (401, 403):
+                raise AuthError(f"token service {realm.url} refused {who} for scope {' '.join(scopes)!r}",
+                                where=self.registry, status=r.status_code)
+            if r.status_code != 200:
+                raise AuthError(f"token service {realm.url} answered HTTP {r.status_code}",
+                                where=self.registry, status=r.status_code)
+            try:
+                data = r.json()
+                token = data.get("token") or data.get("access_token")
+                lifetime = float(data.get("expires_in") or _DEFAULT_TOKEN_LIFETIME)
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise AuthError(f"token service {realm.url} sent no usable token", where=self.registry) from exc
+        if not token or not isinstance(token, str):
+            raise AuthError(f"token service {realm.url} sent no token for {who}", where=self.registry)
+        lifetime = max(lifetime, 1.0)
+        tok = _Token({"Authorization": f"Bearer {token}"}, started + lifetime - min(30.0, lifetime / 4))
+        self._tokens[key] = tok
+        log.debug("got a token for %s (%s), valid %ss", key, who, int(lifetime))
+        return tok
 
 
 def parse_user(value: str) -> str:

@@ -262,9 +262,8 @@ class RegistryClient:
                 challenge = r.headers.get("WWW-Authenticate")
                 r.close()
                 if answered or not challenge:
-                    raise self._auth_error(r.status_code, scope, where)
-                self.auth.forget(scope)
-                self.auth.answer(challenge, scope, url.split(":", 1)[0])
+                    raise self._auth_error(r.status_code, scope, where, challenge)
+                self.auth.answer(challenge, scope, url.split(":", 1)[0], failed=hdrs.get("Authorization"))
                 answered = True
                 if isinstance(body, _Section) and body.sent:
                     raise RegistryError("re-authenticated part way through an upload", where=where or self.registry)
@@ -277,11 +276,12 @@ class RegistryClient:
                 continue
             return r
 
-    def _auth_error(self, status: int, scope: str, where: str | None) -> AuthError:
+    def _auth_error(self, status: int, scope: str, where: str | None, challenge: str | None = None) -> AuthError:
         creds = self.auth.credentials()
         who = f"the credentials of user {creds.username!r}" if creds else "anonymous access"
-        return AuthError(f"registry {self.registry} refused {who} (HTTP {status}, scope {scope})",
-                         where=where or self.registry, status=status)
+        why = "not allowed: insufficient_scope" if 'error="insufficient_scope"' in (challenge or "") else ""
+        return AuthError(f"registry {self.registry} refused {who} for scope {scope} (HTTP {status}"
+                         f"{', ' + why if why else ''})", where=where or self.registry, status=status)
 
     def _check(self, r: requests.Response, ok: tuple[int, ...], what: str, where: str) -> None:
         """Raise RegistryError (with the registry's error codes) unless the status is in ``ok``."""

@@ -1,4 +1,11 @@
-"""A real Debian ``docker-registry`` on a free 127.0.0.1 port, optionally with htpasswd auth or TLS."""
+"""A real Debian ``docker-registry`` on a free 127.0.0.1 port, optionally with htpasswd or token auth, or TLS.
+
+Token auth (``token=``) points the registry at a token service: anything with ``realm``,
+``service``, ``issuer`` and ``cert_path`` (the signing certificate, used as the
+``rootcertbundle``), such as :class:`tests.support.tokenserver.TokenServer`.
+``access_log=True`` keeps the registry's access log in ``registry.log`` so a test can
+count the requests it really served (see :meth:`RunningRegistry.requests`).
+"""
 
 from __future__ import annotations
 
@@ -41,6 +48,12 @@ class RunningRegistry:
     def url(self) -> str:
         """Base URL (https when TLS is on)."""
         return f"{'https' if self.ca_cert else 'http'}://{self.host}"
+
+    def requests(self, method: str, path_prefix: str) -> list[str]:
+        """Access-log lines of ``method`` requests whose path starts with ``path_prefix`` (needs access_log)."""
+        text = self.log.read_text(errors="replace") if self.log else ""
+        needle = f'"{method} {path_prefix}'
+        return [line for line in text.splitlines() if needle in line]
 
     def stop(self) -> None:
         """Terminate the process and wait for it."""
@@ -98,6 +111,8 @@ def start_registry(
     auth: tuple[str, str] | None = None,
     tls: bool = False,
     port: int | None = None,
+    token: object | None = None,
+    access_log: bool = False,
 ) -> RunningRegistry:
     """Start docker-registry serving ``storage`` (default workdir/storage) and wait until /v2/ answers."""
     binary = shutil.which(REGISTRY_BIN) or shutil.which(REGISTRY_BIN, path="/usr/bin:/usr/sbin")
@@ -109,7 +124,7 @@ def start_registry(
     port = port or free_port()
     lines = [
         "version: 0.1",
-        "log: {level: warn, accesslog: {disabled: true}}",
+        f"log: {{level: warn, accesslog: {{disabled: {'false' if access_log else 'true'}}}}}",
         "storage:",
         f"  filesystem: {{rootdirectory: {storage}}}",
         "  delete: {enabled: true}",
@@ -127,6 +142,9 @@ def start_registry(
         htp = workdir / "htpasswd"
         make_htpasswd(htp, *auth)
         lines += ["auth:", f"  htpasswd: {{realm: imgbuild-test, path: {htp}}}"]
+    elif token is not None:
+        lines += ["auth:", "  token:", f"    realm: {token.realm}", f"    service: {token.service}",
+                  f"    issuer: {token.issuer}", f"    rootcertbundle: {token.cert_path}"]
     cfg = workdir / "config.yml"
     cfg.write_text("\n".join(lines) + "\n")
     log = workdir / "registry.log"

@@ -12,7 +12,7 @@ import pytest
 
 from imgbuild.errors import AuthError, InputError
 from imgbuild.oci.auth import (
-    Authenticator, ConfigAuth, Credentials, StaticAuth, auth_files, registry_host, remove_credentials,
+    Authenticator, ConfigAuth, Credentials, StaticAuth, auth_files, registry_host, remove_credentials, split_scopes,
     save_credentials,
 )
 from imgbuild.oci.registry import insecure_hosts, is_loopback
@@ -96,3 +96,68 @@ def test_loopback_and_insecure_hosts(monkeypatch):
     assert not is_loopback("registry.example:5000") and not is_loopback("10.0.0.1:80")
     monkeypatch.setenv("IMGBUILD_INSECURE_REGISTRIES", "a.example:5000, b.example")
     assert insecure_hosts() == {"a.example:5000", "b.example"}
+
+
+def test_split_scopes_keeps_order_and_drops_repeats():
+    assert split_scopes("repository:b:pull,push repository:a:pull", None, "repository:a:pull x") == [
+        "repository:b:pull,push", "repository:a:pull", "x"]
+
+
+def _token_authenticator(tmp_path: Path, creds: Credentials | None, **kw):
+    import requests
+
+    from tests.support.tokenserver import TokenServer
+
+    server = TokenServer(tmp_path / "tokens", users={"alice": ("pw-123", {"team/*": ("pull", "push")})},
+                         anonymous={"public/*": ("pull",)}, **kw).start()
+    auth = Authenticator("r.example", StaticAuth(creds), session=requests.Session(), verify=True)
+    challenge = f'Bearer realm="{server.realm}",service="{server.service}",scope="repository:team/b:pull,push"'
+    return server, auth, challenge
+
+
+def test_bearer_scopes_go_as_separate_parameters_and_tokens_are_cached_per_key(tmp_path: Path):
+    server, auth, challenge = _token_authenticator(tmp_path, Credentials("alice", "pw-123"))
+    try:
+        key = "repository:team/b:pull,push repository:team/a:pull"
+        header = auth.answer(challenge, key, "http")
+        assert header["Authorization"].startswith("Bearer ")
+        assert server.requests[-1].scopes == ("repository:team/b:pull,push", "repository:team/a:pull")
+        assert server.requests[-1].granted == server.requests[-1].scopes
+        assert auth.header(key) == header and len(server.requests) == 1  # cached
+        auth.header("repository:team/c:pull")  # a new scope: fetched up front, no 401 round trip needed
+        assert server.requests[-1].scopes == ("repository:team/c:pull",)
+        assert auth.answer(challenge, key, "http", failed="Bearer stale") == header  # someone else's fresh token
+        assert len(server.requests) == 2
+        assert auth.answer(challenge, key, "http", failed=header["Authorization"]) != header  # refused: a new one
+    finally:
+        server.stop()
+
+
+def test_bearer_tokens_are_refreshed_before_they_expire(tmp_path: Path):
+    import time
+
+    server, auth, challenge = _token_authenticator(tmp_path, Credentials("alice", "pw-123"), expires_in=1)
+    try:
+        first = auth.answer(challenge, "repository:team/b:pull,push", "http")
+        time.sleep(0.8)  # past 1 s minus the quarter-lifetime margin
+        assert auth.header("repository:team/b:pull,push") != first
+        assert len(server.requests) == 2
+    finally:
+        server.stop()
+
+
+def test_bearer_refusals_name_the_user_and_scope_never_the_password(tmp_path: Path):
+    server, auth, challenge = _token_authenticator(tmp_path, Credentials("alice", "wrong-pw-55"))
+    try:
+        with pytest.raises(AuthError) as err:
+            auth.answer(challenge, "repository:team/b:pull,push", "http")
+        assert "'alice'" in str(err.value) and "repository:team/b:pull,push" in str(err.value)
+        assert "wrong-pw-55" not in str(err.value) and err.value.status == 401
+    finally:
+        server.stop()
+    server, anon, challenge = _token_authenticator(tmp_path / "anon", None)
+    try:
+        anon.answer(challenge.replace("team/b:pull,push", "public/x:pull"), "repository:public/x:pull", "http")
+        assert server.requests[-1].user is None and server.requests[-1].granted == ("repository:public/x:pull",)
+    finally:
+        server.stop()
