@@ -6,6 +6,7 @@ unpack lock, and a real native build whose cache entries outlive their blobs.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -92,7 +93,7 @@ def test_a_mount_record_without_its_layers_keeps_every_layer(two_images):
     unpack_image(open_store().image("localhost/prune/a:1"))
     api.rmi(["localhost/prune/a:1"])
     rec = MountRecord(id=new_mount_id(), ref="localhost/prune/a:1", digest=digest, path="/nonexistent/merged",
-                      mechanism="overlay", pid=__import__("os").getpid())  # pending, creator alive: live
+                      mechanism="overlay", pid=os.getpid())  # pending, creator alive: live
     write_record(home().mounts, rec)
     result = api.gc()
     assert _hexes() == set(a) and "does not record its layers" in _cache(result, "layers").note
