@@ -224,7 +224,7 @@ class RegistryClient:
 
     def check_login(self) -> None:
         """Authenticate against ``/v2/`` with the configured credentials; AuthError if refused."""
-        r = self._request("GET", "/v2/", scope="registry:catalog:*")
+        r = self._request("GET", "/v2/", scope="")  # like docker login: a token for no scope
         with r:
             self._check(r, (200,), "login", self.registry)
 
@@ -280,7 +280,8 @@ class RegistryClient:
         creds = self.auth.credentials()
         who = f"the credentials of user {creds.username!r}" if creds else "anonymous access"
         why = "not allowed: insufficient_scope" if 'error="insufficient_scope"' in (challenge or "") else ""
-        return AuthError(f"registry {self.registry} refused {who} for scope {scope} (HTTP {status}"
+        what = f" for scope {scope}" if scope else ""
+        return AuthError(f"registry {self.registry} refused {who}{what} (HTTP {status}"
                          f"{', ' + why if why else ''})", where=where or self.registry, status=status)
 
     def _check(self, r: requests.Response, ok: tuple[int, ...], what: str, where: str) -> None:

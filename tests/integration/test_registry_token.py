@@ -62,6 +62,7 @@ def test_login_then_push_and_pull_give_the_same_digests(token_registry, imgbuild
                                                        tmp_path):
     assert _login(token_registry.host, "alice", "s3cret-pw", monkeypatch) == 0
     assert "s3cret-pw" not in "".join(capsys.readouterr())
+    assert token_registry.extra["tokens"].requests[0].scopes == ()  # login asks for no scope, as docker does
     ref = f"{token_registry.host}/team/a:v1"
     desc = make_random_image(open_store(), ref, [5000, 300_000])
     assert run(["push", ref]) == 0
