@@ -29,8 +29,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture(autouse=True)
-def imgbuild_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own empty IMGBUILD_HOME and no docker credentials of the user."""
+def imgbuild_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Every test gets its own empty IMGBUILD_HOME, no docker credentials of the user, and no mount left after it."""
     home = tmp_path_factory.mktemp("imgbuild-home")
     monkeypatch.setenv("IMGBUILD_HOME", str(home))
     monkeypatch.setenv("DOCKER_CONFIG", str(home / "docker-config"))
@@ -39,7 +39,18 @@ def imgbuild_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     auth_file.chmod(0o600)
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(auth_file))
     monkeypatch.delenv("IMGBUILD_INSECURE_REGISTRIES", raising=False)
-    return home
+    yield home
+    _unmount_below(home)
+
+
+def _unmount_below(root: Path) -> None:
+    """Lazily unmount whatever a test left mounted under ``root`` (deepest first), so no test leaks a mount."""
+    from imgbuild.engine.exec import LOCAL
+    from imgbuild.mountrec import mounted_points
+
+    for point in sorted(mounted_points(), key=len, reverse=True):
+        if point.startswith(f"{root}/"):
+            LOCAL.run(["umount", "-l", point], check=False)
 
 
 @pytest.fixture

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from imgbuild.cli.main import run
-from imgbuild.engine.exec import LOCAL
-from imgbuild.mountrec import mounted_points
 from imgbuild.oci.store import open_store
 from imgbuild.unpack import cached_layers
 from tests.support.layered_images import make_layered_image
 
 pytestmark = pytest.mark.root
 
-
-@pytest.fixture(autouse=True)
-def _no_leftover_mounts(imgbuild_home: Path):
-    yield
-    for point in sorted(mounted_points(), key=len, reverse=True):
-        if point.startswith(str(imgbuild_home) + "/"):
-            LOCAL.run(["umount", "-l", point], check=False)
 
 
 def _run(capsys, argv: list[str], code: int = 0):

@@ -42,13 +42,6 @@ TOP = {"var/lib/data": f(b"data v2", 0o640, 0, 0), "etc/keep.conf": None, "etc/k
        "var/lib/data2": b"second"}
 
 
-@pytest.fixture(autouse=True)
-def _no_leftover_mounts(imgbuild_home: Path):
-    yield
-    for point in sorted(mounted_points(), key=len, reverse=True):
-        if point.startswith(str(imgbuild_home) + "/"):
-            LOCAL.run(["umount", "-l", point], check=False)
-
 
 @pytest.fixture
 def image() -> str:

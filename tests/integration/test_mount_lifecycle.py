@@ -29,13 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED = {"usr/": d(), "usr/bin/tool": f(b"tool" * 1000, 0o755), "etc/base": b"base"}
 
 
-@pytest.fixture(autouse=True)
-def _no_leftover_mounts(imgbuild_home: Path):
-    yield
-    for point in sorted(mounted_points(), key=len, reverse=True):
-        if point.startswith(str(imgbuild_home) + "/"):
-            LOCAL.run(["umount", "-l", point], check=False)
-
 
 def _ours(home: Path) -> list[str]:
     return [p for p in mounted_points() if p.startswith(str(home) + "/")]

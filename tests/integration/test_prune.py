@@ -16,10 +16,9 @@ import pytest
 from imgbuild import api
 from imgbuild.build.builder import BuildRequest, build
 from imgbuild.difftree import image_tree
-from imgbuild.engine.exec import LOCAL
 from imgbuild.home import home
 from imgbuild.mount import mount
-from imgbuild.mountrec import MountRecord, mounted_points, new_mount_id, write_record
+from imgbuild.mountrec import MountRecord, new_mount_id, write_record
 from imgbuild.oci.store import open_store
 from imgbuild.unpack import cached_layers, layer_cache, unpack_image
 from tests.support.layered_images import make_layered_image
@@ -29,13 +28,6 @@ pytestmark = pytest.mark.root
 EXAMPLES = Path(__file__).resolve().parents[2] / "kubefiles"
 BASE = {"etc/base.conf": b"shared base\n", "usr/bin/tool": b"\x7fELF" + b"t" * 4096}
 
-
-@pytest.fixture(autouse=True)
-def _no_leftover_mounts(imgbuild_home: Path):
-    yield
-    for point in sorted(mounted_points(), key=len, reverse=True):
-        if point.startswith(str(imgbuild_home) + "/"):
-            LOCAL.run(["umount", "-l", point], check=False)
 
 
 @pytest.fixture
