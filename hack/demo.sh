@@ -96,4 +96,8 @@ ls -l "$DEMO/rootfs-v1.tar"
 run store verify
 run umount --all
 
+step "Drop an image and collect what nothing uses any more (blobs, build cache, unpacked layers)"
+run rmi "$REG/demo/app:v1"
+run store gc
+
 printf '\n\033[1mdemo done.\033[0m Running the image on hosts (imgbuild run) comes with the run-engine issues.\n'
