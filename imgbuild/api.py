@@ -269,11 +269,12 @@ def image_id(digest: str | Digest) -> str:
     return Digest(digest).hex[:12]
 
 
-def mount(ref: str, *, rw: bool = False, mechanism: str = "auto", reuse: bool = False, store: Store | None = None):
+def mount(ref: str, *, rw: bool = False, mechanism: str = "auto", reuse: bool = False, store: Store | None = None,
+          on_unpack: Any = None):
     """Mount an image's merged tree (overlay, fuse-overlayfs or extracted copy); returns a :class:`MountedImage`."""
     from imgbuild import mount as _mount
 
-    return _mount.mount(ref, rw=rw, mechanism=mechanism, reuse=reuse, store=store)
+    return _mount.mount(ref, rw=rw, mechanism=mechanism, reuse=reuse, store=store, on_unpack=on_unpack)
 
 
 def umount(target: str | None = None, *, all: bool = False) -> list[Any]:

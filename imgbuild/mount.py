@@ -34,14 +34,14 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from imgbuild.engine.exec import LOCAL, Executor, which
 from imgbuild.errors import CommandFailed, ImgbuildError, InputError, MountError, ToolMissing
 from imgbuild.mountrec import (
     MountRecord, load_records, mounted_points, new_mount_id, read_record, remove_record, staleness, write_record,
 )
-from imgbuild.oci.model import ImageConfig
+from imgbuild.oci.model import Descriptor, ImageConfig
 
 __all__ = [
     "MountedImage", "Unmounted", "mount", "umount", "list_mounts", "cleanup_stale", "find_mounts",
@@ -138,9 +138,11 @@ def _order(mechanism: str) -> list[str]:
     return [mechanism]
 
 
-def mount(image: str, *, rw: bool = False, mechanism: str = "auto", reuse: bool = False, store=None) -> MountedImage:
+def mount(image: str, *, rw: bool = False, mechanism: str = "auto", reuse: bool = False, store=None,
+          on_unpack: Callable[[Descriptor], None] | None = None) -> MountedImage:
     """Mount ``image`` (a reference, digest or id in the local store) and return where and what it is.
 
+    ``on_unpack`` is called with each layer that has to be unpacked first (none when all are cached).
     With ``reuse`` a live read-only mount of the same image is returned instead of a new one (the CLI
     does this, like ``buildah mount``); without it the caller owns a private mount it may unmount.
     """
@@ -159,7 +161,7 @@ def mount(image: str, *, rw: bool = False, mechanism: str = "auto", reuse: bool 
         notes.append(f"overlay unavailable ({overlay_available()}); using an extracted copy")
     for i, mech in enumerate(order):
         try:
-            rec = _mount_with(img, _ref_text(image), mech, rw, "; ".join(notes))
+            rec = _mount_with(img, _ref_text(image), mech, rw, "; ".join(notes), on_unpack)
             return mounted_image(rec, img.config)
         except (MountError, CommandFailed, ToolMissing) as exc:
             if i == len(order) - 1:
@@ -173,7 +175,7 @@ def _first_line(exc: Exception) -> str:
     return text[-1].strip() if text else type(exc).__name__
 
 
-def _mount_with(img, ref: str, mech: str, rw: bool, note: str) -> MountRecord:
+def _mount_with(img, ref: str, mech: str, rw: bool, note: str, on_unpack=None) -> MountRecord:
     mdir = mounts_dir()
     mid = new_mount_id()
     root = mdir / mid
@@ -185,9 +187,9 @@ def _mount_with(img, ref: str, mech: str, rw: bool, note: str) -> MountRecord:
         if mech == "copy":
             from imgbuild.unpack import extract_image
 
-            extract_image(img, root / "merged")
+            extract_image(img, root / "merged", on_unpack)
         else:
-            rec = _overlay(img, rec, root, mech)
+            rec = _overlay(img, rec, root, mech, on_unpack)
         rec = rec.with_(state="mounted")
         write_record(mdir, rec)
         return rec
@@ -196,13 +198,13 @@ def _mount_with(img, ref: str, mech: str, rw: bool, note: str) -> MountRecord:
         raise
 
 
-def _overlay(img, rec: MountRecord, root: Path, mech: str) -> MountRecord:
+def _overlay(img, rec: MountRecord, root: Path, mech: str, on_unpack=None) -> MountRecord:
     """Unpack the layers, link them as ``l/<n>`` and mount the overlay; the record gains lowers/upper/work."""
     from imgbuild.unpack import unpack_image
 
     if len(img.layers) > _MAX_LAYERS:
         raise MountError(f"{len(img.layers)} layers: overlayfs stacks at most {_MAX_LAYERS}", rec.ref)
-    layers = unpack_image(img)
+    layers = unpack_image(img, on_unpack)
     links = root / "l"
     links.mkdir()
     names = []

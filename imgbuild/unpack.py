@@ -23,7 +23,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from imgbuild.errors import DigestMismatch, StoreError
 from imgbuild.oci._locks import exclusive_lock
@@ -112,8 +112,11 @@ def _sync(path: Path) -> None:
     os.sync()
 
 
-def unpack_layer(image: Image, desc: Descriptor, diff_id: Digest) -> UnpackedLayer:
-    """The cache directory of one layer of ``image``, unpacking it first if no one has yet."""
+OnUnpack = Callable[[Descriptor], None]
+
+
+def unpack_layer(image: Image, desc: Descriptor, diff_id: Digest, on_unpack: OnUnpack | None = None) -> UnpackedLayer:
+    """The cache directory of one layer of ``image``, unpacking it first if no one has yet (``on_unpack`` is told)."""
     root = layer_cache()
     final = root / diff_id.hex
     if final.is_dir():
@@ -124,6 +127,8 @@ def unpack_layer(image: Image, desc: Descriptor, diff_id: Digest) -> UnpackedLay
         for stale in root.glob(f".tmp-{diff_id.hex}-*"):
             shutil.rmtree(stale, ignore_errors=True)
         tmp = root / f".tmp-{diff_id.hex}-{os.urandom(4).hex()}"
+        if on_unpack:
+            on_unpack(desc)
         try:
             _extract_checked(image, desc, diff_id, tmp, overlay=True)
             _sync(tmp)
@@ -134,13 +139,15 @@ def unpack_layer(image: Image, desc: Descriptor, diff_id: Digest) -> UnpackedLay
     return UnpackedLayer(diff_id, final, True)
 
 
-def unpack_image(image: Image) -> list[UnpackedLayer]:
-    """Every layer of ``image`` in the cache, base first."""
-    return [unpack_layer(image, desc, diff_id) for desc, diff_id in _layer_pairs(image)]
+def unpack_image(image: Image, on_unpack: OnUnpack | None = None) -> list[UnpackedLayer]:
+    """Every layer of ``image`` in the cache, base first; ``on_unpack`` hears of each layer actually unpacked."""
+    return [unpack_layer(image, desc, diff_id, on_unpack) for desc, diff_id in _layer_pairs(image)]
 
 
-def extract_image(image: Image, dest: Path) -> None:
+def extract_image(image: Image, dest: Path, on_unpack: OnUnpack | None = None) -> None:
     """Apply every layer of ``image`` in order into the plain directory ``dest`` (whiteouts applied)."""
     dest.mkdir(parents=True, exist_ok=True)
     for desc, diff_id in _layer_pairs(image):
+        if on_unpack:
+            on_unpack(desc)
         _extract_checked(image, desc, diff_id, dest, overlay=False)

@@ -27,7 +27,10 @@ def mount(
     """
     from imgbuild import api
 
-    m = api.mount(ref, rw=rw, mechanism=mechanism, reuse=True)
+    def unpacking(desc) -> None:  # a cold mount of a big image takes a while: say what it is doing
+        output.info(f"unpacking layer {desc.digest.hex[:12]} ({output.human_size(desc.size)} compressed)")
+
+    m = api.mount(ref, rw=rw, mechanism=mechanism, reuse=True, on_unpack=unpacking)
     if m.note:
         output.warn(m.note)
     if output.want_json(json_out):

@@ -100,3 +100,13 @@ def test_rw_mount_commit(images, capsys):
     ro = capsys.readouterr().out.strip()
     assert run(["commit", ro, "-t", "localhost/demo/app:nope"]) == 2
     assert "read-only" in capsys.readouterr().err
+
+
+def test_cold_mount_says_which_layers_it_unpacks(images, capsys):
+    assert run(["mount", "--rw", images[0]]) == 0
+    err = capsys.readouterr().err
+    assert "unpacking layer " in err and "compressed)" in err
+    assert run(["mount", "--rw", images[0]]) == 0  # every layer cached now: nothing to say
+    assert "unpacking layer" not in capsys.readouterr().err
+    assert run(["mount", "--mechanism", "copy", images[1]]) == 0  # a copy extracts every layer
+    assert "unpacking layer" in capsys.readouterr().err
