@@ -47,6 +47,20 @@ class Home:
         """Per-cluster state (Clusterfile, 0600)."""
         return self.root / "clusters"
 
+    @property
+    def sandbox(self) -> Path:
+        """Local sandbox hosts: per sandbox its SSH key pair, overlays and records."""
+        return self.root / "sandbox"
+
+    @property
+    def known_hosts(self) -> Path:
+        """SSH host keys trusted on first use (OpenSSH known_hosts format)."""
+        return self.root / "known_hosts"
+
+    def cluster_dir(self, name: str) -> Path:
+        """The state directory of cluster ``name`` (Clusterfile, logs, pki)."""
+        return self.clusters / name
+
     def ensure(self) -> "Home":
         """Create the home directory (0700) if missing and return self."""
         try:

@@ -20,7 +20,8 @@ def test_local_run_check_raises_with_tail():
 def test_local_stream_lines():
     seen = []
     res = LOCAL.run(["sh", "-c", "echo a; echo b >&2; echo c"], on_line=seen.append)
-    assert seen == ["a", "b", "c"] and res.ok
+    assert sorted(seen) == ["a", "b", "c"] and seen.index("a") < seen.index("c") and res.ok
+    assert (res.stdout, res.stderr) == ("a\nc\n", "b\n")  # streamed, yet still two streams
 
 
 def test_missing_tool():
