@@ -67,5 +67,7 @@ ENGINE_ENV = {
     "MASTERS": "every master's address, comma-separated, master0 first",
     "NODES": "every node's address, comma-separated",
     "REGISTRY_HOSTS": "the registry hosts' addresses, comma-separated",
+    "SEALOS_SYS_PKI": "the cluster PKI on this host: ca.crt, host.crt, host.key (SANs: address, hostname, "
+                      "127.0.0.1, localhost), ca.key on masters",
 }
 """Env the engine adds for every lifecycle script and CMD, after the image's and the user's env."""
