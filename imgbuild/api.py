@@ -254,7 +254,7 @@ def gc(store: Store | None = None, *, caches: bool = True) -> GcResult:
     removed, freed = st.gc()
     if not caches:
         return GcResult(removed, freed)
-    from imgbuild.prune import prune_caches
+    from imgbuild.rootfs.prune import prune_caches
 
     return GcResult(removed, freed, prune_caches(st))
 
@@ -272,43 +272,43 @@ def image_id(digest: str | Digest) -> str:
 def mount(ref: str, *, rw: bool = False, mechanism: str = "auto", reuse: bool = False, store: Store | None = None,
           on_unpack: Any = None):
     """Mount an image's merged tree (overlay, fuse-overlayfs or extracted copy); returns a :class:`MountedImage`."""
-    from imgbuild import mount as _mount
+    from imgbuild.rootfs import mount as _mount
 
     return _mount.mount(ref, rw=rw, mechanism=mechanism, reuse=reuse, store=store, on_unpack=on_unpack)
 
 
 def umount(target: str | None = None, *, all: bool = False) -> list[Any]:
     """Unmount the mounts ``target`` (image, path or mount id) names, or all; returns what was done."""
-    from imgbuild import mount as _mount
+    from imgbuild.rootfs import mount as _mount
 
     return _mount.umount(target, all=all)
 
 
 def mounts() -> list[Any]:
     """The live mount records (stale ones cleaned first)."""
-    from imgbuild import mount as _mount
+    from imgbuild.rootfs import mount as _mount
 
     return _mount.list_mounts()
 
 
 def commit(target: str, ref: str, *, compression: str | None = None, store: Store | None = None) -> Descriptor:
     """Turn the changes of a writable mount into a new image tagged ``ref``; returns its manifest descriptor."""
-    from imgbuild.commit import commit as _commit
-    from imgbuild.mount import record_of
+    from imgbuild.rootfs.commit import commit as _commit
+    from imgbuild.rootfs.mount import record_of
 
     return _commit(record_of(target), parse_reference(ref).normalized, compression=compression, store=store)
 
 
 def diff(a: str, b: str, *, owners: bool = True, store: Store | None = None):
     """Files and config that changed from ``a`` to ``b`` (images or directories); an :class:`ImageDiff`."""
-    from imgbuild.difftree import diff as _diff
+    from imgbuild.rootfs.difftree import diff as _diff
 
     return _diff(a, b, store=store, owners=owners)
 
 
 def build(context: str | Path, *, store: Store | None = None, reporter: Any = None, **request: Any):
     """Build the Kubefile in ``context`` into the store; ``request`` holds BuildRequest fields (tags, platforms...)."""
-    from imgbuild.build.builder import BuildRequest, build as _build
+    from imgbuild.builder.request import BuildRequest, build as _build
 
     return _build(BuildRequest(context=Path(context), **request), store=store, reporter=reporter)
 

@@ -46,7 +46,7 @@ def imgbuild_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 def _unmount_below(root: Path) -> None:
     """Lazily unmount whatever a test left mounted under ``root`` (deepest first), so no test leaks a mount."""
     from imgbuild.engine.exec import LOCAL
-    from imgbuild.mountrec import mounted_points
+    from imgbuild.rootfs.records import mounted_points
 
     for point in sorted(mounted_points(), key=len, reverse=True):
         if point.startswith(f"{root}/"):

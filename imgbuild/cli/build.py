@@ -3,7 +3,7 @@
 Steps print to stderr (``STEP 3/7: COPY bin bin``, a bar for large copies on a
 terminal), the summary (digest, size, layers) to stdout; ``--quiet`` prints the
 digest only, ``--json`` the result as data, ``--dry-run`` the plan without
-building. The logic is :func:`imgbuild.build.builder.build`.
+building. The logic is :func:`imgbuild.builder.request.build`.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def build_cmd(
 
     Example: imgbuild build -t localhost:5000/demo/app:v1 kubefiles/app-demo
     """
-    from imgbuild.build.builder import BuildRequest, build, plan_build
+    from imgbuild.builder.request import BuildRequest, build, plan_build
     from imgbuild.oci.model import Platform
 
     if quiet:

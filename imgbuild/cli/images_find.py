@@ -1,6 +1,6 @@
 """``imgbuild images find``: the container images a build context needs, and where each was found.
 
-The command is a thin shell over :func:`imgbuild.build.images.find_images`: it
+The command is a thin shell over :func:`imgbuild.builder.images.find_images`: it
 prints a table of references with their first source (``file:line``, ``+N
 more``), the images shipped as archives, and then, on stderr, the values that
 were skipped (templated or invalid) and notes (disabled subcharts, files read
@@ -33,7 +33,7 @@ def find(
 
     Example: imgbuild images find ./my-app --ignore-image-list skip.txt
     """
-    from imgbuild.build.images import find_images
+    from imgbuild.builder.images import find_images
 
     result = find_images(context, image_lists=image_list or (), ignore_lists=ignore_image_list or ())
     if output.want_json(json_out):

@@ -142,8 +142,8 @@ def _field(name: str, old, new) -> str:
 
 
 def diff_lines(d) -> list[str]:
-    """The human form of an :class:`~imgbuild.diff.ImageDiff`: A/D/M lines, then config changes."""
-    from imgbuild.diff import collapse
+    """The human form of an :class:`~imgbuild.rootfs.diff.ImageDiff`: A/D/M lines, then config changes."""
+    from imgbuild.rootfs.diff import collapse
 
     lines = [f"A {_describe(*c)}" for c in collapse(d.files.added)]
     lines += [f"D {_describe(*c)}" for c in collapse(d.files.removed)]

@@ -4,7 +4,7 @@ The registry/ directory is docker distribution's filesystem layout (what a clust
 image carries for its cluster's container images). ``save`` fills it from a build
 context (or a list of references), ``serve`` runs the stock registry on it in the
 foreground, ``ls`` lists its repositories, tags and sizes. Logic lives in
-:mod:`imgbuild.oci.regdir`, :mod:`imgbuild.oci.regserve` and :mod:`imgbuild.build.offline`.
+:mod:`imgbuild.oci.regdir`, :mod:`imgbuild.oci.regserve` and :mod:`imgbuild.oci.regsave`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def save_cmd(
 
     Example: imgbuild registry save . --registry-dir ./registry --images nginx:1.25,busybox
     """
-    from imgbuild.build.offline import save_images, wanted_images
+    from imgbuild.oci.regsave import save_images, wanted_images
     from imgbuild.cli.transfer import progress_for_cli, tls_verify_value
     from imgbuild.errors import InputError
     from imgbuild.oci.regdir import RegistryDir
@@ -53,7 +53,7 @@ def save_cmd(
 
     wanted = []
     if context is not None:
-        from imgbuild.build.images import find_images
+        from imgbuild.builder.images import find_images
 
         found = find_images(context, image_lists=image_list, ignore_lists=ignore_list, platform=platform)
         for s in found.skipped:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from imgbuild.cli.main import run
-from tests.unit.build.test_images import EXPECTED, context  # noqa: F401  (fixture)
+from tests.unit.builder.test_images import EXPECTED, context  # noqa: F401  (fixture)
 
 
 def test_table_lists_refs_sources_and_warnings(context: Path, capsys) -> None:  # noqa: F811

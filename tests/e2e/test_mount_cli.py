@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from imgbuild.cli.main import run
-from imgbuild.mountrec import mounted_points
+from imgbuild.rootfs.records import mounted_points
 from imgbuild.oci.store import open_store
 from tests.support.layered_images import make_layered_image
 

@@ -8,7 +8,7 @@ import pytest
 
 from imgbuild.cli.main import run
 from imgbuild.oci.store import open_store
-from imgbuild.unpack import cached_layers
+from imgbuild.rootfs.unpack import cached_layers
 from tests.support.layered_images import make_layered_image
 
 pytestmark = pytest.mark.root

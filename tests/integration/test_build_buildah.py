@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.build.builder import BuildRequest, build
+from imgbuild.builder.request import BuildRequest, build
 from imgbuild.errors import BuildError
 from imgbuild.oci.layer import extract_layer
 from imgbuild.oci.store import open_store

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.build.builder import BuildRequest, build
-from imgbuild.build.context import BuildContext
+from imgbuild.builder.request import BuildRequest, build
+from imgbuild.builder.context import BuildContext
 from imgbuild.errors import ImgbuildError
 from imgbuild.oci.layer import extract_layer
 from imgbuild.oci.store import Store, open_store

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.build.builder import BuildRequest, build
-from imgbuild.build.context import BuildContext
+from imgbuild.builder.request import BuildRequest, build
+from imgbuild.builder.context import BuildContext
 from imgbuild.errors import UnsafePathError, BuildError, ContextError
 from imgbuild.oci.layer import extract_layer, iter_layer_members
 from imgbuild.oci.store import open_store
@@ -303,8 +303,8 @@ def _bundle(tmp_path: Path) -> Path:
     ("FROM scratch\nCOPY bin /bin\n", "registry"),           # sealer style: appended as a last layer
 ])
 def test_bundled_registry_is_merged_or_appended(tmp_path: Path, kubefile: str, target: str) -> None:
-    from imgbuild.build.native import BuildOptions, build_native
-    from imgbuild.build.plan import make_plan
+    from imgbuild.builder.native import BuildOptions, build_native
+    from imgbuild.builder.plan import make_plan
 
     ctx = tmp_path / "ctx"
     (ctx / "bin").mkdir(parents=True)

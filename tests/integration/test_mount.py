@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.diff import compare_trees, tree_from_dir
-from imgbuild.difftree import image_tree
+from imgbuild.rootfs.diff import compare_trees, tree_from_dir
+from imgbuild.rootfs.difftree import image_tree
 from imgbuild.engine.exec import LOCAL
-from imgbuild.mount import list_mounts, mount
-from imgbuild.mountrec import mounted_points
+from imgbuild.rootfs.mount import list_mounts, mount
+from imgbuild.rootfs.records import mounted_points
 from imgbuild.oci.layer import Entry
 from imgbuild.oci.store import open_store
 from tests.support.layered_images import d, f, make_layered_image, sym

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.commit import commit
-from imgbuild.difftree import diff
+from imgbuild.rootfs.commit import commit
+from imgbuild.rootfs.difftree import diff
 from imgbuild.engine.exec import LOCAL
 from imgbuild.errors import CommandFailed
-from imgbuild.mount import list_mounts, mount, mounts_dir, record_of, umount
-from imgbuild.mountrec import mounted_points
+from imgbuild.rootfs.mount import list_mounts, mount, mounts_dir, record_of, umount
+from imgbuild.rootfs.records import mounted_points
 from imgbuild.oci.store import open_store
-from imgbuild.unpack import cached_layers
+from imgbuild.rootfs.unpack import cached_layers
 from tests.support.layered_images import d, f, make_layered_image
 
 pytestmark = pytest.mark.root
@@ -86,7 +86,7 @@ def test_umount_after_mount_point_was_removed_by_hand(imgbuild_home: Path):
 
 _CRASH = """
 import os, sys
-import imgbuild.mount as M
+import imgbuild.rootfs.mount as M
 real = M.write_record
 def crash_after_kernel_mount(mdir, rec):
     if rec.state == "mounted":
@@ -112,7 +112,7 @@ def test_crash_while_mounting_leaves_no_stale_overlay(imgbuild_home: Path, mode:
 
 def test_killed_process_leaves_a_usable_mount_that_umount_removes(imgbuild_home: Path):
     make_layered_image(open_store(), "localhost/killed:v1", SHARED)
-    code = "import imgbuild.mount as M, os, sys; M.mount(sys.argv[1]); os.kill(os.getpid(), 9)"
+    code = "import imgbuild.rootfs.mount as M, os, sys; M.mount(sys.argv[1]); os.kill(os.getpid(), 9)"
     subprocess.run([sys.executable, "-c", code, "localhost/killed:v1"], cwd=ROOT,
                    env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
     [rec] = list_mounts()
@@ -173,7 +173,7 @@ class _RefuseKernelOverlay:
 
 
 def test_auto_falls_back_to_fuse_overlayfs_and_says_so(imgbuild_home: Path, monkeypatch: pytest.MonkeyPatch):
-    import imgbuild.mount as M
+    import imgbuild.rootfs.mount as M
 
     make_layered_image(open_store(), "localhost/fb:v1", SHARED)
     monkeypatch.setattr(M, "_EXEC", _RefuseKernelOverlay())
@@ -190,7 +190,7 @@ def _reachable_by_others(path: Path) -> bool:
 
 
 def test_without_root_mount_is_an_extracted_copy(imgbuild_home: Path, monkeypatch: pytest.MonkeyPatch):
-    import imgbuild.mount as M
+    import imgbuild.rootfs.mount as M
 
     make_layered_image(open_store(), "localhost/user:v1", SHARED, {"etc/base": None})
     monkeypatch.setattr(M.os, "geteuid", lambda: 65534)  # the decision, in process
@@ -212,7 +212,7 @@ def _really_as_nobody() -> None:
         make_layered_image(Store(home / "store"), "localhost/user:v1", SHARED, {"etc/base": None})
         for p in [home, *home.rglob("*")]:
             os.chown(p, 65534, 65534)
-        code = ("import imgbuild.mount as M, sys, json, os; m = M.mount(sys.argv[1]); "
+        code = ("import imgbuild.rootfs.mount as M, sys, json, os; m = M.mount(sys.argv[1]); "
                 "print(json.dumps([m.mechanism, m.note, str(m.path), sorted(os.listdir(m.path)), "
                 "os.listdir(m.path / 'etc')])); M.umount(m.id)")
         proc = subprocess.run(

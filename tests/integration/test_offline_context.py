@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from imgbuild.build.images import find_images
+from imgbuild.builder.images import find_images
 from imgbuild.cli.main import run
 from imgbuild.oci.model import Platform
 from imgbuild.oci.regdir import RegistryDir

@@ -2,7 +2,7 @@
 
 import pytest
 
-from imgbuild.build.offline import Wanted, save_images
+from imgbuild.oci.regsave import Wanted, save_images
 from imgbuild.errors import ImageNotFound, RegistryError
 from imgbuild.oci.model import Platform
 from imgbuild.oci.regdir import RegistryDir

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from imgbuild import api
-from imgbuild.build.builder import BuildRequest, build
-from imgbuild.difftree import image_tree
+from imgbuild.builder.request import BuildRequest, build
+from imgbuild.rootfs.difftree import image_tree
 from imgbuild.home import home
-from imgbuild.mount import mount
-from imgbuild.mountrec import MountRecord, new_mount_id, write_record
+from imgbuild.rootfs.mount import mount
+from imgbuild.rootfs.records import MountRecord, new_mount_id, write_record
 from imgbuild.oci.store import open_store
-from imgbuild.unpack import cached_layers, layer_cache, unpack_image
+from imgbuild.rootfs.unpack import cached_layers, layer_cache, unpack_image
 from tests.support.layered_images import make_layered_image
 
 pytestmark = pytest.mark.root

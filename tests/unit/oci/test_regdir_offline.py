@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.build import offline
-from imgbuild.build.images import ArchiveImage, FoundImage, ImageSet, Source
+from imgbuild.oci import regsave as offline
+from imgbuild.builder.images import ArchiveImage, FoundImage, ImageSet, Source
 from imgbuild.errors import ImageNotFound, InputError, RegistryError
 from imgbuild.oci.model import Descriptor, Index, Platform
 from imgbuild.oci.regdir import RegistryDir

@@ -4,7 +4,7 @@ Blob gc (:mod:`imgbuild.oci._maintain`) leaves the caches alone; this module
 removes the cache entries that nothing can use any more, judged against the
 home store after its blobs were collected:
 
-- ``layers/<diffID hex>/`` (unpacked layers, :mod:`imgbuild.unpack`): removed
+- ``layers/<diffID hex>/`` (unpacked layers, :mod:`imgbuild.rootfs.unpack`): removed
   when no image in the store has that diffID and no live mount uses it. A
   mount record names its lower directories (``lowers``); a live record
   without them (one being mounted, or an older record) protects every layer
@@ -15,9 +15,9 @@ home store after its blobs were collected:
   first, so a mount never sees half a layer; the renamed trees are deleted
   after the store lock is released. Temp trees of crashed unpacks and gc runs
   are removed too. Lock files stay (unlinking a flock file races its users).
-- ``listings/<diffID hex>.json`` (:mod:`imgbuild.difftree`): removed when no
+- ``listings/<diffID hex>.json`` (:mod:`imgbuild.rootfs.difftree`): removed when no
   image in the store has that diffID (they are cheap to make again).
-- ``build-steps/<xx>/<key>.json`` (:mod:`imgbuild.build.cache`): removed when
+- ``build-steps/<xx>/<key>.json`` (:mod:`imgbuild.builder.cache`): removed when
   the layer blob they name is gone from the store or they are unreadable; the
   build cache already treats them as misses.
 
@@ -108,7 +108,7 @@ def used_diff_ids(store: Store) -> set[str]:
 def mount_protected(store: Store, layer_root: Path) -> tuple[set[str], str]:
     """The layer hexes live mounts use, and why every layer must be kept ('' if not)."""
     from imgbuild.home import home
-    from imgbuild.mountrec import load_records, mounted_points, staleness
+    from imgbuild.rootfs.records import load_records, mounted_points, staleness
 
     records, _ = load_records(home().mounts)
     table = mounted_points()

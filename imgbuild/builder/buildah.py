@@ -23,8 +23,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imgbuild.build.native import BuildOptions, BuildResult, Reporter, finish_image
-from imgbuild.build.plan import BuildPlan, StagePlan, apply_config, app_dir, sealer_labels
+from imgbuild.builder.native import BuildOptions, BuildResult, Reporter, finish_image
+from imgbuild.builder.plan import BuildPlan, StagePlan, apply_config, app_dir, sealer_labels
 from imgbuild.engine.exec import LOCAL, require_tool
 from imgbuild.errors import BuildError, ImageNotFound
 from imgbuild.kubefile import model as m

@@ -1,6 +1,6 @@
 """Save the container images a cluster image needs into its registry/ directory.
 
-:func:`save_images` takes what discovery found (an :class:`~imgbuild.build.images.ImageSet`)
+:func:`save_images` takes what discovery found (an :class:`~imgbuild.builder.images.ImageSet`)
 or plain references and writes each image into a :class:`~imgbuild.oci.regdir.RegistryDir`,
 named without its registry host (``docker.io/library/nginx`` -> ``library/nginx``). It runs
 in three steps so that nothing heavy happens before every image is known to be reachable:

@@ -6,7 +6,7 @@ device 0/0, or ``.wh.`` files that fuse-overlayfs writes without root) turned
 back into OCI ``.wh.<name>`` entries, and opaque directories
 (``trusted.overlay.opaque=y`` / ``user.fuseoverlayfs.opaque``) into
 ``.wh..wh..opq``. For an extracted copy the changes are found by comparing the
-copy with the image's tree (:mod:`imgbuild.diff`). The layer is written by the
+copy with the image's tree (:mod:`imgbuild.rootfs.diff`). The layer is written by the
 deterministic layer writer into the store, the config gains its diffID and a
 history entry, and the new manifest is stored and tagged.
 """
@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 
 from imgbuild.errors import InputError
-from imgbuild.mountrec import MountRecord
+from imgbuild.rootfs.records import MountRecord
 from imgbuild.oci.layer import Entry, opaque_entry, tree_key, whiteout_entry, write_layer
 from imgbuild.oci.model import Descriptor, MediaType
 
@@ -91,8 +91,8 @@ def _entries_in_order(found: list[tuple[str, str, os.stat_result]]) -> list[Entr
 
 def copy_entries(image, copy: Path) -> list[Entry]:
     """The layer entries that turn ``image`` into the tree at ``copy`` (changed paths plus whiteouts)."""
-    from imgbuild.diff import collapse, compare_trees, tree_from_dir
-    from imgbuild.difftree import image_tree
+    from imgbuild.rootfs.diff import collapse, compare_trees, tree_from_dir
+    from imgbuild.rootfs.difftree import image_tree
 
     changes = compare_trees(image_tree(image), tree_from_dir(copy))
     out = [whiteout_entry(top.path) for top, _, _ in collapse(changes.removed)]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imgbuild.build.images import find_images
-from imgbuild.build.yamlscan import mask_templates, scan_lines, scan_yaml_text
+from imgbuild.builder.images import find_images
+from imgbuild.builder.yamlscan import mask_templates, scan_lines, scan_yaml_text
 
 
 def _hits(text: str) -> list[tuple[str, int]]:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.build.charts import merge_values
-from imgbuild.build.images import find_images
-from imgbuild.build.yamlscan import load_tree
+from imgbuild.builder.charts import merge_values
+from imgbuild.builder.images import find_images
+from imgbuild.builder.yamlscan import load_tree
 from imgbuild.errors import ContextError, UnsafePathError
-from tests.unit.build.test_images import add_bytes, pack
+from tests.unit.builder.test_images import add_bytes, pack
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from imgbuild.build import copying
-from imgbuild.build.cache import StepCache, step_key
-from imgbuild.build.context import BuildContext, Source
-from imgbuild.build.plan import (ROLE_ANNOTATION, BuildPlan, StagePlan, app_dir, apply_config, detect_type,
+from imgbuild.builder import copying
+from imgbuild.builder.cache import StepCache, step_key
+from imgbuild.builder.context import BuildContext, Source
+from imgbuild.builder.plan import (ROLE_ANNOTATION, BuildPlan, StagePlan, app_dir, apply_config, detect_type,
                                  rfc3339, role_of)
 from imgbuild.errors import BuildError, ImageNotFound, InputError
 from imgbuild.kubefile import model as m

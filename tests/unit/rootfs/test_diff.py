@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.diff import (
+from imgbuild.rootfs.diff import (
     FileInfo, MapDiff, collapse, compare_configs, compare_trees, listing_from_json, listing_to_json, merge_layers,
     tar_members, tree_from_dir,
 )

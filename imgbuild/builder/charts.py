@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from imgbuild.build.yamlscan import Hit, Scalar, decode, is_templated, load_tree, scan_yaml_text, walk_images
+from imgbuild.builder.yamlscan import Hit, Scalar, decode, is_templated, load_tree, scan_yaml_text, walk_images
 from imgbuild.errors import ContextError, UnsafePathError
 
 __all__ = ["ChartScan", "scan_charts", "merge_values"]

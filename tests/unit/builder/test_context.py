@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.build.context import BuildContext, IgnoreRules, default_kubefile, has_glob
+from imgbuild.builder.context import BuildContext, IgnoreRules, default_kubefile, has_glob
 from imgbuild.errors import ContextError
 
 

@@ -5,7 +5,7 @@ visible at ``$IMGBUILD_HOME/mounts/<id>/merged``, by the first mechanism
 that works (or the one asked for):
 
 - ``overlay``: a kernel overlayfs mount (root) of the layers unpacked once in
-  the layer cache (:mod:`imgbuild.unpack`). Read-only mounts have only
+  the layer cache (:mod:`imgbuild.rootfs.unpack`). Read-only mounts have only
   lowerdirs (read-only by construction; a one-layer image gets an empty dir
   as a second lower, since overlayfs wants two). Writable mounts add
   ``upper/`` and ``work/`` with ``redirect_dir=off,metacopy=off`` so the upper
@@ -21,7 +21,7 @@ never passes the long cache paths: it makes short symlinks ``l/0``, ``l/1``...
 relative lowerdirs ``2:1:0`` (the approach of containers/storage), which fits
 hundreds of layers; overlayfs itself stops at 500.
 
-Each mount is described by a record (:mod:`imgbuild.mountrec`) written before
+Each mount is described by a record (:mod:`imgbuild.rootfs.records`) written before
 mounting (``pending``) and after (``mounted``); :func:`cleanup_stale` removes
 what a crash or a hand-made ``umount`` left behind, and runs before every
 mount, umount and listing.
@@ -38,7 +38,7 @@ from typing import Callable, Mapping
 
 from imgbuild.engine.exec import LOCAL, Executor, which
 from imgbuild.errors import CommandFailed, ImgbuildError, InputError, MountError, ToolMissing
-from imgbuild.mountrec import (
+from imgbuild.rootfs.records import (
     MountRecord, load_records, mounted_points, new_mount_id, read_record, remove_record, staleness, write_record,
 )
 from imgbuild.oci.model import Descriptor, ImageConfig
@@ -185,7 +185,7 @@ def _mount_with(img, ref: str, mech: str, rw: bool, note: str, on_unpack=None) -
     try:
         (root / "merged").mkdir(parents=True)
         if mech == "copy":
-            from imgbuild.unpack import extract_image
+            from imgbuild.rootfs.unpack import extract_image
 
             extract_image(img, root / "merged", on_unpack)
         else:
@@ -200,7 +200,7 @@ def _mount_with(img, ref: str, mech: str, rw: bool, note: str, on_unpack=None) -
 
 def _overlay(img, rec: MountRecord, root: Path, mech: str, on_unpack=None) -> MountRecord:
     """Unpack the layers, link them as ``l/<n>`` and mount the overlay; the record gains lowers/upper/work."""
-    from imgbuild.unpack import unpack_image
+    from imgbuild.rootfs.unpack import unpack_image
 
     if len(img.layers) > _MAX_LAYERS:
         raise MountError(f"{len(img.layers)} layers: overlayfs stacks at most {_MAX_LAYERS}", rec.ref)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.build.plan import make_plan
+from imgbuild.builder.plan import make_plan
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted(p.parent.name for p in (ROOT / "kubefiles").glob("*/Kubefile"))

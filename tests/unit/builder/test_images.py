@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.build.images import find_images
+from imgbuild.builder.images import find_images
 from imgbuild.errors import ContextError, InputError, InvalidReference, UnsafePathError
 
 DATA = Path(__file__).resolve().parents[2] / "data"

@@ -1,4 +1,4 @@
-"""Trees of images and directories for :mod:`imgbuild.diff`, and the one-call :func:`diff`.
+"""Trees of images and directories for :mod:`imgbuild.rootfs.diff`, and the one-call :func:`diff`.
 
 An image's tree is merged from per-layer member listings. A listing is made
 by streaming the layer once (decompressed, every file hashed, the bytes
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from imgbuild.fsutil import atomic_write
-from imgbuild.diff import (
+from imgbuild.rootfs.diff import (
     FileInfo, ImageDiff, compare_configs, compare_trees, listing_from_json, listing_to_json, merge_layers,
     tar_members, tree_from_dir,
 )
@@ -38,7 +38,7 @@ def _listing_dir() -> Path:
 def _read_listing(desc: Descriptor, image) -> tuple[list[FileInfo], str]:
     """Stream one layer into its member list; also the sha256 of its uncompressed bytes."""
     from imgbuild.oci.layer import open_layer
-    from imgbuild.unpack import HashingReader
+    from imgbuild.rootfs.unpack import HashingReader
 
     with image.open_layer(desc) as raw:
         reader = HashingReader(open_layer(raw, desc.media_type))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.build.plan import build_epoch, detect_type, make_plan, rfc3339, role_of
+from imgbuild.builder.plan import build_epoch, detect_type, make_plan, rfc3339, role_of
 from imgbuild.errors import ContextError, InputError, KubefileError
 from imgbuild.oci.model import Platform
 
@@ -135,7 +135,7 @@ def test_copy_bar_total_estimates_the_tar_size(tmp_path):
     """The build's copy bar total is the tar size the layer writer will report through on_progress."""
     import io
 
-    from imgbuild.build.native import _tar_size
+    from imgbuild.builder.native import _tar_size
     from imgbuild.oci.layer import Entry, write_layer
 
     class _P:  # the two fields _tar_size reads from a planned copy

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from imgbuild.errors import MountError
-from imgbuild.mountrec import (
+from imgbuild.rootfs.records import (
     MountInfoEntry, MountRecord, load_records, mounted_points, new_mount_id, parse_mountinfo, pid_alive,
     read_record, remove_record, staleness, write_record,
 )

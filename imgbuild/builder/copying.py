@@ -29,7 +29,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imgbuild.build.context import BuildContext, FileInfo, IgnoreRules, Source
+from imgbuild.builder.context import BuildContext, FileInfo, IgnoreRules, Source
 from imgbuild.errors import BuildError, ContextError, StoreError, UnsafePathError
 from imgbuild.oci.layer import Entry
 

@@ -6,9 +6,9 @@ sealer lay it out, but YAML-aware instead of line-scanning:
 
 * ``manifests/**/*.{yaml,yml}`` and ``*.tmpl``: every document, every
   ``image:`` value anywhere in the tree and every ``{registry?, repository,
-  tag|digest}`` map (see :mod:`imgbuild.build.yamlscan`);
+  tag|digest}`` map (see :mod:`imgbuild.builder.yamlscan`);
 * ``charts/<chart>/`` and ``charts/*.tgz`` with ``charts/<chart>.values.yaml``
-  overrides and subcharts (see :mod:`imgbuild.build.charts`);
+  overrides and subcharts (see :mod:`imgbuild.builder.charts`);
 * ``images/shim/*`` and ``manifests/imageList``: one reference per line;
 * ``images/skopeo/tar.txt``: images shipped as archives
   (``docker-archive:file.tar@repo:tag``), reported separately;
@@ -29,9 +29,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from imgbuild.build.charts import scan_charts
-from imgbuild.build.context import BuildContext
-from imgbuild.build.yamlscan import Hit, decode, is_templated, scan_yaml_text
+from imgbuild.builder.charts import scan_charts
+from imgbuild.builder.context import BuildContext
+from imgbuild.builder.yamlscan import Hit, decode, is_templated, scan_yaml_text
 from imgbuild.errors import ContextError, InputError, InvalidReference, UnsafePathError
 from imgbuild.reference import parse_reference
 
@@ -265,7 +265,7 @@ def _classify(hits: list[Hit]) -> tuple[list[FoundImage], list[Skipped]]:
 def _ignore_refs(root: Path, ignore_lists: Iterable[str | os.PathLike[str]], notes: list[Note]) -> set[str]:
     """Normalised refs to leave out: ``.sealignore`` (as sealos' ``registry save``) and ``--ignore-image-list``.
 
-    ``.sealignore`` is also read as a file-ignore list by :mod:`imgbuild.build.context`, so a line
+    ``.sealignore`` is also read as a file-ignore list by :mod:`imgbuild.builder.context`, so a line
     there that is not an image reference (``*.md``) is noted and passed over, not an error.
     """
     out = set()

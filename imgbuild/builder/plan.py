@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from imgbuild.build.context import BuildContext, default_kubefile
+from imgbuild.builder.context import BuildContext, default_kubefile
 from imgbuild.errors import InputError, KubefileError
 from imgbuild.kubefile import model as m
 from imgbuild.oci.model import Platform

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from imgbuild.build.native import BuildOptions, BuildResult, Reporter, build_native, tag_image
-from imgbuild.build.plan import BuildPlan, make_plan
+from imgbuild.builder.native import BuildOptions, BuildResult, Reporter, build_native, tag_image
+from imgbuild.builder.plan import BuildPlan, make_plan
 from imgbuild.reference import parse_reference
 from imgbuild.oci.model import Descriptor, Index, Platform
 
@@ -81,7 +81,7 @@ def bundle_images(plan: BuildPlan, found, platform: Platform | None, store, repo
     The tree lives in ``$IMGBUILD_HOME/cache/registry/<key>``, the key naming the context,
     platform and image set, so a rebuild copies nothing and the image keeps its digest.
     """
-    from imgbuild.build.offline import save_images
+    from imgbuild.oci.regsave import save_images
     from imgbuild.home import home
 
     if not found.found and not found.archives:
@@ -96,7 +96,7 @@ def bundle_images(plan: BuildPlan, found, platform: Platform | None, store, repo
 
 def _run_one(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter) -> BuildResult:
     if plan.backend == "buildah":
-        from imgbuild.build.buildah import build_buildah
+        from imgbuild.builder.buildah import build_buildah
 
         return build_buildah(plan, store, opts, reporter)
     return build_native(plan, store, opts, reporter, tag=False)
@@ -104,7 +104,7 @@ def _run_one(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter) -> 
 
 def build(req: BuildRequest, store=None, reporter: Reporter | None = None) -> BuildOutcome:
     """Build ``req`` into ``store`` (default: the home store) and tag it; one index for several platforms."""
-    from imgbuild.build.images import find_images
+    from imgbuild.builder.images import find_images
     from imgbuild.oci.store import open_store
 
     store = store or open_store()
