@@ -23,6 +23,7 @@ original stays reachable with ``--debug``.
     ├── BuildError                         a build step failed
     ├── MountError                         mount/umount failed
     ├── ToolMissing                        an external tool (buildah, registry) is absent
+    ├── HostUnreachable                    SSH connect/login to host:port failed, or its host key changed
     └── CommandFailed                      a subprocess/remote command exited non-zero
     Interrupted                   exit 130 Ctrl-C (not an ImgbuildError subclass)
 """
@@ -49,6 +50,7 @@ __all__ = [
     "BuildError",
     "MountError",
     "ToolMissing",
+    "HostUnreachable",
     "CommandFailed",
     "Interrupted",
 ]
@@ -171,6 +173,14 @@ class ToolMissing(ImgbuildError):
             msg += f"; {hint}"
         super().__init__(msg, None)
         self.tool = tool
+
+
+class HostUnreachable(ImgbuildError):
+    """A host could not be reached or logged in to over SSH (or refused for a changed host key); names host:port."""
+
+    def __init__(self, message: str, host: str) -> None:
+        super().__init__(message, host)
+        self.host = host
 
 
 class CommandFailed(ImgbuildError):
