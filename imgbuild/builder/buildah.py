@@ -33,6 +33,7 @@ from imgbuild.oci.model import Platform
 __all__ = ["Containerfile", "translate", "build_buildah"]
 
 _STEP_RE = re.compile(r"^(?:\[(\d+)/\d+\] )?STEP (\d+)/\d+: ")
+_STORE_LINK = "imgbuild-store"  # lower case, no ':' (see _Buildah.__init__)
 _SEALER = (m.App, m.Cni, m.Csi, m.AppCmds, m.AppEnv, m.Launch, m.Cmds, m.KubeVersion)
 
 
@@ -148,7 +149,10 @@ class _Buildah:
         # also keeps a REGISTRY_AUTH_FILE that points nowhere from failing the run.
         self.authfile = tmp / "auth.json"
         self.authfile.write_text('{"auths": {}}')
-        self.store, self.opts, self.rep = store, opts, reporter
+        self.store, self.opts, self.rep, self.tmp = store, opts, reporter, tmp
+        # buildah names an image pulled from oci:<dir> after <dir> and splits the reference at its first
+        # ':', so the store is reached through a fixed lower-case relative name, whatever the Home's path.
+        (tmp / _STORE_LINK).symlink_to(store.root.absolute())
         self.created_ids: list[str] = []
         self.before = set(self._ids())
 
@@ -175,7 +179,7 @@ class _Buildah:
         argv = [self.buildah, "pull", "-q", "--authfile", str(self.authfile)]
         if platform:
             argv += ["--platform", str(platform)]
-        res = LOCAL.run([*argv, f"oci:{self.store.root}:{name}"], check=False)
+        res = LOCAL.run([*argv, f"oci:{_STORE_LINK}:{name}"], check=False, cwd=str(self.tmp))
         if not res.ok:
             raise BuildError(f"buildah could not take the base image from the store:\n{res.tail()}", ref)
         image_id = res.stdout.strip().splitlines()[-1].removeprefix("sha256:")
@@ -246,7 +250,7 @@ def _export(session: _Buildah, store, name: str, layout: Path, opts: BuildOption
 
     argv = [session.buildah, "push", "-q", "--authfile", str(session.authfile)]
     argv += ["-D"] if opts.compression == "none" else ["--compression-format", opts.compression]
-    res = LOCAL.run([*argv, name, f"oci:{layout}:build"], check=False)
+    res = LOCAL.run([*argv, name, f"oci:{layout.name}:build"], check=False, cwd=str(layout.parent))
     if not res.ok:
         raise BuildError(f"buildah push to an OCI layout failed:\n{res.tail()}", name)
     [loaded] = load(store, layout)
