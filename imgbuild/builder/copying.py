@@ -205,12 +205,11 @@ def extract_archive(path: Path, dest_dir: Path, where: str) -> None:
     The layer extractor does it (no '..', no writes through symlinks), not tarfile's extraction
     filters: Python has those only from 3.11.4, and Debian bookworm's python3 is 3.11.2.
     """
-    from imgbuild.oci._extract import Extractor
+    from imgbuild.oci.layer import extract_tar
 
     try:
-        with tarfile.open(path, "r:*") as tar, Extractor(dest_dir, whiteouts=False) as ex:
-            for member in tar:
-                ex.apply(member, tar)
+        with tarfile.open(path, "r:*") as tar:
+            extract_tar(tar, dest_dir, whiteouts=False)
     except UnsafePathError as exc:
         raise UnsafePathError(f"ADD archive {path.name}: {exc}", where) from exc
     except (tarfile.TarError, OSError, EOFError, StoreError) as exc:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from imgbuild.errors import DigestMismatch, StoreError
-from imgbuild.oci._locks import try_exclusive
-from imgbuild.oci.model import Manifest
+from imgbuild.locks import try_exclusive
+from imgbuild.oci.model import REF_NAME, Manifest
 
 if TYPE_CHECKING:
     from imgbuild.oci.store import Store
@@ -91,8 +91,6 @@ def _remove_stale_temp(store: Store, now: float) -> int:
 
 def verify(store: Store, repair: bool = False) -> list[str]:
     """Re-hash every blob and check every tag's blobs; return the problems (removing corrupt blobs if ``repair``)."""
-    from imgbuild.oci.store import REF_NAME
-
     problems: list[str] = []
     files = list(_blob_files(store))
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:

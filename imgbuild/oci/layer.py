@@ -32,7 +32,7 @@ from imgbuild.oci.model import Descriptor, Digest, MediaType
 
 __all__ = [
     "Entry", "LayerResult", "entries_from_tree", "write_layer", "open_layer", "extract_layer",
-    "iter_layer_members", "whiteout_entry", "opaque_entry", "tree_key", "WHITEOUT_PREFIX", "WHITEOUT_OPAQUE",
+    "extract_tar", "iter_layer_members", "whiteout_entry", "opaque_entry", "tree_key", "WHITEOUT_PREFIX", "WHITEOUT_OPAQUE",
 ]
 
 WHITEOUT_PREFIX = ".wh."
@@ -418,12 +418,22 @@ def extract_layer(fileobj: BinaryIO, media_type: str, dest: Path, *, whiteouts: 
     Raises UnsafePathError (where = the entry name) for an entry that would leave ``dest``.
     With ``keep_whiteout_files`` whiteouts are stored as overlayfs whiteouts instead.
     """
+    tf = _tar_stream(fileobj, media_type)
+    try:
+        extract_tar(tf, Path(dest), whiteouts=whiteouts, devices=devices, overlay=keep_whiteout_files)
+    except _READ_ERRORS as exc:
+        raise InputError(f"corrupt layer ({media_type}): {exc}") from exc
+
+
+def extract_tar(tar: tarfile.TarFile, dest: Path, *, whiteouts: bool = True, devices: bool = False,
+                overlay: bool = False) -> None:
+    """Apply every member of an open tar to ``dest`` with the safe layer extractor (no '..', no symlink escapes).
+
+    ``whiteouts`` applies OCI whiteouts (False: they are plain files), ``overlay`` keeps them as
+    overlayfs whiteouts instead; UnsafePathError names an entry that would leave ``dest``.
+    """
     from imgbuild.oci._extract import Extractor
 
-    tf = _tar_stream(fileobj, media_type)
-    with Extractor(Path(dest), whiteouts=whiteouts, devices=devices, overlay=keep_whiteout_files) as ex:
-        try:
-            for member in tf:
-                ex.apply(member, tf)
-        except _READ_ERRORS as exc:
-            raise InputError(f"corrupt layer ({media_type}): {exc}") from exc
+    with Extractor(Path(dest), whiteouts=whiteouts, devices=devices, overlay=overlay) as ex:
+        for member in tar:
+            ex.apply(member, tar)

@@ -22,7 +22,11 @@ from imgbuild.errors import DigestMismatch, InputError
 __all__ = [
     "MediaType", "Digest", "Platform", "Descriptor", "Manifest", "Index", "ImageConfig",
     "parse_document", "canonical_json", "LAYER_MEDIA_TYPES", "MANIFEST_MEDIA_TYPES", "INDEX_MEDIA_TYPES",
+    "REF_NAME",
 ]
+
+REF_NAME = "org.opencontainers.image.ref.name"
+"""The OCI annotation naming an image in an image layout's ``index.json`` (the full normalised reference)."""
 
 
 class MediaType:

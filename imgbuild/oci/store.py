@@ -32,14 +32,15 @@ from imgbuild.errors import ImageNotFound, InputError, InvalidReference, StoreEr
 from imgbuild.oci import _maintain
 from imgbuild.fsutil import atomic_write
 from imgbuild.oci._blobio import BlobReads, BlobWriter, atomic_blob, stream_file, write_bytes
-from imgbuild.oci._locks import exclusive_lock, shared_lock
+from imgbuild.locks import exclusive_lock, shared_lock
 from imgbuild.oci._maintain import TEMP_MAX_AGE
-from imgbuild.oci.model import Descriptor, Digest, ImageConfig, Index, Manifest, MediaType, Platform, parse_document
+from imgbuild.oci.model import (
+    REF_NAME, Descriptor, Digest, ImageConfig, Index, Manifest, MediaType, Platform, parse_document,
+)
 from imgbuild.reference import Reference, parse_reference
 
 __all__ = ["Store", "BlobWriter", "Image", "open_store", "REF_NAME", "TEMP_MAX_AGE"]
 
-REF_NAME = "org.opencontainers.image.ref.name"
 _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 _HEX = frozenset("0123456789abcdef")
 

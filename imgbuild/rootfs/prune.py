@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from imgbuild.errors import ImgbuildError, StoreError
-from imgbuild.oci._locks import try_exclusive
-from imgbuild.oci._maintain import TEMP_MAX_AGE
+from imgbuild.locks import try_exclusive
+from imgbuild.oci.store import TEMP_MAX_AGE
 from imgbuild.oci.model import Digest, Manifest
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 from imgbuild.errors import DigestMismatch, StoreError
-from imgbuild.oci._locks import exclusive_lock
+from imgbuild.locks import exclusive_lock
 from imgbuild.oci.layer import extract_layer, open_layer
 from imgbuild.oci.model import Descriptor, Digest, MediaType
 from imgbuild.oci.store import Image

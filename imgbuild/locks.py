@@ -1,4 +1,4 @@
-"""Cross-process file locks for the store, re-entrant within one process.
+"""Cross-process file locks (the image store, the unpacked-layer cache), re-entrant within one process.
 
 ``flock`` locks belong to an open file description, so two ``open()`` calls of
 the same lock file in one process would deadlock each other. This module keeps
