@@ -20,6 +20,7 @@ app = typer.Typer(
         "  imgbuild build -t localhost:5000/demo/app:v1 .\n\n"
         "  imgbuild images\n\n"
         "  imgbuild push localhost:5000/demo/app:v1\n\n"
+        "Global options (--debug, --json, -q) may come before or after the command.\n\n"
         "Exit codes: 0 success, 1 operation failed, 2 bad usage or input, 130 interrupted."
     ),
     no_args_is_help=True,

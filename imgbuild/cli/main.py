@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import traceback
@@ -11,7 +12,9 @@ import click
 from imgbuild.cli import output
 from imgbuild.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ImgbuildError, Interrupted, KubefileError
 
-__all__ = ["main"]
+__all__ = ["main", "hoist_globals"]
+
+GLOBAL_FLAGS = frozenset({"-q", "--quiet", "--json", "--debug"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,10 +27,13 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code instead of exiting (used by tests)."""
     args = list(sys.argv[1:] if argv is None else argv)
     output.state.debug = "--debug" in args or os.environ.get("IMGBUILD_DEBUG") == "1"
+    import typer.main
+
     from imgbuild.cli.app import app
 
     try:
-        rv = app(args=args, prog_name="imgbuild", standalone_mode=False)
+        command = typer.main.get_command(app)
+        rv = command.main(args=hoist_globals(command, args), prog_name="imgbuild", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
@@ -54,3 +60,39 @@ def run(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         output.error_line(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)")
         return EXIT_FAILED
+
+
+def hoist_globals(root: click.Group, args: list[str]) -> list[str]:
+    """``args`` with the global flags given after a command moved before it, as docker and podman accept them.
+
+    A flag the command defines itself (``images -q``, ``build --json``) stays with it; nothing after ``--``
+    and no option's value moves.
+    """
+    cmd: click.Command = root
+    hoisted: list[str] = []
+    rest: list[str] = []
+    it = iter(args)
+    for tok in it:
+        if tok == "--":
+            rest += [tok, *it]
+            break
+        if tok in GLOBAL_FLAGS and cmd is not root and _option(cmd, tok) is None:
+            hoisted.append(tok)
+            continue
+        rest.append(tok)
+        if tok.startswith("-"):
+            opt = _option(cmd, tok)
+            if opt is not None and "=" not in tok and not (opt.is_flag or opt.count):
+                rest += itertools.islice(it, opt.nargs)
+        elif isinstance(cmd, click.Group):
+            cmd = cmd.get_command(click.Context(cmd), tok) or cmd
+    return [*hoisted, *rest]
+
+
+def _option(cmd: click.Command, tok: str) -> click.Option | None:
+    """The option of ``cmd`` spelled ``tok`` (without an ``=value``), if it has one."""
+    name = tok.split("=", 1)[0]
+    for param in cmd.params:
+        if isinstance(param, click.Option) and name in (*param.opts, *param.secondary_opts):
+            return param
+    return None
