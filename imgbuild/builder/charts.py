@@ -136,8 +136,9 @@ def _meta(chart: _Chart) -> dict[str, Any]:
 
 
 def _text(tree: dict[str, Any], key: str) -> str | None:
+    """A Chart.yaml string field as written: ``name: off`` is the text "off" (as Helm reads it), not a boolean."""
     v = tree.get(key)
-    return v.as_text() if isinstance(v, Scalar) else None
+    return (v.text.strip() or None) if isinstance(v, Scalar) and v.kind != "null" else None
 
 
 @dataclass(frozen=True)
