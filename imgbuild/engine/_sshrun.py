@@ -1,0 +1,187 @@
+"""One remote command over an open asyncssh connection: the command line, stdin, output, timeout.
+
+:func:`remote_command` turns an argv (plus env and cwd) into the string sshd
+hands to the login shell; for a non-root user it goes through ``sudo`` (``-S
+-k -p ''`` with the password as the first line of stdin, or ``-n`` where sudo
+needs none): the password never appears in a command line or a log. Env values
+are set in the outer shell and passed through ``sudo --preserve-env=NAMES`` so
+they stay out of sudo's log too. :func:`run_process` runs it: stdin fed from
+text, bytes, a file or byte chunks (pulled on a worker thread, so a blocking
+producer never stalls the event loop), stdout and stderr read as they come
+(whole lines to ``on_line``) and kept apart as bounded tails, the timeout
+enforced by signalling the command and closing its channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shlex
+from concurrent.futures import Executor as ThreadPool
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Callable, Iterator, Sequence
+
+import asyncssh
+
+from imgbuild.engine.exec import Input, Result
+from imgbuild.errors import CommandFailed, InputError
+
+__all__ = ["remote_command", "run_process", "SUDO_NONE", "SUDO_NOPASSWD", "SUDO_PASSWORD", "Exited"]
+
+SUDO_NONE, SUDO_NOPASSWD, SUDO_PASSWORD = "root", "nopasswd", "password"
+_KEEP = 4 << 20
+_CHUNK = 1 << 20
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def remote_command(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | None = None,
+                   sudo: str = SUDO_NONE) -> str:
+    """The shell command line that runs ``argv`` in ``cwd`` with ``env`` (through sudo unless ``sudo`` is root)."""
+    if not argv:
+        raise InputError("no command given to run over SSH")
+    env = env or {}
+    bad = [k for k in env if not _NAME.match(k)]
+    if bad:
+        raise InputError(f"invalid environment variable name for a remote command: {bad[0]!r}")
+    assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    words = [str(a) for a in argv]
+    if sudo == SUDO_NONE:
+        run = shlex.join(words)
+        if cwd:
+            return f"cd -- {shlex.quote(cwd)} && {assigns + ' ' if assigns else ''}exec {run}"
+        return f"{assigns + ' ' if assigns else ''}exec {run}"
+    flags = ["-S", "-k", "-p", ""] if sudo == SUDO_PASSWORD else ["-n"]
+    if env:
+        flags.append("--preserve-env=" + ",".join(env))
+    if cwd:
+        words = ["sh", "-c", f"cd -- {shlex.quote(cwd)} && exec \"$@\"", "sh", *words]
+    return f"{assigns + ' ' if assigns else ''}exec sudo {shlex.join(flags)} -- {shlex.join(words)}"
+
+
+@dataclass
+class _Stream:
+    """One output stream: a bounded tail of bytes, and whole lines for ``on_line``."""
+
+    on_line: Callable[[str], None] | None
+    parts: list[bytes] = field(default_factory=list)
+    kept: int = 0
+    partial: bytes = b""
+
+    def add(self, chunk: bytes) -> None:
+        self.parts.append(chunk)
+        self.kept += len(chunk)
+        while self.kept > 2 * _KEEP and len(self.parts) > 1:
+            self.kept -= len(self.parts.pop(0))
+        if self.on_line is not None:
+            lines = (self.partial + chunk).split(b"\n")
+            self.partial = lines.pop()
+            for raw in lines:
+                self.on_line(raw.decode("utf-8", errors="replace").rstrip("\r"))
+
+    def finish(self) -> str:
+        if self.on_line is not None and self.partial:
+            self.on_line(self.partial.decode("utf-8", errors="replace").rstrip("\r"))
+            self.partial = b""
+        return b"".join(self.parts).decode("utf-8", errors="replace")[-_KEEP:]
+
+
+@dataclass(frozen=True)
+class Exited:
+    """How the remote command ended: its result, and whether the connection dropped under it."""
+
+    result: Result
+    lost: bool = False
+
+
+async def run_process(conn: asyncssh.SSHClientConnection, command: str, argv: tuple[str, ...], host: str, *,
+                      prefix: bytes, input: Input, on_line: Callable[[str], None] | None,
+                      timeout: float | None, feeders: ThreadPool) -> Exited:
+    """Run ``command`` on ``conn``: feed ``prefix`` + ``input``, stream output, enforce ``timeout``."""
+    proc = await conn.create_process(command, encoding=None)
+    out, err = _Stream(on_line), _Stream(on_line)
+    work = asyncio.gather(_read(proc.stdout, out), _read(proc.stderr, err),
+                          _feed(proc.stdin, prefix, input, feeders))
+    lost = False
+    try:
+        async with asyncio.timeout(timeout):
+            await work
+            await proc.wait_closed()
+    except TimeoutError:
+        _stop(proc)
+        result = Result(argv, out.finish(), (err.finish() + f"\ntimed out after {timeout}s").lstrip("\n"), -1, host)
+        raise CommandFailed(result, f"command timed out after {timeout}s: {shlex.join(argv)}") from None
+    except (asyncssh.DisconnectError, asyncssh.ConnectionLost, ConnectionError):
+        lost = True
+    except BaseException:
+        _stop(proc)
+        work.cancel()
+        raise
+    code = proc.exit_status
+    if code is None:
+        lost = lost or proc.exit_signal is None
+        code = -1
+    return Exited(Result(argv, out.finish(), err.finish(), code, host), lost)
+
+
+def _stop(proc: asyncssh.SSHClientProcess) -> None:
+    """Kill the command (sshd signals the session's process) and close its channel."""
+    try:
+        proc.send_signal("KILL")
+    except (OSError, asyncssh.Error, ValueError):
+        pass
+    proc.close()
+
+
+async def _read(reader: asyncssh.SSHReader, stream: _Stream) -> None:
+    while chunk := await reader.read(1 << 16):
+        stream.add(chunk)
+
+
+async def _feed(writer: asyncssh.SSHWriter, prefix: bytes, data: Input, feeders: ThreadPool) -> None:
+    """Write ``prefix`` then ``data`` to the command's stdin and send EOF; a closed stdin ends it quietly."""
+    try:
+        if prefix:
+            writer.write(prefix)
+        async for chunk in _chunks(data, feeders):
+            writer.write(chunk)
+            await writer.drain()
+        writer.write_eof()
+    except (BrokenPipeError, ConnectionError, asyncssh.Error):
+        pass
+
+
+async def _chunks(data: Input, feeders: ThreadPool) -> AsyncIterator[bytes]:
+    """``data`` as byte chunks; files and iterables are read on a worker thread."""
+    if data is None:
+        return
+    if isinstance(data, str):
+        data = data.encode()
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        view = memoryview(data)
+        for start in range(0, len(view), _CHUNK):
+            yield bytes(view[start:start + _CHUNK])
+        return
+    loop = asyncio.get_running_loop()
+    if hasattr(data, "read"):
+        while chunk := await loop.run_in_executor(feeders, data.read, _CHUNK):  # type: ignore[union-attr]
+            yield chunk
+        return
+    it = iter(data)  # type: ignore[arg-type]
+    ended = False
+    while not ended:
+        chunk, ended = await loop.run_in_executor(feeders, _pull, it)
+        if chunk:
+            yield chunk
+
+
+def _pull(it: Iterator[bytes]) -> tuple[bytes, bool]:
+    """Up to about a quarter of a chunk from ``it`` (small pieces batched: one thread hop each); True at its end."""
+    parts: list[bytes] = []
+    size = 0
+    while size < _CHUNK // 4:
+        piece = next(it, None)
+        if piece is None:
+            return b"".join(parts), True
+        parts.append(piece)
+        size += len(piece)
+    return (parts[0] if len(parts) == 1 else b"".join(parts)), False
