@@ -11,6 +11,8 @@ created with ``O_CREAT|O_EXCL|O_NOFOLLOW``, and directory metadata is applied
 last, deepest first, so creating children does not undo it. OCI whiteouts
 (``.wh.<name>``, ``.wh..wh..opq``) are applied, or stored as overlayfs
 whiteouts (char device 0/0, ``trusted.overlay.opaque=y``) for mounting.
+An entry nested deeper than :data:`MAX_DEPTH` or longer than :data:`MAX_PATH`
+is refused, so no layer makes a tree that later tools cannot walk or remove.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from imgbuild.errors import InputError, MountError, StoreError, UnsafePathError
 
-__all__ = ["Extractor", "clean_member_name"]
+__all__ = ["Extractor", "clean_member_name", "MAX_DEPTH", "MAX_PATH"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -34,6 +36,8 @@ _CHUNK = 1 << 20
 _WH = ".wh."
 _WH_META = ".wh..wh."
 _WH_OPQ = ".wh..wh..opq"
+MAX_DEPTH = 512      # path components of one entry: real trees stay far below; tools and kernels choke far above
+MAX_PATH = 4000      # bytes of one entry's path inside the layer (PATH_MAX is 4096 with the cache prefix)
 
 
 def clean_member_name(name: str) -> str:
@@ -42,6 +46,15 @@ def clean_member_name(name: str) -> str:
     if ".." in name.replace("\\", "/").split("/") and _escapes(name):
         raise UnsafePathError("layer entry escapes the destination with '..'", where=name)
     return "" if norm == "." else norm
+
+
+def _check_depth(name: str) -> None:
+    """UnsafePathError if a (clean) entry path is nested deeper or longer than imgbuild unpacks."""
+    depth, size = name.count("/") + 1, len(name.encode("utf-8", "surrogateescape"))
+    if depth > MAX_DEPTH or size > MAX_PATH:
+        short = name if len(name) <= 80 else f"{name[:40]}...{name[-30:]}"
+        raise UnsafePathError(f"layer entry is {depth} directories deep and {size} bytes long; imgbuild unpacks "
+                              f"at most {MAX_DEPTH} levels and {MAX_PATH} bytes", where=short)
 
 
 def _escapes(name: str) -> bool:
@@ -94,6 +107,7 @@ class Extractor:
         name = clean_member_name(member.name)
         if not name:
             return
+        _check_depth(name)
         parent, base = posixpath.split(name)
         try:
             if self.whiteouts and base.startswith(_WH):
@@ -226,9 +240,11 @@ class Extractor:
             return self.root_fd
         if self._cache and self._cache[0] == parent:
             return self._cache[1]
+        fd, rest = self.root_fd, parent
+        if self._cache and parent.startswith(self._cache[0] + "/"):  # one level down (a tar lists parents first)
+            fd, rest = os.dup(self._cache[1]), parent[len(self._cache[0]) + 1:]
         self._drop_cache()
-        fd = self.root_fd
-        for comp in parent.split("/"):
+        for comp in rest.split("/"):
             nfd = self._open_dir(fd, comp, where, create=True)
             if fd != self.root_fd:
                 os.close(fd)
