@@ -66,6 +66,7 @@ def _register() -> None:
     from imgbuild.cli import registry_dir  # noqa: F401
     from imgbuild.cli import mount  # noqa: F401
     from imgbuild.cli import build  # noqa: F401
+    from imgbuild.cli import cluster  # noqa: F401
     from imgbuild.cli import sandbox  # noqa: F401
 
 

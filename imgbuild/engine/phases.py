@@ -35,10 +35,12 @@ _OWNER = ".imgbuild-cluster"
 def check(ctx: RunContext) -> None:
     """Reach every host; learn its arch and hostname; refuse a wrong arch, duplicate hostnames, a foreign install."""
     ctx.reporter.phase("Check", [h.name for h in ctx.hosts])
-    if ctx.options.dry_run:
-        return
     owner = ctx.extra["cluster_id"]
     marker = f"{ctx.cluster_root}/{_OWNER}"
+    if ctx.options.dry_run:
+        for h in ctx.hosts:
+            ctx.step("Check", h, f"owner@{owner}", f"claim {ctx.cluster_root}", lambda: None)
+        return
     probe = (f"uname -m; hostname; date +%s; if [ -e {shlex.quote(marker)} ]; then cat {shlex.quote(marker)}; "
              f"elif [ -e {shlex.quote(ctx.cluster_root)} ]; then echo foreign; else echo none; fi")
 
@@ -53,6 +55,10 @@ def check(ctx: RunContext) -> None:
 
     ctx.each("Check", ctx.hosts, one)
     _check_facts(ctx)
+    claim = (f"mkdir -p {shlex.quote(ctx.cluster_root)} && printf '%s\\n' {shlex.quote(owner)} > "
+             f"{shlex.quote(marker)}.tmp && mv {shlex.quote(marker)}.tmp {shlex.quote(marker)}")
+    ctx.each("Check", ctx.hosts, lambda h: ctx.step("Check", h, f"owner@{owner}", f"claim {ctx.cluster_root}",
+                                                     lambda: ctx.run(h, claim, env={}), claim))
 
 
 def _check_facts(ctx: RunContext) -> None:
@@ -104,7 +110,7 @@ def distribute(ctx: RunContext) -> None:
 
     def one(host: HostRun) -> None:
         for unit in ctx.extra["units"](ctx, host):
-            ctx.step("Distribute", host, None, f"send {unit.what} to {unit.dest}",
+            ctx.step("Distribute", host, f"sent:{unit.dest}@{unit.key}", f"send {unit.what} to {unit.dest}",
                      lambda unit=unit: ship(ctx, host, unit))
 
     ctx.each("Distribute", ctx.hosts, one)

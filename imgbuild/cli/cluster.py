@@ -1,0 +1,246 @@
+"""``imgbuild run``, ``apply``, ``add``, ``delete``, ``reset``, ``status``, ``clusters``: run cluster images on hosts.
+
+Thin: each command turns its flags into a desired Cluster (or reads a
+Clusterfile), hands it to the engine (:mod:`imgbuild.engine.applier`) with a
+:class:`~imgbuild.cli.runreport.CliReporter`, and prints the outcome.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import List, Optional
+
+import typer
+
+from imgbuild.cli import output
+from imgbuild.cli.app import app
+
+__all__ = ["run", "apply", "add", "delete", "reset", "status", "clusters"]
+
+_CLUSTER = typer.Option("default", "--cluster", "-c", help="The cluster's name (its state lives under the Home).")
+_DRY = typer.Option(False, "--dry-run", help="Print every step that would run, per host, and touch nothing.")
+_ENV = typer.Option(None, "--env", "-e", help="KEY=VALUE for the scripts (beats image, Clusterfile and host env).")
+_FORCE = typer.Option(False, "--force", help="Take over a data dir another cluster left; reset: go on past failures.")
+_JSON = typer.Option(False, "--json", help="Print the steps as JSON.")
+_INSECURE = typer.Option(False, "--insecure-host-key", help="Do not check SSH host keys (trust on first use is the default).")
+_PARALLEL = typer.Option(32, "--max-parallel", min=1, help="At most this many SSH sessions at once.")
+_DATA = typer.Option(None, "--data-dir", help="Data directory on hosts (default /var/lib/sealos/data).")
+
+
+def _options(dry_run: bool, env: Optional[List[str]], force: bool, max_parallel: int, data_dir: Optional[str]):
+    from imgbuild.cluster.env import parse_env_item
+    from imgbuild.engine.context import Options
+    from imgbuild.errors import InputError
+    from imgbuild.labels import DEFAULT_DATA_DIR
+
+    cli_env = {}
+    for item in env or []:
+        try:
+            k, v = parse_env_item(item)
+        except ValueError as exc:
+            raise InputError(str(exc), "-e") from None
+        cli_env[k] = v
+    return Options(dry_run=dry_run, data_dir=data_dir or DEFAULT_DATA_DIR, cli_env=cli_env, force=force,
+                   max_parallel=max_parallel)
+
+
+def _engine_apply(home, desired, options, insecure: bool, json_out: bool, *, configs=()):
+    from imgbuild.cli.runreport import CliReporter
+    from imgbuild.engine.applier import open_engine
+
+    log = home.cluster_dir(desired.name) / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}.log"
+    reporter = CliReporter(None if options.dry_run else log)
+    try:
+        with open_engine(home, reporter=reporter, insecure_host_key=insecure,
+                         max_parallel=options.max_parallel) as engine:
+            result = engine.apply(desired, options, configs=configs)
+    finally:
+        reporter.close()
+    _print_result(result, json_out)
+
+
+def _print_result(result, json_out: bool) -> None:
+    if output.want_json(json_out):
+        output.emit_json(result.to_dict())
+        return
+    if result.dry_run:
+        for s in result.steps:
+            output.echo(f"{s.phase:<10} {s.host:<22} {s.what}")
+        output.info(f"dry run: {len(result.steps)} step(s) would run; nothing was touched")
+        return
+    ran = len(result.steps)
+    output.info(f"cluster {result.cluster}: {ran} step(s) ran" + ("" if ran else " (nothing to do)")
+                + (f"; removed {', '.join(result.removed)}" if result.removed else ""))
+
+
+@app.command()
+def run(
+    images: List[str] = typer.Argument(..., metavar="IMAGE...", help="Cluster images: a rootfs image first, then apps."),
+    masters: str = typer.Option("", "--masters", "-m", help="Masters: 10.0.0.2,10.0.0.3 or 10.0.0.2-10.0.0.4, ip:port."),
+    nodes: str = typer.Option("", "--nodes", "-n", help="Nodes, in the same forms."),
+    user: str = typer.Option("root", "--user", "-u", help="SSH user (not root: commands run through sudo)."),
+    passwd: str = typer.Option("", "--passwd", "-p", help="SSH password (prefer keys; never printed)."),
+    pk: str = typer.Option("", "--pk", help="SSH private key file."),
+    pk_passwd: str = typer.Option("", "--pk-passwd", help="Passphrase of --pk."),
+    port: Optional[int] = typer.Option(None, "--port", help="SSH port (default 22)."),
+    single: bool = typer.Option(False, "--single", help="Run everything on this machine."),
+    cluster: str = _CLUSTER, env: Optional[List[str]] = _ENV, dry_run: bool = _DRY, force: bool = _FORCE,
+    insecure_host_key: bool = _INSECURE, max_parallel: int = _PARALLEL, data_dir: Optional[str] = _DATA,
+    json_out: bool = _JSON,
+) -> None:
+    """Run cluster images on hosts: a new cluster, or more images on an existing one (it adds those only).
+
+    Example: imgbuild run localhost/etcd:v3 localhost/etcd-app:v1 --masters 10.0.0.2,10.0.0.3 --nodes 10.0.0.4
+    """
+    from imgbuild.cluster.model import Cluster
+    from imgbuild.cluster.state import ClusterState
+    from imgbuild.home import home as _home
+
+    home = _home()
+    state = ClusterState.load(home, cluster)
+    if state is not None and state.cluster is not None:
+        current = state.cluster
+        added = tuple(i for i in images if i not in current.images)
+        from dataclasses import replace
+
+        desired = replace(current, images=current.images + added)
+    else:
+        desired = Cluster.from_flags(images, masters=masters, nodes=nodes, user=user, passwd=passwd, pk=pk,
+                                     pk_passwd=pk_passwd, port=port, cluster_name=cluster, single=single)
+    _engine_apply(home, desired, _options(dry_run, env, force, max_parallel, data_dir), insecure_host_key, json_out)
+
+
+@app.command()
+def apply(
+    clusterfile: str = typer.Option(..., "--clusterfile", "-f", help="The Clusterfile (apps.sealos.io/v1beta1)."),
+    values: Optional[List[str]] = typer.Option(None, "--values", help="Values file(s) for {{ .Values.x }} in it."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="a.b=c values (beat --values)."),
+    env: Optional[List[str]] = _ENV, dry_run: bool = _DRY, force: bool = _FORCE,
+    insecure_host_key: bool = _INSECURE, max_parallel: int = _PARALLEL, data_dir: Optional[str] = _DATA,
+    json_out: bool = _JSON,
+) -> None:
+    """Make the hosts match a Clusterfile: create, scale up/down, add images, re-render changed env.
+
+    Example: imgbuild apply -f Clusterfile --set registry.port=5001 --dry-run
+    """
+    from pathlib import Path
+
+    from imgbuild.cluster.clusterfile import load_clusterfile
+    from imgbuild.home import home as _home
+
+    doc = load_clusterfile(Path(clusterfile), values=[Path(v) for v in values or []], sets=list(set_ or []))
+    _engine_apply(_home(), doc.cluster, _options(dry_run, env, force, max_parallel, data_dir), insecure_host_key,
+                  json_out, configs=tuple(doc.configs))
+
+
+def _existing(home, cluster: str):
+    from imgbuild.cluster.state import ClusterState
+    from imgbuild.errors import InputError
+
+    state = ClusterState.load(home, cluster)
+    if state is None or state.cluster is None:
+        raise InputError(f"no cluster named {cluster!r} (run or apply one first; see `imgbuild clusters`)", cluster)
+    return state.cluster
+
+
+@app.command()
+def add(
+    masters: str = typer.Option("", "--masters", "-m", help="Masters to add."),
+    nodes: str = typer.Option("", "--nodes", "-n", help="Nodes to add."),
+    cluster: str = _CLUSTER, dry_run: bool = _DRY, insecure_host_key: bool = _INSECURE,
+    max_parallel: int = _PARALLEL, json_out: bool = _JSON,
+) -> None:
+    """Add hosts to a cluster: the phases run on the new hosts only.
+
+    Example: imgbuild add --nodes 10.0.0.5
+    """
+    from imgbuild.cluster.edit import with_hosts
+    from imgbuild.home import home as _home
+
+    home = _home()
+    desired = with_hosts(_existing(home, cluster), masters=masters, nodes=nodes)
+    _engine_apply(home, desired, _options(dry_run, [], False, max_parallel, None), insecure_host_key, json_out)
+
+
+@app.command()
+def delete(
+    masters: str = typer.Option("", "--masters", "-m", help="Masters to remove."),
+    nodes: str = typer.Option("", "--nodes", "-n", help="Nodes to remove."),
+    cluster: str = _CLUSTER, dry_run: bool = _DRY, force: bool = _FORCE, insecure_host_key: bool = _INSECURE,
+    max_parallel: int = _PARALLEL, json_out: bool = _JSON,
+) -> None:
+    """Remove hosts from a cluster: `clean` runs on them and what imgbuild put there goes.
+
+    Example: imgbuild delete --nodes 10.0.0.5
+    """
+    from imgbuild.cluster.edit import without_hosts
+    from imgbuild.home import home as _home
+
+    home = _home()
+    desired = without_hosts(_existing(home, cluster), masters=masters, nodes=nodes)
+    _engine_apply(home, desired, _options(dry_run, [], force, max_parallel, None), insecure_host_key, json_out)
+
+
+@app.command()
+def reset(
+    cluster: str = _CLUSTER, dry_run: bool = _DRY, force: bool = _FORCE, insecure_host_key: bool = _INSECURE,
+    max_parallel: int = _PARALLEL, json_out: bool = _JSON,
+) -> None:
+    """Undo a cluster on all its hosts (`clean`, `clean-registry`, files, /etc/hosts lines) and forget it.
+
+    Example: imgbuild reset --cluster default
+    """
+    from imgbuild.cli.runreport import CliReporter
+    from imgbuild.engine.applier import open_engine
+    from imgbuild.home import home as _home
+
+    home = _home()
+    options = _options(dry_run, [], force, max_parallel, None)
+    reporter = CliReporter()
+    try:
+        with open_engine(home, reporter=reporter, insecure_host_key=insecure_host_key,
+                         max_parallel=max_parallel) as engine:
+            result = engine.reset(cluster, options)
+    finally:
+        reporter.close()
+    _print_result(result, json_out)
+
+
+@app.command()
+def status(cluster: str = _CLUSTER, json_out: bool = _JSON) -> None:
+    """Show a cluster as its state records it: hosts, roles, images, what each host has done, conditions.
+
+    Example: imgbuild status --json
+    """
+    from imgbuild.engine.applier import cluster_status
+    from imgbuild.home import home as _home
+
+    info = cluster_status(_home(), cluster)
+    if output.want_json(json_out):
+        output.emit_json(info)
+        return
+    output.echo(f"cluster {info['name']}  phase {info['phase']}")
+    output.echo("images: " + ", ".join(info["images"]))
+    output.table(["HOST", "ROLES", "ARCH", "HOSTNAME", "STEPS DONE"],
+                 [(h["host"], ",".join(h["roles"]), h.get("arch", ""), h.get("hostname", ""), h["steps_done"])
+                  for h in info["hosts"]])
+    for c in info["conditions"]:
+        output.echo(f"{c.get('type')}: {c.get('status')} {c.get('reason', '')} {c.get('message', '')}".rstrip())
+
+
+@app.command()
+def clusters(json_out: bool = _JSON) -> None:
+    """List the clusters this Home knows.
+
+    Example: imgbuild clusters
+    """
+    from imgbuild.engine.applier import cluster_status, list_clusters
+    from imgbuild.home import home as _home
+
+    home = _home()
+    rows = [cluster_status(home, name) for name in list_clusters(home)]
+    if output.want_json(json_out):
+        output.emit_json(rows)
+        return
+    output.table(["NAME", "PHASE", "HOSTS", "IMAGES"],
+                 [(r["name"], r["phase"], len(r["hosts"]), ", ".join(r["images"])) for r in rows])

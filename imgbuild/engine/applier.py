@@ -1,0 +1,282 @@
+"""The applier: make the hosts match a desired Cluster, resumably, as sealos' Applier does.
+
+:func:`apply` compares the desired :class:`~imgbuild.cluster.model.Cluster`
+with the cluster's saved state, cleans hosts the desired cluster no longer has
+(scale down), then runs the phases (:mod:`imgbuild.engine.phases`) over every
+desired host. Each step is keyed by what it depends on and recorded in the
+state the moment it is done, so a new cluster, a scale-up, a new image, a
+changed env and a re-run after a crash are all the same walk: what is done is
+skipped, what is missing or changed runs. :func:`reset` undoes a cluster on
+all its hosts and deletes its state. Everything a host sees goes through the
+executors made here from the Clusterfile's SSH settings (the machine's own
+address runs locally, as sealos' ``--single``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from imgbuild import labels as L
+from imgbuild.engine import phases
+from imgbuild.engine.context import HostRun, ImageRun, Ledger, Options, Planned, RunContext
+from imgbuild.engine.exec import Executor
+from imgbuild.engine.images import check_order, image_runs, mount_image
+from imgbuild.engine.pki import ClusterPKI, host_bundle
+from imgbuild.engine.report import NullReporter, Reporter
+from imgbuild.engine.ship import ship_unit
+from imgbuild.engine.units import Unit, host_units
+from imgbuild.errors import InputError
+
+__all__ = ["Engine", "ApplyResult", "open_engine", "cluster_status", "list_clusters"]
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What an apply or reset did (or, in a dry run, would do): the steps, and hosts cleaned."""
+
+    cluster: str
+    steps: tuple[Planned, ...]
+    removed: tuple[str, ...] = ()
+    dry_run: bool = False
+
+    def to_dict(self) -> dict:
+        """As plain data for ``--json``."""
+        return {"cluster": self.cluster, "dry_run": self.dry_run, "removed": list(self.removed),
+                "steps": [s.to_dict() for s in self.steps]}
+
+
+@dataclass
+class Engine:
+    """The run engine bound to a Home, a store, a local executor and an SSH pool; one per CLI invocation."""
+
+    home: Any
+    store: Any
+    local: Executor
+    ssh_pool: Any
+    reporter: Reporter = field(default_factory=NullReporter)
+    mount: Callable[[str], Any] | None = None
+    pull: Callable[[str], None] | None = None
+
+    # -- verbs ---------------------------------------------------------------------------------------
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the SSH connections."""
+        if self.ssh_pool is not None:
+            self.ssh_pool.close()
+
+    def apply(self, desired: Any, options: Options = Options(), *, configs: Sequence[Any] = ()) -> ApplyResult:
+        """Make the hosts match ``desired``; returns the steps taken (or, with ``dry_run``, those it would take)."""
+        from imgbuild.cluster.clusterfile import Clusterfile
+        from imgbuild.cluster.state import PHASE_IN_PROCESS, ClusterState, now
+
+        state = ClusterState.load(self.home, desired.name)
+        new = state is None
+        if state is None:
+            state = ClusterState.new(Clusterfile.new(desired, configs, name=desired.name))
+            state.created = now()
+        configs = tuple(configs) or tuple(state.clusterfile.configs)
+        images = image_runs(desired.images, self.store, pull=None if options.dry_run else self.pull)
+        check_order(images, new)
+        removed = [] if new else self._removed_hosts(state, desired)
+        planned: list[Planned] = []
+        if removed:
+            self._clean(state, removed, options, planned)
+        ctx = self._context(desired, state, images, options, configs)
+        ctx.planned[:0] = planned
+        if not options.dry_run:
+            def begin(s: Any) -> None:
+                s.applied(s.clusterfile.with_cluster(desired).with_configs(configs))
+                s.phase = PHASE_IN_PROCESS
+                s.cli_env = dict(options.cli_env)
+                s.set_condition("Applying", "True", "Started", f"{len(ctx.hosts)} host(s)")
+            ctx.ledger.update(begin)
+        try:
+            for phase in phases.PHASES:
+                phase(ctx)
+        except Exception as exc:
+            if not options.dry_run:
+                ctx.ledger.update(lambda s: _failed(s, exc))
+            raise
+        if not options.dry_run:
+            ctx.ledger.update(lambda s: _succeeded(s, ctx))
+        return ApplyResult(desired.name, tuple(ctx.planned), tuple(removed), options.dry_run)
+
+    def reset(self, name: str, options: Options = Options()) -> ApplyResult:
+        """Undo the cluster on every host it has (``clean``, ``clean-registry``, files, /etc/hosts) and forget it."""
+        from imgbuild.cluster.state import ClusterState
+
+        state = ClusterState.load(self.home, name)
+        if state is None:
+            raise InputError(f"no cluster named {name!r} (see `imgbuild clusters`)", name)
+        planned: list[Planned] = []
+        hosts = [_host_name(m) for m in state.cluster.machines()]
+        self._clean(state, hosts, options, planned)
+        if not options.dry_run:
+            shutil.rmtree(self.home.cluster_dir(name), ignore_errors=True)
+        return ApplyResult(name, tuple(planned), tuple(hosts), options.dry_run)
+
+    # -- internals -------------------------------------------------------------------------------------
+    def _removed_hosts(self, state: Any, desired: Any) -> list[str]:
+        if state.cluster is None:
+            return []
+        wanted = {_host_name(m) for m in desired.machines()}
+        return [_host_name(m) for m in state.cluster.machines() if _host_name(m) not in wanted]
+
+    def _clean(self, state: Any, hosts: Sequence[str], options: Options, planned: list[Planned]) -> None:
+        """Run the Clean phase on ``hosts`` of the cluster as the state knows it, then drop them from the state."""
+        cluster = state.cluster
+        images = image_runs(cluster.images, self.store, pull=None if options.dry_run else self.pull)
+        ctx = self._context(cluster, state, images, options, tuple(state.clusterfile.configs))
+        if not options.dry_run:
+            for image in images:
+                image.path, image.scripts = mount_image(image, self._mount)
+        targets = [h for h in ctx.hosts if h.name in set(hosts)]
+        phases.clean(ctx, targets)
+        planned.extend(ctx.planned)
+        if not options.dry_run:
+            ctx.ledger.update(lambda s: [s.forget_host(h.name) for h in targets])
+
+    def _context(self, cluster: Any, state: Any, images: list[ImageRun], options: Options,
+                 configs: Sequence[Any]) -> RunContext:
+        from imgbuild.cluster.env import effective_env, expand
+
+        image_env: dict[str, str] = {}
+        for image in images:
+            image_env.update(image.env)
+        hosts = []
+        for m in cluster.machines():
+            env = effective_env(image_env, cluster.env, m.env, options.cli_env)
+            executor = None if options.dry_run else self._executor(m)
+            hosts.append(HostRun(m.address, m.port, tuple(m.roles), env, executor))
+        cluster_dir = Path(self.home.cluster_dir(cluster.name))
+        ledger = Ledger(state, lambda: state.save(self.home))
+        ctx = RunContext(cluster.name, hosts, images, ledger, options, self.reporter, configs=tuple(configs))
+        ctx.extra.update(
+            cluster_id=f"{cluster.name}@{state.created}", configs_digest=_configs_digest(configs), staging=cluster_dir / "staging", expander=lambda env: (lambda t: expand(t, env)),
+            mount=lambda image: mount_image(image, self._mount), render=self._render, units=host_units,
+            ship=self._ship, apply_configs=self._apply_configs, rendered={}, configured={},
+            pki=ClusterPKI(cluster_dir / "pki"),
+        )
+        return ctx
+
+    def _executor(self, machine: Any) -> Executor:
+        from imgbuild.engine.ssh import SSHTarget, executor_for
+
+        ssh = machine.ssh
+        target = SSHTarget(machine.address, machine.port, ssh.user or "root", password=ssh.passwd or None,
+                           key_file=ssh.pk or None, key_passphrase=ssh.pk_passwd or None)
+        return executor_for(target, self.ssh_pool, self.local)
+
+    def _mount(self, ref: str) -> Any:
+        if self.mount is None:
+            raise InputError("this engine was made without a way to mount images")
+        return self.mount(ref)
+
+    def _render(self, ctx: RunContext, host: HostRun) -> None:
+        """Render every image's templates for ``host`` and make its PKI bundle, in the staging dir."""
+        from imgbuild.cluster.render import TemplateSet
+
+        staging: Path = ctx.extra["staging"]
+        env = ctx.env_for(host)
+        for image in ctx.images:
+            if not image.is_rootfs and host is not ctx.master0:
+                continue
+            templates = ctx.extra.setdefault("templates", {})
+            if image.id not in templates:
+                templates[image.id] = TemplateSet.load(image.path)
+            dest = staging / "hosts" / host.name / image.id
+            ctx.extra["rendered"][(host.name, image.id)] = templates[image.id].render_into(dest, env)
+        host_bundle(ctx.extra["pki"].ensure(), host.address, host.facts.get("hostname", ""), host.has("master"),
+                    staging / "pki" / host.name)
+
+    def _apply_configs(self, ctx: RunContext) -> None:
+        from imgbuild.cluster.configs import apply_configs
+
+        staging: Path = ctx.extra["staging"]
+        trees = {image.ref: image.path for image in ctx.images}
+        outs = {image.ref: staging / "configs" / image.id for image in ctx.images}
+        changed = apply_configs(ctx.configs, trees, outs)
+        for image in ctx.images:
+            ctx.extra["configured"][image.id] = {p: "" for p in changed.get(image.ref, [])}
+
+    def _ship(self, ctx: RunContext, host: HostRun, unit: Unit) -> None:
+        ship_unit(host.executor, unit, lambda n: ctx.reporter.sent(host.name, n))
+
+
+def open_engine(home: Any, *, reporter: Reporter | None = None, insecure_host_key: bool = False,
+                max_parallel: int = 32, store: Any = None) -> Engine:
+    """An :class:`Engine` over ``home``'s store, mounting and pulling with the library verbs, SSH per the Home."""
+    from imgbuild import api
+    from imgbuild.engine.exec import LocalExecutor
+    from imgbuild.engine.ssh import SSHPool
+    from imgbuild.oci.store import open_store
+
+    store = store if store is not None else open_store(home)
+    pool = SSHPool(known_hosts=home.known_hosts, insecure_host_key=insecure_host_key, max_parallel=max_parallel)
+    return Engine(home, store, LocalExecutor(), pool, reporter or NullReporter(),
+                  mount=lambda ref: api.mount(ref, reuse=True, store=store),
+                  pull=lambda ref: api.pull(ref, store=store))
+
+
+def list_clusters(home: Any) -> list[str]:
+    """The names of the clusters whose state this Home holds."""
+    root = Path(home.clusters)
+    return sorted(p.name for p in root.iterdir() if (p / "Clusterfile").exists()) if root.is_dir() else []
+
+
+def cluster_status(home: Any, name: str) -> dict:
+    """What the state records of cluster ``name``: phase, images, hosts (roles, facts, steps done), conditions."""
+    from imgbuild.cluster.state import ClusterState
+
+    state = ClusterState.load(home, name)
+    if state is None:
+        raise InputError(f"no cluster named {name!r} (see `imgbuild clusters`)", name)
+    hosts = []
+    for m in state.cluster.machines():
+        host = _host_name(m)
+        rec = state.hosts.get(host)
+        hosts.append({"host": host, "roles": list(m.roles), "arch": rec.arch if rec else "",
+                      "hostname": rec.hostname if rec else "", "steps_done": len(rec.done) if rec else 0})
+    return {"name": name, "phase": state.phase, "images": list(state.cluster.images), "hosts": hosts,
+            "conditions": [c.to_dict() for c in state.conditions]}
+
+
+def _failed(state: Any, exc: BaseException) -> None:
+    from imgbuild.cluster.state import PHASE_FAILED
+
+    state.phase = PHASE_FAILED
+    state.set_condition("Applying", "False", "Failed", str(exc).splitlines()[0][:300])
+
+
+def _succeeded(state: Any, ctx: RunContext) -> None:
+    from imgbuild.cluster.state import PHASE_SUCCESS, ImageRecord
+
+    for host in ctx.hosts:
+        rec = state.host(host.name)
+        rec.arch = host.facts.get("arch", rec.arch)
+        rec.hostname = host.facts.get("hostname", rec.hostname)
+    for image in ctx.images:
+        state.images[image.ref] = ImageRecord(image.digest, image.type)
+    state.phase = PHASE_SUCCESS
+    state.set_condition("Applying", "False", "Succeeded", "every host matches the Clusterfile")
+
+
+def _configs_digest(configs: Sequence[Any]) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps([c.to_dict() for c in configs], sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _host_name(machine: Any) -> str:
+    return machine.address if machine.port == 22 else f"{machine.address}:{machine.port}"
+
+
