@@ -157,14 +157,18 @@ def _joinable(text: str) -> str:
 
 
 def _segments(text: str) -> list[tuple[str, int]]:
-    """``text`` cut before every ``---`` document marker: (segment, first line), joined they give ``text``."""
+    """``text`` cut before every ``---`` document marker: (segment, first line), joined they give ``text``.
+
+    ``%`` directive lines stay with the document they precede.
+    """
     out: list[tuple[str, int]] = []
     start, start_line = 0, 1
-    pos, line = 0, 1
+    pos, line, directives = 0, 1, False
     for raw in text.splitlines(keepends=True):
-        if _MARKER.match(raw) and pos > 0:
+        if _MARKER.match(raw) and pos > 0 and not directives:
             out.append((text[start:pos], start_line))
             start, start_line = pos, line
+        directives = raw.startswith("%") or (directives and (not raw.strip() or raw.startswith("#")))
         pos += len(raw)
         line += 1
     out.append((text[start:], start_line))
