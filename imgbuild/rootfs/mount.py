@@ -30,7 +30,6 @@ mount, umount and listing.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Callable, Mapping
 
 from imgbuild.engine.exec import LOCAL, Executor, which
 from imgbuild.errors import CommandFailed, ImgbuildError, InputError, MountError, ToolMissing
+from imgbuild.fsutil import remove_tree
 from imgbuild.rootfs.records import (
     MountRecord, load_records, mounted_points, new_mount_id, read_record, remove_record, staleness, write_record,
 )
@@ -331,7 +331,7 @@ def _remove_dir(root: Path) -> None:
     if busy:
         raise MountError("still mounted; not removing", busy[0])
     try:
-        shutil.rmtree(root)
+        remove_tree(root)
     except OSError as exc:
         raise MountError(f"cannot remove mount directory: {exc.strerror}", str(root)) from exc
 

@@ -31,7 +31,6 @@ Caches are pruned only for the home store: they belong to ``$IMGBUILD_HOME``.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from imgbuild.errors import ImgbuildError, StoreError
+from imgbuild.fsutil import remove_tree
 from imgbuild.locks import try_exclusive
 from imgbuild.oci.store import TEMP_MAX_AGE
 from imgbuild.oci.model import Digest, Manifest
@@ -126,36 +126,12 @@ def mount_protected(store: Store, layer_root: Path) -> tuple[set[str], str]:
     return keep, ""
 
 
-def _tree_size(path: Path) -> int:
-    """Bytes of the regular files under ``path`` (hard links counted once)."""
-    total, seen = 0, set()
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
-
-
 def _rmtree(path: Path) -> int:
-    """Delete a detached tree (making directories writable where needed); its size."""
-    size = _tree_size(path)
-
-    def retry(func, target, exc_info) -> None:
-        if isinstance(exc_info[1], FileNotFoundError):
-            return  # another gc run is deleting the same leftover
-        os.chmod(os.path.dirname(target), 0o700)
-        func(target)
-
+    """Delete a detached tree of any depth (making directories writable where needed); its size."""
     try:
-        shutil.rmtree(path, onerror=retry)
+        return remove_tree(path)
     except OSError as exc:
         raise StoreError(f"cannot remove cached layer: {exc.strerror}", str(path)) from exc
-    return size
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 from imgbuild.errors import DigestMismatch, StoreError
+from imgbuild.fsutil import remove_tree
 from imgbuild.locks import exclusive_lock
 from imgbuild.oci.layer import extract_layer, open_layer
 from imgbuild.oci.model import Descriptor, Digest, MediaType
@@ -115,6 +115,14 @@ def _sync(path: Path) -> None:
 OnUnpack = Callable[[Descriptor], None]
 
 
+def _discard(tree: Path) -> None:
+    """Remove a partial unpack of any depth, quietly: the next unpacker of that layer retries."""
+    try:
+        remove_tree(tree)
+    except OSError:
+        pass
+
+
 def unpack_layer(image: Image, desc: Descriptor, diff_id: Digest, on_unpack: OnUnpack | None = None) -> UnpackedLayer:
     """The cache directory of one layer of ``image``, unpacking it first if no one has yet (``on_unpack`` is told)."""
     root = layer_cache()
@@ -125,7 +133,7 @@ def unpack_layer(image: Image, desc: Descriptor, diff_id: Digest, on_unpack: OnU
         if final.is_dir():
             return UnpackedLayer(diff_id, final, False)
         for stale in root.glob(f".tmp-{diff_id.hex}-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+            _discard(stale)
         tmp = root / f".tmp-{diff_id.hex}-{os.urandom(4).hex()}"
         if on_unpack:
             on_unpack(desc)
@@ -134,7 +142,7 @@ def unpack_layer(image: Image, desc: Descriptor, diff_id: Digest, on_unpack: OnU
             _sync(tmp)
             os.rename(tmp, final)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _discard(tmp)
             raise
     return UnpackedLayer(diff_id, final, True)
 
