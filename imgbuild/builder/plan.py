@@ -361,14 +361,12 @@ def make_plan(context: str | Path, *, kubefile: str | Path | None = None, build_
     With ``platform``, BuildKit's TARGET* args and sealer's ``ARCH`` are set for it, and
     ``$ARCH``/``${TARGETARCH}`` in COPY/ADD sources are substituted even when undeclared.
     """
+    from imgbuild.kubefile import read_kubefile
     from imgbuild.kubefile.parser import parse
 
     ctx = BuildContext.open(context)
     path = Path(kubefile) if kubefile else default_kubefile(Path(context))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read Kubefile: {exc.strerror}", str(path)) from exc
+    text = read_kubefile(path, path.name)
     args = dict(build_args or {})
     auto = _platform_args(platform) if platform else {}
     parsed = parse(text, filename=path.name, build_args={**auto, **args})

@@ -34,7 +34,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from imgbuild.errors import ContextError, KubefileError
+from imgbuild.errors import ContextError, InputError, KubefileError
 from imgbuild.kubefile import model
 from imgbuild.kubefile.model import (
     Add,
@@ -76,6 +76,7 @@ __all__ = [
     "KUBEFILE_NAMES",
     "parse",
     "parse_file",
+    "read_kubefile",
     "find_kubefile",
     "lint",
     "platform_args",
@@ -97,19 +98,22 @@ def find_kubefile(context_dir: str | os.PathLike[str]) -> Path:
     raise ContextError(f"no build file found (looked for {', '.join(KUBEFILE_NAMES)}; use -f FILE)", str(ctx))
 
 
-def parse_file(path: str | os.PathLike[str], build_args: Mapping[str, str] | None = None) -> Kubefile:
-    """Read and parse the Kubefile at ``path`` (UTF-8)."""
-    name = str(path)
+def read_kubefile(path: str | os.PathLike[str], name: str | None = None) -> str:
+    """The text of the Kubefile at ``path``: InputError if unreadable, KubefileError at ``name``:line if not UTF-8."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise KubefileError(f"cannot read the Kubefile: {exc.strerror or exc}", name) from exc
+        raise InputError(f"cannot read the Kubefile: {exc.strerror or exc}", str(path)) from exc
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise KubefileError("the Kubefile is not UTF-8 text", name, line) from exc
-    return parse(text, filename=name, build_args=build_args)
+        raise KubefileError("the Kubefile is not UTF-8 text", name or str(path), line) from exc
+
+
+def parse_file(path: str | os.PathLike[str], build_args: Mapping[str, str] | None = None) -> Kubefile:
+    """Read and parse the Kubefile at ``path`` (UTF-8)."""
+    return parse(read_kubefile(path), filename=str(path), build_args=build_args)
 
 
 def lint(
