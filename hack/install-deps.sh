@@ -3,6 +3,7 @@
 set -euo pipefail
 pkgs=(buildah skopeo docker-registry openssh-server openssh-client iproute2 zstd fuse-overlayfs uidmap
       python3 python3-venv python3-dev gcc tar gzip curl ca-certificates
+      sudo procps  # sandbox hosts: sudo for non-root SSH users, ps/pkill in the sandbox tests
       etcd-server etcd-client containerd runc busybox-static shellcheck)  # the etcd demo image's binaries
 missing=()
 for p in "${pkgs[@]}"; do

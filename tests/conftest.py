@@ -110,3 +110,16 @@ def token_registry(tmp_path: Path):
     yield reg
     reg.stop()
     reg.extra["tokens"].stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """Four local sandbox hosts for the whole session (mark tests ``root``): ``imgbtest-1``..``-4`` on a private subnet.
+
+    Whatever a crashed run left under that name is removed first, and the sandbox is downed at session end;
+    ``tests.support.sandbox.sandbox_slot`` makes another for a test that needs its own.
+    """
+    from tests.support.sandbox import sandbox_slot
+
+    with sandbox_slot("imgbtest", 4) as sb:
+        yield sb
