@@ -93,9 +93,10 @@ def init_script(*, hostname: str, address: str, prefixlen: int, upper: Path, wor
                 mask: Path) -> str:
     """The bash script that is PID 1 of the host (see the module docstring for what it does)."""
     q = shlex.quote
-    mounts = "".join(
-        f"mount -t overlay {q('imgb-' + hostname)} -o {q(f'lowerdir=/{d},upperdir={upper}/{d},workdir={work}/{d}')} /{d}\n"
-        for d in order)
+    # volatile (Linux 5.10+): no syncs, since a host's layers are thrown away at down; older kernels mount without
+    mount = f"mount -t overlay {q('imgb-' + hostname)} -o"
+    mounts = "".join(f"{mount} {q(o + ',volatile')} /{d} 2>/dev/null || {mount} {q(o)} /{d}\n" for d, o in (
+        (d, f"lowerdir=/{d},upperdir={upper}/{d},workdir={work}/{d}") for d in order))
     keygen = "".join(f"ssh-keygen -q -t {t} -N '' -f /etc/ssh/ssh_host_{t}_key\n" for t in _HOST_KEY_TYPES)
     return f"""#!/bin/bash
 # PID 1 of imgbuild sandbox host {hostname}: filesystems, network, sshd, then reap orphans until killed.

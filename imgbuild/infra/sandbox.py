@@ -287,9 +287,11 @@ def _check_owner(home: Home, name: str) -> None:
 
 def _create(home: Home, name: str, count: int, executor: Executor, subnet: str | None,
             note: Progress) -> Sandbox:
+    sdir = home.sandbox / name
+    if any(c in str(sdir) for c in ",:\n"):
+        raise InputError("overlayfs cannot use a path with ',' or ':' for a host's layers", str(sdir))
     net = _netns.choose_subnet(_netns.used_networks(executor), count, subnet)
     gateway, addrs = _netns.addresses(net, count)
-    sdir = home.sandbox / name
     hosts = [SandboxHost(f"{name}-{i}", a, i, _netns.netns_name(name, i), sdir / "hosts" / str(i))
              for i, a in enumerate(addrs, 1)]
     sb = Sandbox(home, name, str(net), gateway, hosts, datetime.now(timezone.utc).isoformat(timespec="seconds"))
