@@ -34,8 +34,12 @@ def compose(text: str, name: str, line_offset: int = 0) -> Node | None:
         mark = exc.problem_mark or exc.context_mark
         line = (mark.line + 1 if mark else 1) + line_offset
         raise ClusterfileError(f"invalid YAML: {exc.problem or exc.context}", f"{name}:{line}") from exc
+    except yaml.reader.ReaderError as exc:
+        line = text[:exc.position].count("\n") + 1 + line_offset
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character or " ")
+        raise ClusterfileError(f"invalid YAML: character #x{char:04x} is not allowed", f"{name}:{line}") from exc
     except _ERRORS as exc:
-        raise ClusterfileError(f"invalid YAML: {exc}", f"{name}:{line_offset + 1}") from exc
+        raise ClusterfileError(f"invalid YAML: {str(exc).splitlines()[0]}", f"{name}:{line_offset + 1}") from exc
 
 
 def to_data(node: Node) -> Any:
