@@ -256,11 +256,12 @@ class RunContext:
             raise PhaseFailed(phase, failures)
 
     def run(self, host: HostRun, script: str, *, env: Mapping[str, str] | None = None,
-            timeout: float | None = None) -> Any:
-        """Run ``sh -c script`` on ``host`` with its env, streaming output lines to the reporter."""
+            timeout: float | None = None, stream: bool = True) -> Any:
+        """Run ``sh -c script`` on ``host`` with its env; ``stream`` sends output lines to the reporter."""
         assert host.executor is not None, host.name
+        on_line = (lambda line: self.reporter.line(host.name, line)) if stream else None
         return host.executor.run(["sh", "-c", script], env=dict(env if env is not None else self.env_for(host)),
-                                 on_line=lambda line: self.reporter.line(host.name, line), timeout=timeout)
+                                 on_line=on_line, timeout=timeout)
 
 
 def env_digest(env: Mapping[str, str]) -> str:

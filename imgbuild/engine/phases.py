@@ -45,7 +45,7 @@ def check(ctx: RunContext) -> None:
              f"elif [ -e {shlex.quote(ctx.cluster_root)} ]; then echo foreign; else echo none; fi")
 
     def one(host: HostRun) -> None:
-        out = ctx.run(host, probe, env={}).stdout.split("\n")
+        out = ctx.run(host, probe, env={}, stream=False).stdout.split("\n")
         arch, hostname, clock, mark = (out + ["", "", "", ""])[:4]
         host.facts.update(arch=ARCH_NAMES.get(arch.strip(), arch.strip()), hostname=hostname.strip(),
                           clock=clock.strip())
