@@ -264,11 +264,12 @@ def _read(source: str | bytes | Path) -> tuple[str, str]:
 
 
 def load_clusterfile(path_or_text: str | bytes | Path, *, values: Iterable[Path] = (), sets: Iterable[str] = (),
-                     name: str | None = None) -> Clusterfile:
+                     env: Mapping[str, str] | None = None, name: str | None = None) -> Clusterfile:
     """Load a Clusterfile from a path (a ``Path``, or a ``str`` without newlines) or from text.
 
     With ``{{`` in it, or values given, it is first rendered as a Go template with ``.Values`` from the values
-    files and ``--set`` expressions; problems in the result then point at lines of the rendered text.
+    files and ``--set`` expressions (``env "X"`` reads ``env``); problems in the result then point at lines of
+    the rendered text, named ``FILE (rendered):LINE``.
     """
     from imgbuild.cluster.values import load_values, render_clusterfile
 
@@ -276,6 +277,6 @@ def load_clusterfile(path_or_text: str | bytes | Path, *, values: Iterable[Path]
     name = name or source_name
     values, sets = list(values), list(sets)
     if "{{" in text or values or sets:
-        text = render_clusterfile(text, load_values(values, sets), name)
+        text = render_clusterfile(text, load_values(values, sets), name, env)
         return parse_clusterfile(text, f"{name} (rendered)", rendered=True)
     return parse_clusterfile(text, name)

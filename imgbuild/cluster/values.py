@@ -7,11 +7,13 @@ commas (``a=1,b=2``), list items ``hosts[0]=10.0.0.2``, lists ``{x,y}``, and
 ``\\`` to escape ``,``, ``.``, ``=`` and ``[``; a value ``true``/``false``/``null``
 or an integer (not starting with 0) becomes that type, as helm does. The
 Clusterfile is then rendered as a Go template with ``.Values`` (see
-:mod:`imgbuild.gotemplate`).
+:mod:`imgbuild.gotemplate`), sprig's functions and sealos' ``env``, ``ipAt``
+and ``ipNet``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -20,7 +22,7 @@ import yaml
 
 from imgbuild.errors import ClusterfileError, InputError
 
-__all__ = ["load_values", "apply_set", "merge_values", "render_clusterfile"]
+__all__ = ["load_values", "apply_set", "merge_values", "render_clusterfile", "template_funcs", "ip_at", "ip_net"]
 
 _INT = re.compile(r"-?(0|[1-9][0-9]*)")
 _INDEX = re.compile(r"(.*)\[([0-9]+)\]")
@@ -145,13 +147,50 @@ def _assign(target: dict[str, Any], keys: list[str], value: Any, text: str) -> N
     target[key] = items
 
 
-def render_clusterfile(text: str, values: Mapping[str, Any], name: str) -> str:
-    """``text`` rendered as a Go template with ``.Values``; a template error names file:line."""
+def ip_net(cidr: str) -> str:
+    """sealos' ``ipNet``: the network of a CIDR (``10.96.0.10/18`` -> ``10.96.0.0/18``)."""
+    try:
+        return str(ipaddress.ip_network(cidr, strict=False))
+    except ValueError as exc:
+        return f"invalid cidr: {exc}"
+
+
+def ip_at(cidr: str, index: int) -> str:
+    """sealos' ``ipAt``: the ``index``-th address of a CIDR's network (``ipAt "10.96.0.0/18" 10`` -> ``10.96.0.10``)."""
+    try:
+        net = ipaddress.ip_network(cidr, strict=False)
+    except ValueError as exc:
+        return f"invalid cidr: {exc}"
+    if not 0 <= index < net.num_addresses:
+        return "out of ip address range"
+    return str(net[index])
+
+
+def template_funcs(env: Mapping[str, str]) -> dict[str, Any]:
+    """The functions a Clusterfile template gets beyond sprig's: ``env`` (from ``env``, not imgbuild's own
+    environment), ``ipAt`` and ``ipNet`` (sealos' additions)."""
+    from imgbuild.gotemplate import gofunc
+
+    return {"env": gofunc("string")(lambda key: env.get(key, "")),
+            "ipAt": gofunc("string", "int")(ip_at), "ipNet": gofunc("string")(ip_net)}
+
+
+def render_clusterfile(text: str, values: Mapping[str, Any], name: str, env: Mapping[str, str] | None = None) -> str:
+    """``text`` rendered as a Go template with ``.Values`` (missing keys print ``<no value>``, as in sealos, whose
+    templates lean on ``default``); a template error names file:line."""
     try:
         from imgbuild import gotemplate
     except ImportError as exc:  # the engine ships with it; a partial install does not
         raise ClusterfileError("Clusterfile templating needs imgbuild.gotemplate, which is missing", name) from exc
     try:
-        return gotemplate.render(text, {"Values": dict(values)}, name=name, missingkey="default")
+        return gotemplate.render(text, {"Values": dict(values)}, name=name, missingkey="default",
+                                 funcs=template_funcs(env or {}))
     except gotemplate.TemplateError as exc:
-        raise ClusterfileError(f"template: {exc.message}", exc.where or name) from exc
+        raise ClusterfileError(f"template: {exc.message}", _line_only(exc.where) or name) from exc
+
+
+def _line_only(where: str | None) -> str | None:
+    """``name:line:col`` -> ``name:line`` (Clusterfile errors name lines)."""
+    if where and re.search(r":\d+:\d+$", where):
+        return where.rsplit(":", 1)[0]
+    return where
