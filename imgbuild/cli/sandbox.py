@@ -29,10 +29,10 @@ _NAME_HELP = "Sandbox name (hosts are NAME-1, NAME-2, ...)."
 def up(
     count: int = typer.Argument(..., metavar="N", help="Number of hosts (1-250)."),
     name: str = typer.Option("sandbox", "--name", "-n", help=_NAME_HELP),
-    subnet: Optional[str] = typer.Option(None, "--subnet", help="IPv4 subnet, e.g. 10.213.7.0/24 "
-                                         "(default: a free /24 in 10.213.0.0/16); the machine gets its first address."),
-    print_clusterfile: bool = typer.Option(False, "--print-clusterfile",
-                                           help="Print a Clusterfile naming the hosts and the key, not the host table."),
+    subnet: Optional[str] = typer.Option(None, "--subnet", help="IPv4 subnet, e.g. 10.213.7.0/24 (default: a free "
+                                         "/24 in 10.213.0.0/16); the machine gets its first address."),
+    print_clusterfile: bool = typer.Option(False, "--print-clusterfile", help="Print a Clusterfile naming the "
+                                           "hosts and the key instead of the host table."),
     images: List[str] = typer.Option([], "--image", help="Image for the printed Clusterfile's spec.image (repeat)."),
     masters: int = typer.Option(1, "--masters", help="How many hosts the printed Clusterfile makes masters."),
     json_out: bool = typer.Option(False, "--json", help="Print the sandbox as JSON."),
@@ -84,10 +84,13 @@ def exec_(
     Example: imgbuild sandbox exec sandbox-1 -- sh -c 'hostname; id -u'
     """
     from imgbuild.engine.ssh import SSHPool, SSHTarget
+    from imgbuild.errors import ImgbuildError
     from imgbuild.home import home
 
     h = home()
     sb, target = _find_host(h, host, name)
+    if not target.running():
+        raise ImgbuildError(f"sandbox host {target.name} is not running; `imgbuild sandbox up` repairs it", target.name)
     with SSHPool(known_hosts=h.known_hosts) as pool:
         result = pool.executor(SSHTarget(target.address, target.port, key_file=str(sb.key_file))).run(
             command, check=False)

@@ -37,7 +37,7 @@ __all__ = [
 
 NETNS_DIR = Path("/run/netns")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
-_POOLS = ("10.213.0.0/16", "10.216.0.0/13")  # clear of kubernetes' usual service/pod ranges (10.96/12, 10.244/16, 10.42/15)
+_POOLS = ("10.213.0.0/16", "10.216.0.0/13")  # clear of kubernetes' usual ranges (10.96/12, 10.244/16, 10.42/15)
 MAX_HOSTS = 250
 
 

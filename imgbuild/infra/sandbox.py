@@ -184,6 +184,8 @@ class Sandbox:
         """A Clusterfile (apps.sealos.io/v1beta1 Cluster) naming these hosts, root and the sandbox key."""
         import yaml
 
+        if not 1 <= masters <= len(self.hosts):
+            raise InputError(f"sandbox {self.name} has {len(self.hosts)} hosts: masters must be 1 to {len(self.hosts)}")
         ips = [f"{h.address}:{h.port}" for h in self.hosts]
         hosts = [{"ips": ips[:masters], "roles": ["master"]}]
         if ips[masters:]:

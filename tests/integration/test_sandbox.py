@@ -69,6 +69,10 @@ def test_clusterfile_names_hosts_roles_and_key(tmp_path: Path):
     assert doc["spec"]["ssh"] == {"user": "root", "pk": str(tmp_path / "sandbox/demo/id_ed25519")}
     assert doc["spec"]["image"] == ["localhost:5000/demo/app:v1"]
     assert SandboxHost.from_dict(hosts[0].to_dict()) == hosts[0]
+    assert yaml.safe_load(sb.clusterfile(masters=3))["spec"]["hosts"] == [{"ips": [f"10.9.0.{i}:22" for i in (2, 3, 4)],
+                                                                          "roles": ["master"]}]
+    with pytest.raises(InputError, match="masters must be 1 to 3"):
+        sb.clusterfile(masters=4)
 
 
 def test_known_hosts_update_replaces_only_the_sandbox_addresses(tmp_path: Path):
