@@ -209,7 +209,7 @@ def extract_archive(path: Path, dest_dir: Path, where: str) -> None:
 
     try:
         with tarfile.open(path, "r:*") as tar:
-            extract_tar(tar, dest_dir, whiteouts=False)
+            extract_tar(tar, dest_dir, whiteouts=False, setid=True)  # the user's own archive: as docker ADD
     except UnsafePathError as exc:
         raise UnsafePathError(f"ADD archive {path.name}: {exc}", where) from exc
     except (tarfile.TarError, OSError, EOFError, StoreError) as exc:

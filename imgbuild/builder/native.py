@@ -303,7 +303,7 @@ class _Builder:
         root = Path(tempfile.mkdtemp(dir=self.tmp, prefix=prefix))
         for desc in layers:
             with self.store.open_blob(desc.digest) as fh:
-                extract_layer(fh, desc.media_type, root)
+                extract_layer(fh, desc.media_type, root, setid=True)  # COPY --from keeps setuid bits, as docker
         return root
 
     def _app(self, st: _Stage, ins: m.App | m.Cni | m.Csi, where: str) -> None:

@@ -8,7 +8,8 @@ destination. Symlinks are created as links and never followed; hardlinks must
 point at something already inside the tree. An existing entry is removed
 before it is replaced (a layer may turn a directory into a file), files are
 created with ``O_CREAT|O_EXCL|O_NOFOLLOW``, and directory metadata is applied
-last, deepest first, so creating children does not undo it. OCI whiteouts
+last, deepest first, so creating children does not undo it. Device nodes are
+made only when asked (and as root), setuid/setgid bits kept only when asked. OCI whiteouts
 (``.wh.<name>``, ``.wh..wh..opq``) are applied, or stored as overlayfs
 whiteouts (char device 0/0, ``trusted.overlay.opaque=y``) for mounting.
 An entry nested deeper than :data:`MAX_DEPTH` or longer than :data:`MAX_PATH`
@@ -73,8 +74,10 @@ def _escapes(name: str) -> bool:
 class Extractor:
     """Applies tar members one by one to ``dest``; use as a context manager, then it finishes dirs."""
 
-    def __init__(self, dest: Path, *, whiteouts: bool = True, devices: bool = False, overlay: bool = False) -> None:
+    def __init__(self, dest: Path, *, whiteouts: bool = True, devices: bool = False, overlay: bool = False,
+                 setid: bool = False) -> None:
         self.dest = Path(dest)
+        self.setid = setid  # keep setuid/setgid bits of non-directories (else dropped, as rootless runtimes do)
         self.whiteouts = whiteouts or overlay
         self.overlay = overlay
         self.is_root = os.geteuid() == 0
@@ -326,6 +329,11 @@ class Extractor:
         if not self.is_root:
             raise MountError(f"storing {what} needs root", where=where)
 
+    def _mode(self, m: tarfile.TarInfo) -> int:
+        """The permission bits to give an entry: setuid/setgid dropped from non-directories unless ``setid``."""
+        mode = stat.S_IMODE(m.mode)
+        return mode if self.setid or m.isdir() else mode & ~(stat.S_ISUID | stat.S_ISGID)
+
     def _meta_fd(self, m: tarfile.TarInfo, fd: int) -> None:
         """Owner (as root), xattrs (as root), mode and mtime of an open file or directory."""
         if self.is_root:
@@ -333,7 +341,7 @@ class Extractor:
             for key, value in m.pax_headers.items():
                 if key.startswith("SCHILY.xattr."):
                     _setxattr(fd, key[len("SCHILY.xattr."):], value.encode("utf-8", "surrogateescape"))
-        os.fchmod(fd, stat.S_IMODE(m.mode))
+        os.fchmod(fd, self._mode(m))
         ns = int(m.mtime * 1_000_000_000)
         os.utime(fd, ns=(ns, ns))
 
@@ -342,7 +350,7 @@ class Extractor:
         if self.is_root:
             os.chown(base, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
         if not m.issym():
-            os.chmod(base, stat.S_IMODE(m.mode), dir_fd=pfd)
+            os.chmod(base, self._mode(m), dir_fd=pfd)
         ns = int(m.mtime * 1_000_000_000)
         os.utime(base, ns=(ns, ns), dir_fd=pfd, follow_symlinks=False)
 

@@ -412,28 +412,30 @@ def iter_layer_members(fileobj: BinaryIO, media_type: str) -> Iterator[tarfile.T
 
 
 def extract_layer(fileobj: BinaryIO, media_type: str, dest: Path, *, whiteouts: bool = True,
-                  devices: bool = False, keep_whiteout_files: bool = False) -> None:
+                  devices: bool = False, keep_whiteout_files: bool = False, setid: bool = False) -> None:
     """Apply a layer to ``dest`` safely: no '..', no writes through symlinks, whiteouts applied.
 
     Raises UnsafePathError (where = the entry name) for an entry that would leave ``dest``.
-    With ``keep_whiteout_files`` whiteouts are stored as overlayfs whiteouts instead.
+    With ``keep_whiteout_files`` whiteouts are stored as overlayfs whiteouts instead. Device nodes
+    are made only with ``devices`` (as root), setuid/setgid bits kept only with ``setid``.
     """
     tf = _tar_stream(fileobj, media_type)
     try:
-        extract_tar(tf, Path(dest), whiteouts=whiteouts, devices=devices, overlay=keep_whiteout_files)
+        extract_tar(tf, Path(dest), whiteouts=whiteouts, devices=devices, overlay=keep_whiteout_files, setid=setid)
     except _READ_ERRORS as exc:
         raise InputError(f"corrupt layer ({media_type}): {exc}") from exc
 
 
 def extract_tar(tar: tarfile.TarFile, dest: Path, *, whiteouts: bool = True, devices: bool = False,
-                overlay: bool = False) -> None:
+                overlay: bool = False, setid: bool = False) -> None:
     """Apply every member of an open tar to ``dest`` with the safe layer extractor (no '..', no symlink escapes).
 
     ``whiteouts`` applies OCI whiteouts (False: they are plain files), ``overlay`` keeps them as
-    overlayfs whiteouts instead; UnsafePathError names an entry that would leave ``dest``.
+    overlayfs whiteouts instead; UnsafePathError names an entry that would leave ``dest``. ``devices``
+    makes device nodes (as root) and ``setid`` keeps setuid/setgid bits; both are off for untrusted trees.
     """
     from imgbuild.oci._extract import Extractor
 
-    with Extractor(Path(dest), whiteouts=whiteouts, devices=devices, overlay=overlay) as ex:
+    with Extractor(Path(dest), whiteouts=whiteouts, devices=devices, overlay=overlay, setid=setid) as ex:
         for member in tar:
             ex.apply(member, tar)

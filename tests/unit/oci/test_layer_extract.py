@@ -191,7 +191,7 @@ def test_modes_and_mtimes_are_applied_dirs_last(box) -> None:
     buf = io.BytesIO()
     write_layer(entries, buf, epoch=1234)
     buf.seek(0)
-    extract_layer(buf, MediaType.OCI_LAYER_ZSTD, dest)
+    extract_layer(buf, MediaType.OCI_LAYER_ZSTD, dest, setid=True)  # setuid kept only when asked
     st = (dest / "ro").stat()
     assert (stat.S_IMODE(st.st_mode), st.st_mtime) == (0o555, 5000)
     assert stat.S_IMODE((dest / "ro" / "f").stat().st_mode) == 0o600
