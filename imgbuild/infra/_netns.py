@@ -32,7 +32,7 @@ from imgbuild.errors import ImgbuildError, InputError
 __all__ = [
     "NETNS_DIR", "validate_name", "netns_name", "switch_netns", "machine_link", "sandbox_netns",
     "used_networks", "choose_subnet", "addresses", "setup_network", "teardown_network", "netns_names",
-    "link_alias", "ns_id", "pids_in_netns", "init_pid", "kill_and_wait", "rss_kib",
+    "link_alias", "ns_id", "pids_in_netns", "init_pid", "kill_and_wait", "rss_kib", "MAX_HOSTS",
 ]
 
 NETNS_DIR = Path("/run/netns")
