@@ -62,7 +62,7 @@ class Document:
     api_version: str = ""
     loaded: Any = None
     model: Any = None
-    spans: Mapping[str, tuple[int, int]] = field(default_factory=dict, compare=False)
+    spans: Mapping[str, tuple[int, int, int]] = field(default_factory=dict, compare=False)
 
     def render(self) -> str:
         """The document's text: as read when its model is unchanged, else with changed parts rewritten."""
@@ -80,21 +80,56 @@ class Document:
 
     def _patched(self) -> str:
         new, old = self.model.to_dict(), self.loaded.to_dict()
-        edits = []
+        edits: list[tuple[int, int, str]] = []
         for key in _SECTIONS:
             if new[key] == old[key]:
                 continue
-            block = to_yaml({key: new[key]}).rstrip("\n")
-            if key in self.spans:
-                start, end = self.spans[key]
-                edits.append((start, end, block + ("\n" if self.text[start:end].endswith("\n") else "")))
+            sub = self._key_edits(key, old[key], new[key]) if key == "spec" else None
+            if sub is not None:
+                edits += sub
+            elif key in self.spans:
+                start, end, _ = self.spans[key]
+                edits.append((start, end, self._block(key, new[key], 0, self.text[start:end].endswith("\n"))))
             else:
                 pad = "" if not self.text or self.text.endswith("\n") else "\n"
-                edits.append((len(self.text), len(self.text), pad + block + "\n"))
+                edits.append((len(self.text), len(self.text), pad + self._block(key, new[key], 0, True)))
         text = self.text
         for start, end, block in sorted(edits, key=lambda e: e[0], reverse=True):
             text = text[:start] + block + text[end:]
         return text
+
+    @staticmethod
+    def _block(key: str, value: Any, indent: int, newline: bool) -> str:
+        """``key: value`` as YAML, lines after the first indented by ``indent`` (the first starts at the key)."""
+        lines = to_yaml({key: value}).rstrip("\n").split("\n")
+        pad = " " * indent
+        return "\n".join([lines[0]] + [pad + ln if ln else ln for ln in lines[1:]]) + ("\n" if newline else "")
+
+    def _key_edits(self, section: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list | None:
+        """Edits that rewrite only the changed keys of ``section`` (so comments elsewhere in it stay); None if the
+        text does not allow it."""
+        spans = {k[len(section) + 1:]: v for k, v in self.spans.items() if k.startswith(section + ".")}
+        if section not in self.spans or set(spans) != set(old):
+            return None
+        edits = []
+        for key, (start, end, col) in spans.items():
+            if key not in new:
+                line_start = self.text.rfind("\n", 0, start) + 1
+                if self.text[line_start:start].strip():
+                    return None
+                edits.append((line_start, end + (self.text[end:end + 1] == "\n"), ""))
+            elif new[key] != old[key]:
+                edits.append((start, end, self._block(key, new[key], col, self.text[start:end].endswith("\n"))))
+        cols = {col for _, _, col in spans.values()}
+        added = [key for key in new if key not in old]
+        if added and len(cols) == 1:
+            end = self.spans[section][1]
+            indent = cols.pop()
+            edits.append((end, end, "".join("\n" + " " * indent + self._block(k, new[k], indent, False)
+                                            for k in added)))
+        elif added:
+            return None
+        return edits
 
 
 @dataclass(frozen=True)
@@ -185,17 +220,32 @@ def _kind(r: Reader, root: Node) -> tuple[str, str]:
     return values.get("kind", ""), values.get("apiVersion", "")
 
 
-def _spans(text: str, root: MappingNode) -> dict[str, tuple[int, int]]:
-    """Character ranges of the top-level sections (key through last value), or {} when unsafe to patch."""
+def _spans(text: str, root: MappingNode) -> dict[str, tuple[int, int, int]]:
+    """(start, end, column) of the top-level sections and of the keys of ``spec`` (``spec.image``), from the key
+    through its last value; {} when the text is not safe to patch (flow style, ``...`` markers, odd anchors)."""
     if root.flow_style or "\n...\n" in f"\n{text}":
         return {}
-    spans, bounds = {}, [k.start_mark.index for k, _ in root.value] + [len(text)]
-    for i, (key, value) in enumerate(root.value):
-        if isinstance(key, ScalarNode) and key.value in _SECTIONS:
-            end = _last_end(value)
-            if not key.start_mark.index <= value.start_mark.index <= end <= bounds[i + 1]:
-                return {}
-            spans[key.value] = (key.start_mark.index, end)
+    spans = _key_spans(root, len(text), _SECTIONS)
+    if spans is None:
+        return {}
+    spec = next((v for k, v in root.value if isinstance(k, ScalarNode) and k.value == "spec"), None)
+    if "spec" in spans and isinstance(spec, MappingNode) and not spec.flow_style:
+        sub = _key_spans(spec, spans["spec"][1], None)
+        if sub is not None:
+            spans.update({f"spec.{k}": v for k, v in sub.items()})
+    return spans
+
+
+def _key_spans(node: MappingNode, limit: int, keys: tuple[str, ...] | None) -> dict[str, tuple[int, int, int]] | None:
+    bounds = [k.start_mark.index for k, _ in node.value] + [limit]
+    spans = {}
+    for i, (key, value) in enumerate(node.value):
+        if not isinstance(key, ScalarNode) or (keys is not None and key.value not in keys):
+            continue
+        end = _last_end(value)
+        if not key.start_mark.index <= value.start_mark.index <= end <= bounds[i + 1]:
+            return None
+        spans[key.value] = (key.start_mark.index, end, key.start_mark.column)
     return spans
 
 

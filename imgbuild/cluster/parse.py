@@ -51,7 +51,7 @@ def _name(r: Reader, root: Node, fields: dict[str, tuple[Node, Node]]) -> tuple[
                 name = None
         else:
             extra[key] = r.data(value, f"metadata.{key}")
-    if name is None and not any(p.where == r.where(node) for p in r.problems):
+    if name is None and not r.reported(node):
         r.problem(key_node, "metadata.name is missing")
     return name, extra
 
@@ -101,7 +101,7 @@ def _images(r: Reader, key_node: Node, node: Node | None) -> tuple[str, ...]:
             r.problem(item, f"image {image} is listed twice (first at line {r.line(seen[image])})")
         else:
             seen[image] = item
-    if not items and (node is None or not r.problems or r.problems[-1].where != r.where(node)):
+    if not items and not r.reported(node):
         r.problem(node if node is not None else key_node, "spec.image is empty: name at least one cluster image")
     return tuple(seen)
 
@@ -157,7 +157,7 @@ def _hosts(r: Reader, key_node: Node, node: Node | None) -> tuple[Host, ...]:
 def _host(r: Reader, node: Node, what: str, seen: dict[str, int]) -> Host | None:
     fields = _fields(r, node, what)
     if not fields:
-        if not r.problems or r.problems[-1].where != r.where(node):
+        if not r.reported(node):
             r.problem(node, f"{what} is empty")
         return None
     before = len(r.problems)
@@ -178,7 +178,7 @@ def _host(r: Reader, node: Node, what: str, seen: dict[str, int]) -> Host | None
 def _ips(r: Reader, field: tuple[Node, Node] | None, node: Node, what: str, seen: dict[str, int]) -> tuple[str, ...]:
     items = r.strings(field[1], f"{what}.ips") if field else []
     if not items:
-        if field is None or not r.problems or r.problems[-1].where != r.where(field[1]):
+        if not r.reported(field[1] if field else None):
             r.problem(field[1] if field else node, f"{what} has no ips")
         return ()
     for text, item in items:
@@ -204,7 +204,7 @@ def _roles(r: Reader, field: tuple[Node, Node] | None, node: Node, what: str) ->
         r.problem(node, f"{what} has no roles (one of {', '.join(ROLES)})")
     elif items and not any(role in ROLES for role in roles) and not any(role_problem(x) for x in roles):
         r.problem(field[1], f"{what}.roles names none of {', '.join(ROLES)}")
-    elif not items and (not r.problems or r.problems[-1].where != r.where(field[1])):
+    elif not items and not r.reported(field[1]):
         r.problem(field[1], f"{what}.roles is empty (one of {', '.join(ROLES)})")
     return roles
 

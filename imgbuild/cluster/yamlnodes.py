@@ -71,6 +71,10 @@ class Reader:
         """Record a problem at ``node``."""
         self.problems.append(ClusterfileError(message, self.where(node)))
 
+    def reported(self, node: Node | None) -> bool:
+        """True if a problem was already recorded at ``node``'s line (so a second one would only repeat it)."""
+        return node is not None and any(p.where == self.where(node) for p in self.problems)
+
     def warn(self, node: Node, message: str) -> None:
         """Record a warning (``file:line: message``) at ``node``."""
         self.warnings.append(f"{self.where(node)}: {message}")

@@ -2,21 +2,23 @@
 
 Three generators: arbitrary text, real corpus files with random line edits, and
 YAML documents whose known fields hold random values of random types. A load
-that succeeds must also dump byte for byte and survive a rewrite from the
-model. The suite runs ``FUZZ_EXAMPLES`` (300) inputs, split over the three
-generators; ``python bench/bench_cluster.py fuzz 10000`` runs 10,000.
+that succeeds must also dump byte for byte, and load to the same model after a
+rewrite from the model and after a patch of its spec and status. The suite runs
+``FUZZ_EXAMPLES`` (300) inputs, split over the three generators;
+``python bench/bench_cluster.py fuzz 10000`` runs 10,000.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imgbuild.cluster import Clusterfile, parse_clusterfile
+from imgbuild.cluster import Clusterfile, Status, parse_clusterfile
 from imgbuild.errors import ClusterfileError
 
 FUZZ_EXAMPLES = 300
@@ -48,6 +50,9 @@ def check(text: str) -> None:
     assert cluster.master0.is_master
     again = parse_clusterfile(Clusterfile.new(cluster, cf.configs).dump(), "rewritten")
     assert again.cluster == cluster and again.configs == cf.configs
+    changed = replace(cluster, images=tuple(dict.fromkeys(cluster.images + ("fuzz/extra:1",))), command=("x",),
+                      status=Status(phase="ClusterSuccess"))
+    assert parse_clusterfile(cf.with_cluster(changed).dump(), "patched").cluster == changed
 
 
 @st.composite

@@ -114,12 +114,25 @@ def test_status_change_keeps_every_comment() -> None:
     assert out2.count("\nstatus:") == 1 and "ClusterFailed" in out2 and out2.startswith(TEXT)
 
 
-def test_spec_change_rewrites_spec_only() -> None:
+def test_spec_change_rewrites_the_changed_keys_only() -> None:
     cf = load_clusterfile(TEXT)
     c = replace(cf.cluster, images=cf.cluster.images + ("labring/helm:v3.8.2",))
     out = cf.with_cluster(c).dump()
-    assert "# the lab cluster (comment kept)" in out and "# inline comment" in out and "# trailing comment" in out
+    assert out == TEXT.replace("  image: [labring/kubernetes:v1.25.0]\n",
+                               "  image:\n  - labring/kubernetes:v1.25.0\n  - labring/helm:v3.8.2\n")
     assert parse_clusterfile(out).cluster == c
+
+
+def test_spec_keys_added_and_removed_keep_the_rest() -> None:
+    cf = load_clusterfile(TEXT)
+    c = replace(cf.cluster, env=FrozenMap(), command=("kubeadm init",))
+    out = cf.with_cluster(c).dump()
+    assert "registryDomain" not in out and "  command:\n  - kubeadm init\n# trailing comment" in out
+    assert "# nodes first in the file" in out and "# inline comment" in out
+    assert parse_clusterfile(out).cluster == c
+    back = parse_clusterfile(out)
+    assert back.with_cluster(cf.cluster).dump().replace("env:\n  - registryDomain=hub.lab", "env: [registryDomain=hub.lab]") \
+        .count("registryDomain") == 1
 
 
 def test_with_configs_replaces_appends_and_drops() -> None:
