@@ -38,7 +38,8 @@ def gen(
 ) -> None:
     """Print the Clusterfile for IMAGE... on --masters/--nodes (passwords masked unless --show-secrets).
 
-    Example: imgbuild gen labring/kubernetes:v1.25.0 labring/helm:v3.8.2 --masters 10.0.0.2 --nodes 10.0.0.3-10.0.0.5 -p 'pw' -o Clusterfile
+    Example: imgbuild gen labring/kubernetes:v1.25.0 labring/helm:v3.8.2 --masters 10.0.0.2
+    --nodes 10.0.0.3-10.0.0.5 -p 'pw' -o Clusterfile
     """
     from imgbuild.cluster import Cluster, Clusterfile, to_yaml
 

@@ -110,7 +110,7 @@ def apply_strategy(config: Config, current: str | None, rel: str = "") -> str:
 
 def _load_all(text: str, what: str, label: str, where: str) -> list[Any]:
     try:
-        return [doc for doc in yaml.safe_load_all(text)]
+        return list(yaml.safe_load_all(text))
     except _YAML_ERRORS as exc:
         raise ClusterfileError(f"{label}: {what} is not YAML: {exc}".splitlines()[0], where or None) from exc
 

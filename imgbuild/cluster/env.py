@@ -19,11 +19,13 @@ from typing import Iterable, Iterator, Mapping
 
 from imgbuild.labels import SECRET_ENV_KEYS
 
-__all__ = ["FrozenMap", "MASK", "SYSTEM_PREFIX", "parse_env_item", "effective_env", "expand", "masked", "is_secret"]
+__all__ = [
+    "FrozenMap", "MASK", "SYSTEM_PREFIX", "parse_env_item", "effective_env", "expand", "masked", "is_secret",
+]
 
 MASK = "******"
 SYSTEM_PREFIX = "SEALOS_SYS"
-"""Env names with this prefix are set by the engine only; a Clusterfile's are ignored (with a warning), as sealos does."""
+"""Env names with this prefix are the engine's; a Clusterfile's are ignored with a warning, as sealos does."""
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")

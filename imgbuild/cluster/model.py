@@ -210,7 +210,7 @@ class Cluster:
         spec["ssh"] = self.ssh.masked()
         if self.env:
             spec["env"] = [f"{k}={v}" for k, v in masked(self.env).items()]
-        for host, data in zip(self.hosts, spec["hosts"]):
+        for host, data in zip(self.hosts, spec["hosts"], strict=True):
             if "ssh" in data:
                 data["ssh"] = host.ssh.masked()
             if host.env:

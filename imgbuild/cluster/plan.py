@@ -86,7 +86,8 @@ def _hosts(old: Mapping[str, Machine], new: Mapping[str, Machine]) -> list[Actio
         if address not in new:
             removed.append(Action("remove_host", host=address, reason="not in the Clusterfile any more"))
         elif role_set(machine.roles) != role_set(new[address].roles):
-            roles = f"roles {','.join(sorted(role_set(machine.roles)))} -> {','.join(sorted(role_set(new[address].roles)))}"
+            before, after = (",".join(sorted(role_set(m.roles))) for m in (machine, new[address]))
+            roles = f"roles {before} -> {after}"
             removed.append(Action("remove_host", host=address, reason=roles))
             added.append(Action("add_host", host=address, reason=roles))
     for address, machine in new.items():

@@ -33,7 +33,8 @@ _key = st.sampled_from(["user", "ips", "name", "port", "a", ""])
 _value = st.one_of(_scalar, st.lists(_scalar, max_size=3), st.dictionaries(_key, _scalar, max_size=3),
                    st.lists(st.dictionaries(_key, _scalar, max_size=2), max_size=2))
 _KEYS = {"spec": ["image", "hosts", "ssh", "env", "command", "other"], "host": ["ips", "roles", "env", "ssh", "x"],
-         "ssh": ["user", "passwd", "pk", "pkPasswd", "port", "password"], "config": ["path", "data", "match", "strategy"]}
+         "ssh": ["user", "passwd", "pk", "pkPasswd", "port", "password"],
+         "config": ["path", "data", "match", "strategy"]}
 
 
 def check(text: str) -> None:
@@ -103,7 +104,7 @@ def random_documents(draw: st.DrawFn) -> str:
 
 
 def run_fuzz(total: int) -> None:
-    """Feed ``total`` generated inputs to the loader, a third from each generator (the suite: 300, the bench: 10,000)."""
+    """Feed ``total`` inputs to the loader, a third from each generator (the suite: 300, the bench: 10,000)."""
     opts = settings(max_examples=max(1, total // 3), deadline=None, database=None,
                     suppress_health_check=list(HealthCheck))
     for strategy in (st.text(), edited_corpus(), random_documents()):

@@ -130,9 +130,8 @@ def test_spec_keys_added_and_removed_keep_the_rest() -> None:
     assert "registryDomain" not in out and "  command:\n  - kubeadm init\n# trailing comment" in out
     assert "# nodes first in the file" in out and "# inline comment" in out
     assert parse_clusterfile(out).cluster == c
-    back = parse_clusterfile(out)
-    assert back.with_cluster(cf.cluster).dump().replace("env:\n  - registryDomain=hub.lab", "env: [registryDomain=hub.lab]") \
-        .count("registryDomain") == 1
+    restored = parse_clusterfile(out).with_cluster(cf.cluster).dump()
+    assert parse_clusterfile(restored).cluster == cf.cluster and restored.count("registryDomain") == 1
 
 
 def test_with_configs_replaces_appends_and_drops() -> None:
@@ -217,4 +216,4 @@ def test_hosts_are_values() -> None:
     h = Host(("127.0.0.2",), ("master",), FrozenMap({"a": "b"}))
     assert h == Host(("127.0.0.2",), ("master",), FrozenMap({"a": "b"}))
     c = Cluster.from_flags(["x:1"], masters="127.0.0.2")
-    assert {m for m in c.machines()} == set(c.machines())
+    assert len(set(c.machines()) | set(c.machines())) == 1
