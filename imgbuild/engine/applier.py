@@ -26,7 +26,6 @@ from imgbuild.engine.exec import Executor
 from imgbuild.engine.images import check_order, image_runs, mount_image
 from imgbuild.engine.pki import ClusterPKI, host_bundle
 from imgbuild.engine.report import NullReporter, Reporter
-from imgbuild.engine.ship import ship_unit
 from imgbuild.engine.units import Unit, host_units
 from imgbuild.errors import InputError
 
@@ -208,7 +207,11 @@ class Engine:
             ctx.extra["configured"][image.id] = {p: "" for p in changed.get(image.ref, [])}
 
     def _ship(self, ctx: RunContext, host: HostRun, unit: Unit) -> None:
-        ship_unit(host.executor, unit, lambda n: ctx.reporter.sent(host.name, n))
+        """Send ``unit`` with the incremental transfer (only changed files go; swapped into place)."""
+        from imgbuild.engine.transfer import Job, distribute, raise_failures
+
+        results = distribute([Job(host.executor, unit.layers, unit.dest)], progress=_SentProgress(ctx.reporter))
+        raise_failures(results)
 
 
 def open_engine(home: Any, *, reporter: Reporter | None = None, insecure_host_key: bool = False,
@@ -247,6 +250,22 @@ def cluster_status(home: Any, name: str) -> dict:
                       "hostname": rec.hostname if rec else "", "steps_done": len(rec.done) if rec else 0})
     return {"name": name, "phase": state.phase, "images": list(state.cluster.images), "hosts": hosts,
             "conditions": [c.to_dict() for c in state.conditions]}
+
+
+class _SentProgress:
+    """Transfer progress -> the reporter's byte counts."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+
+    def started(self, label: str, total: int) -> None:
+        self.reporter.sent(label, 0, total)
+
+    def advanced(self, label: str, n: int) -> None:
+        self.reporter.sent(label, n)
+
+    def finished(self, label: str, note: str) -> None:
+        """Nothing to add: the step's outcome is reported by the phase."""
 
 
 def _failed(state: Any, exc: BaseException) -> None:
