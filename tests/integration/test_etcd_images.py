@@ -1,0 +1,206 @@
+"""The etcd demo's images (kubefiles/etcd, etcd-app, hello over basefs/etcd): fetch, lint, plan, build, render, lint the shell.
+
+Each context is copied to a temporary directory and assembled there by its ``fetch.sh`` (the base
+tree and this machine's Debian binaries), so the checkout is never written. The images are built
+with imgbuild itself: hello first, since etcd-app bundles it from the local store. Every ``*.tmpl``
+renders with the Go-template engine and a sample of the env the engine gives a host, to TOML, YAML
+or an env file. Running the images on hosts is hack/demo-run.sh's job (and the run engine's e2e).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from imgbuild import labels as L
+from imgbuild.cli.main import run
+
+ROOT = Path(__file__).resolve().parents[2]
+BASEFS = ROOT / "basefs" / "etcd"
+HELLO, ETCD, APP = "imgbuild.local/demo/hello:v1", "imgbuild.local/demo/etcd:v3.4", "imgbuild.local/demo/etcd-app:v1"
+BINARIES = ("etcd", "etcdctl", "containerd", "ctr", "containerd-shim-runc-v2", "runc", "docker-registry")
+SAMPLE_HOST = {
+    "HOST_IP": "127.0.0.2", "HOST_ROLES": "master,registry", "MASTER0": "127.0.0.2",
+    "MASTERS": "127.0.0.2,127.0.0.3,127.0.0.4", "NODES": "127.0.0.5", "REGISTRY_HOSTS": "127.0.0.2",
+    "SEALOS_SYS_CLUSTER_NAME": "demo", "SEALOS_SYS_ROOTFS": "/var/lib/sealos/data/demo/rootfs",
+    "SEALOS_SYS_PKI": "/var/lib/sealos/data/demo/pki",
+}
+
+
+def _fetch(src: Path, dest: Path, **env: str) -> subprocess.CompletedProcess:
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("bin", "scripts", "etc"))
+    return subprocess.run(["bash", str(dest / "fetch.sh")], capture_output=True, text=True,
+                          env={**os.environ, "BASEFS": str(BASEFS), **env}, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def contexts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The three build contexts, assembled by their fetch.sh in a temporary directory."""
+    top = tmp_path_factory.mktemp("etcd-contexts")
+    for name in ("etcd", "hello"):
+        done = _fetch(ROOT / "kubefiles" / name, top / name)
+        assert done.returncode == 0, done.stderr
+    shutil.copytree(ROOT / "kubefiles" / "etcd-app", top / "etcd-app")
+    return top
+
+
+def _cli(capsys: pytest.CaptureFixture, *argv: str) -> str:
+    code = run(list(argv))
+    out = capsys.readouterr()
+    assert code == 0, f"imgbuild {' '.join(argv)} exited {code}: {out.err}"
+    return out.out
+
+
+def test_fetch_assembles_the_etcd_context_from_basefs_and_this_machine(contexts: Path) -> None:
+    ctx = contexts / "etcd"
+    for name in BINARIES:
+        assert os.access(ctx / "bin" / name, os.X_OK), name
+    for path in BASEFS.rglob("*"):
+        if path.is_file():
+            copy = ctx / path.relative_to(BASEFS)
+            assert copy.read_bytes() == path.read_bytes() and copy.stat().st_mode == path.stat().st_mode, copy
+    assert os.access(contexts / "hello" / "bin" / "busybox", os.X_OK)
+
+
+def test_fetch_fails_naming_the_packages_to_install(tmp_path: Path) -> None:
+    done = _fetch(ROOT / "kubefiles" / "etcd", tmp_path / "etcd", FETCH_PATH=str(tmp_path / "nothing"))
+    assert done.returncode == 1
+    assert "not found on this machine: etcd etcdctl containerd" in done.stderr
+    assert "apt-get install containerd docker-registry etcd-client etcd-server runc" in done.stderr
+    assert not (tmp_path / "etcd" / "bin").exists()
+
+
+def test_hello_fetch_refuses_a_dynamically_linked_busybox(tmp_path: Path) -> None:
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    (fake / "busybox").symlink_to(shutil.which("ls"))
+    done = _fetch(ROOT / "kubefiles" / "hello", tmp_path / "hello", FETCH_PATH=str(fake))
+    assert done.returncode == 1 and "dynamically linked" in done.stderr and "busybox-static" in done.stderr
+
+
+@pytest.mark.parametrize("name", ["hello", "etcd", "etcd-app"])
+def test_kubefiles_lint_and_plan(name: str, contexts: Path, capsys: pytest.CaptureFixture) -> None:
+    assert json.loads(_cli(capsys, "lint", "--json", str(contexts / name)))["ok"] is True
+    plan = json.loads(_cli(capsys, "build", "--dry-run", "--json", str(contexts / name)))
+    assert plan["backend"] == "native"
+
+
+def test_images_build_with_sealos_labels_and_the_app_bundles_hello(contexts: Path, capsys) -> None:
+    for ref, name in ((HELLO, "hello"), (ETCD, "etcd"), (APP, "etcd-app")):
+        _cli(capsys, "build", "-q", "-t", ref, str(contexts / name))
+    etcd = json.loads(_cli(capsys, "inspect", "--json", ETCD))
+    assert etcd["type"] == L.TYPE_ROOTFS
+    scripts = {p.name for p in (BASEFS / "scripts").iterdir()}
+    for label in (L.CHECK, L.INIT, L.CLEAN, L.INIT_REGISTRY, L.CLEAN_REGISTRY, L.JOIN_MASTER):
+        assert etcd["labels"][label] == f"{label}.sh" and f"{label}.sh" in scripts
+    env = dict(e.split("=", 1) for e in etcd["env"])
+    assert set(L.REGISTRY_ENV_DEFAULTS) | {"etcdData"} <= env.keys()
+    assert {k: env[k] for k in ("registryDomain", "registryPort")} == {"registryDomain": "sealos.hub",
+                                                                         "registryPort": "5000"}
+    assert [layer["role"] for layer in etcd["layers"]][-1] == "scripts"
+    app = json.loads(_cli(capsys, "inspect", "--json", APP))
+    assert app["type"] == L.TYPE_APPLICATION and app["cmd"] == ["bash app.sh"]
+    assert [layer["role"] for layer in app["layers"]][-1] == "registry"
+    hello = json.loads(_cli(capsys, "inspect", "--json", HELLO))
+    mnt = _cli(capsys, "mount", APP).strip()
+    try:
+        listing = json.loads(_cli(capsys, "registry", "ls", "--json", f"{mnt}/registry"))
+    finally:
+        _cli(capsys, "umount", mnt)
+    assert [(i["repository"], i["tag"], i["digest"]) for i in listing["images"]] == [
+        ("demo/hello", "v1", hello["digest"])]
+
+
+def render(text: str, env: dict[str, str], name: str = "<template>") -> str:
+    """A template rendered as the engine renders ``*.tmpl`` on a host (Go templates, missing keys are errors)."""
+    from imgbuild.gotemplate import render as go_render
+
+    return go_render(text, env, name=name, missingkey="error")
+
+
+def _sample_env() -> dict[str, str]:
+    from imgbuild.builder.plan import make_plan
+
+    env = dict(L.REGISTRY_ENV_DEFAULTS)
+    for item in make_plan(ROOT / "kubefiles" / "etcd-app").stages[-1].config["config"]["Env"]:
+        env.update([item.split("=", 1)])
+    env.update({"criData": "/var/lib/containerd", "etcdData": "/var/lib/etcd"}, **SAMPLE_HOST)
+    return env
+
+
+@pytest.mark.parametrize("tmpl", sorted(str(p.relative_to(BASEFS)) for p in BASEFS.rglob("*.tmpl")))
+def test_templates_render_with_a_hosts_env_to_valid_files(tmpl: str) -> None:
+    text = render((BASEFS / tmpl).read_text(), _sample_env(), name=tmpl)
+    assert "{{" not in text and "<no value>" not in text
+    if tmpl.endswith("config.toml.tmpl"):
+        doc = tomllib.loads(text)
+        assert doc["root"] == "/var/lib/containerd" and doc["grpc"]["address"] == "/run/containerd/containerd.sock"
+    elif tmpl.endswith(".toml.tmpl"):
+        doc = tomllib.loads(text)
+        assert doc["host"]["http://sealos.hub:5000"]["capabilities"] == ["pull", "resolve"]
+        assert doc.get("server", "http://sealos.hub:5000") == "http://sealos.hub:5000"
+    elif tmpl.endswith(".yml.tmpl"):
+        doc = yaml.safe_load(text)
+        assert doc["storage"]["filesystem"]["rootdirectory"] == "/var/lib/sealos/data/demo/rootfs/registry"
+        assert doc["http"]["addr"] == ":5000"
+    else:
+        lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+        assert lines and all(re.fullmatch(r"[A-Z][A-Z0-9_]*=[^\s'\"]+", ln) for ln in lines), lines
+        if tmpl == "etc/etcd.env.tmpl":
+            env = dict(ln.split("=", 1) for ln in lines)
+            assert env["ETCD_NAME"] == "127.0.0.2" and env["ETCD_PEER_CERT_FILE"].endswith("/pki/host.crt")
+            assert env["ETCD_LISTEN_PEER_URLS"] == "https://127.0.0.2:2380"
+
+
+@pytest.mark.root
+def test_the_rendered_etcd_env_starts_a_tls_member_with_the_engines_certificates(tmp_path: Path) -> None:
+    """etcd with the rendered env and the engine's PKI, in a private network namespace: healthy over TLS."""
+    from imgbuild.engine.pki import ClusterPKI, host_bundle
+
+    pki = host_bundle(ClusterPKI(tmp_path / "ca").ensure(), "127.0.0.2", "etcd-test", True, tmp_path / "pki")
+    sample = {**_sample_env(), "SEALOS_SYS_PKI": str(pki), "etcdData": str(tmp_path / "data")}
+    text = render((BASEFS / "etc/etcd.env.tmpl").read_text(), sample)
+    env = dict(ln.split("=", 1) for ln in text.splitlines() if ln and not ln.startswith("#"))
+    tls = f"--cacert {pki}/ca.crt --cert {pki}/host.crt --key {pki}/host.key"
+    script = f"""ip link set lo up
+etcd --initial-cluster 127.0.0.2=https://127.0.0.2:2380 --initial-cluster-state new > {tmp_path}/etcd.log 2>&1 &
+pid=$!; ok=0
+for _ in $(seq 80); do
+  if etcdctl {tls} --endpoints https://127.0.0.2:2379,https://127.0.0.1:2379 endpoint health; then ok=1; break; fi
+  sleep 0.25
+done
+kill $pid; wait $pid; [ $ok = 1 ]"""
+    for tool in ("etcd", "etcdctl", "unshare"):
+        shutil.which(tool) or pytest.fail(f"{tool} is required (hack/install-deps.sh)", pytrace=False)
+    done = subprocess.run(["unshare", "--net", "bash", "-c", script], capture_output=True, text=True, timeout=60,
+                          env={"PATH": os.environ["PATH"], "ETCDCTL_API": "3", **env})
+    log = (tmp_path / "etcd.log").read_text()
+    assert done.returncode == 0, done.stdout + done.stderr + log[-2000:]
+    assert (done.stdout + done.stderr).count("is healthy") == 2
+    assert "unrecognized environment variable" not in log and "shadowed" not in log
+
+
+def test_scripts_are_shellcheck_clean() -> None:
+    tool = shutil.which("shellcheck") or pytest.fail("shellcheck is required (apt-get install shellcheck)",
+                                                     pytrace=False)
+    files = sorted(str(p) for p in (BASEFS / "scripts").glob("*.sh"))
+    files += [str(ROOT / p) for p in ("kubefiles/etcd/fetch.sh", "kubefiles/hello/fetch.sh",
+                                      "kubefiles/etcd-app/app.sh", "hack/demo-run.sh")]
+    done = subprocess.run([tool, "-x", *files], capture_output=True, text=True, cwd=BASEFS / "scripts", timeout=60)
+    assert done.returncode == 0, done.stdout
+
+
+def test_lifecycle_scripts_name_the_env_the_engine_did_not_set(tmp_path: Path) -> None:
+    for script in ("check.sh", "init.sh", "join-master.sh"):
+        done = subprocess.run(["bash", str(BASEFS / "scripts" / script)], capture_output=True, text=True,
+                              env={"PATH": os.environ["PATH"]}, timeout=30)
+        assert done.returncode == 1, script
+        assert "not set: HOST_IP MASTER0 SEALOS_SYS_PKI" in done.stderr, script
