@@ -88,11 +88,12 @@ class Document:
             if sub is not None:
                 edits += sub
             elif key in self.spans:
-                start, end, _ = self.spans[key]
-                edits.append((start, end, self._block(key, new[key], 0, self.text[start:end].endswith("\n"))))
+                start, end, col = self.spans[key]
+                edits.append((start, end, self._block(key, new[key], col, self.text[start:end].endswith("\n"))))
             else:
+                col = next(iter(self.spans.values()))[2]
                 pad = "" if not self.text or self.text.endswith("\n") else "\n"
-                edits.append((len(self.text), len(self.text), pad + self._block(key, new[key], 0, True)))
+                edits.append((len(self.text), len(self.text), pad + " " * col + self._block(key, new[key], col, True)))
         text = self.text
         for start, end, block in sorted(edits, key=lambda e: e[0], reverse=True):
             text = text[:start] + block + text[end:]
@@ -109,26 +110,25 @@ class Document:
         """Edits that rewrite only the changed keys of ``section`` (so comments elsewhere in it stay); None if the
         text does not allow it."""
         spans = {k[len(section) + 1:]: v for k, v in self.spans.items() if k.startswith(section + ".")}
-        if section not in self.spans or set(spans) != set(old):
+        if section not in self.spans or not spans:
             return None
         edits = []
         for key, (start, end, col) in spans.items():
-            if key not in new:
+            if key in old and key not in new:
                 line_start = self.text.rfind("\n", 0, start) + 1
                 if self.text[line_start:start].strip():
                     return None
                 edits.append((line_start, end + (self.text[end:end + 1] == "\n"), ""))
-            elif new[key] != old[key]:
+            elif key in new and new[key] != old.get(key):
                 edits.append((start, end, self._block(key, new[key], col, self.text[start:end].endswith("\n"))))
+        added = [key for key in new if key not in spans and new[key] != old.get(key)]
         cols = {col for _, _, col in spans.values()}
-        added = [key for key in new if key not in old]
-        if added and len(cols) == 1:
-            end = self.spans[section][1]
-            indent = cols.pop()
+        if added and len(cols) != 1:
+            return None
+        if added:
+            end, indent = self.spans[section][1], cols.pop()
             edits.append((end, end, "".join("\n" + " " * indent + self._block(k, new[k], indent, False)
                                             for k in added)))
-        elif added:
-            return None
         return edits
 
 
