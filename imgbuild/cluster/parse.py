@@ -117,7 +117,7 @@ def _ssh(r: Reader, node: Node, what: str) -> SSH:
             continue
         text = r.string(v, f"{what}.{key}")
         if attr == "port" and text is not None:
-            if not text.isdigit() or not 0 < int(text) < 65536:
+            if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
                 r.problem(v, f"{what}.port {text!r} is not a port number from 1 to 65535")
                 continue
             values[attr] = int(text)

@@ -81,6 +81,17 @@ class HostState:
                    done={str(k) for k in _list(data.get("done"), where, "done")})
 
 
+def _remove_stale_temps(path: Path, age: float = 60.0) -> None:
+    """Remove temp files a killed save left beside ``path`` (those older than ``age`` seconds: not a live write)."""
+    import contextlib
+    import time
+
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - tmp.stat().st_mtime > age:
+                tmp.unlink()
+
+
 def _mapping(data: Any, where: str, what: str) -> Mapping[str, Any]:
     if data is None:
         return {}
@@ -190,6 +201,7 @@ class ClusterState:
             atomic_write(path, data, mode=0o600, sync_dir=True)
         except OSError as exc:
             raise StoreError(f"cannot save cluster state: {exc.strerror}", str(path)) from exc
+        _remove_stale_temps(path)
         return path
 
     @classmethod

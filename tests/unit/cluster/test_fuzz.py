@@ -28,7 +28,8 @@ _WHERE = re.compile(r"^.+:\d+$")
 
 _scalar = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
                     st.text(max_size=12), st.sampled_from(["127.0.0.2", "127.0.0.2:22", "[::1]:22", "master", "node",
-                                                           "amd64", "a=b", "x:1", "labring/helm:v3.8.2", "", "~"]))
+                                                           "amd64", "a=b", "x:1", "labring/helm:v3.8.2", "", "~", "²",
+                                                           "0022", "１２", "[::1]", "a" * 300]))
 _key = st.sampled_from(["user", "ips", "name", "port", "a", ""])
 _value = st.one_of(_scalar, st.lists(_scalar, max_size=3), st.dictionaries(_key, _scalar, max_size=3),
                    st.lists(st.dictionaries(_key, _scalar, max_size=2), max_size=2))

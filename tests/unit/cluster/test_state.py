@@ -58,6 +58,16 @@ def test_the_state_file_keeps_the_users_comments(home: Home) -> None:
     assert "# 服务器 IP 地址列表和角色" in text
 
 
+def test_save_removes_temp_files_a_killed_save_left(home: Home) -> None:
+    path = _state().save(home)
+    stale, fresh = path.parent / ".Clusterfile.abc.tmp", path.parent / ".Clusterfile.def.tmp"
+    stale.write_text("half")
+    fresh.write_text("being written")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    _state().save(home)
+    assert not stale.exists() and fresh.exists()
+
+
 def test_load_of_a_missing_state_is_none(home: Home) -> None:
     assert ClusterState.load(home, "nothing") is None
 
