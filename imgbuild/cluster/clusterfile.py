@@ -294,7 +294,7 @@ def parse_clusterfile(text: str, name: str = "<Clusterfile>", *, rendered: bool 
 
 
 def _read(source: str | bytes | Path) -> tuple[str, str]:
-    if isinstance(source, str) and "\n" not in source:
+    if isinstance(source, str) and "\n" not in source and not source.lstrip().startswith(("{", "---")):
         source = Path(source)
     if isinstance(source, Path):
         try:
@@ -315,7 +315,7 @@ def _read(source: str | bytes | Path) -> tuple[str, str]:
 
 def load_clusterfile(path_or_text: str | bytes | Path, *, values: Iterable[Path] = (), sets: Iterable[str] = (),
                      env: Mapping[str, str] | None = None, name: str | None = None) -> Clusterfile:
-    """Load a Clusterfile from a path (a ``Path``, or a ``str`` without newlines) or from text.
+    """Load a Clusterfile from a path (a ``Path``, or a one-line ``str`` not starting with ``{`` or ``---``) or text.
 
     With ``{{`` in it, or values given, it is first rendered as a Go template with ``.Values`` from the values
     files and ``--set`` expressions (``env "X"`` reads ``env``); problems in the result then point at lines of

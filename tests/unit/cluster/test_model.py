@@ -175,6 +175,9 @@ def test_path_argument_forms(tmp_path: Path) -> None:
     p.write_text(TEXT)
     assert load_clusterfile(str(p)).name == str(p) and load_clusterfile(p).cluster.name == "lab"
     assert load_clusterfile(TEXT.encode()).cluster.name == "lab"
+    one_line = '{"apiVersion": "apps.sealos.io/v1beta1", "kind": "Cluster", "metadata": {"name": "j"}, ' \
+        '"spec": {"image": ["a:1"], "hosts": [{"ips": ["127.0.0.2"], "roles": ["master"]}]}}'
+    assert load_clusterfile(one_line).cluster.name == "j"
     with pytest.raises(ClusterfileError, match="cannot read Clusterfile"):
         load_clusterfile(tmp_path / "missing")
 
