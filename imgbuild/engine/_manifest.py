@@ -23,7 +23,7 @@ import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Iterable, NamedTuple, Protocol, Sequence
 
 from imgbuild.errors import InputError
 
@@ -52,8 +52,7 @@ class _Layer:
     exclude: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One path of a tree: type (f d l c b p), mode bits, owner, size, mtime, link target, content digest."""
 
     type: str
@@ -65,58 +64,50 @@ class Entry:
     link: str = ""
     sha: str = ""
     key: str = ""
-    src: str = ""  # the local file it comes from (not part of a host's manifest)
     rdev: int = 0
+    src: str = ""  # the local file it comes from (not part of a host's manifest)
 
     def same(self, other: "Entry") -> bool:
         """True when ``other`` needs no re-send: same type, metadata, target and content."""
-        return self._ident() == other._ident()
+        return self.ident() == other.ident()
 
-    def _ident(self) -> tuple:
+    def ident(self) -> tuple:
+        """What names the entry's content and metadata (directories: type, mode and owner only)."""
         if self.type == "d":
             return ("d", self.mode, self.uid, self.gid)
         return (self.type, self.mode, self.uid, self.gid, self.size, self.mtime, self.link, self.sha, self.rdev)
 
-    def row(self, rel: str) -> list:
-        """The entry as one JSON row of a manifest file."""
-        return [rel, self.type, self.mode, self.uid, self.gid, self.size, self.mtime, self.link, self.sha,
-                self.key, self.rdev]
 
-
-@dataclass
 class Manifest:
     """Relative path -> :class:`Entry` for a whole tree."""
 
-    entries: dict[str, Entry]
+    def __init__(self, entries: dict[str, Entry]) -> None:
+        self.entries = entries
+        self._digest: str | None = None
 
     def digest(self) -> str:
         """sha256 over every entry's identity (stat keys and local sources left out): names the content."""
-        h = hashlib.sha256()
-        for rel in sorted(self.entries):
-            h.update(json.dumps([rel, *self.entries[rel]._ident()]).encode() + b"\n")
-        return "sha256:" + h.hexdigest()
+        if self._digest is None:
+            rows = [[rel, *self.entries[rel].ident()] for rel in sorted(self.entries)]
+            self._digest = "sha256:" + hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+        return self._digest
 
     def dumps(self) -> bytes:
-        """The manifest as JSON lines: a header with the digest, then one row per path."""
+        """The manifest as JSON lines: a header with the digest, then one row per path (stat keys kept)."""
         rows = [json.dumps({"imgbuild-manifest": 1, "digest": self.digest()})]
-        rows += [json.dumps(self.entries[rel].row(rel), separators=(",", ":")) for rel in sorted(self.entries)]
+        rows += [json.dumps([rel, *self.entries[rel][:10]], separators=(",", ":")) for rel in sorted(self.entries)]
         return ("\n".join(rows) + "\n").encode()
 
     @classmethod
-    def loads(cls, lines: Iterable[str]) -> "Manifest | None":
+    def loads(cls, lines: Sequence[str]) -> "Manifest | None":
         """Parse :meth:`dumps` output; None when it is missing or not a manifest (treated as an empty host)."""
-        it = iter(lines)
         try:
-            head = json.loads(next(it))
+            head = json.loads(lines[0])
             if head.get("imgbuild-manifest") != 1:
                 return None
-            entries = {}
-            for line in it:
-                if line.strip():
-                    rel, *fields = json.loads(line)
-                    entries[rel] = Entry(*fields[:9], rdev=fields[9] if len(fields) > 9 else 0)
-            return cls(entries)
-        except (StopIteration, ValueError, TypeError, AttributeError):
+            rows = json.loads("[" + ",".join(line for line in lines[1:] if line.strip()) + "]")
+            return cls({row[0]: Entry(*row[1:11]) for row in rows})
+        except (IndexError, ValueError, TypeError, AttributeError):
             return None
 
 
@@ -243,7 +234,7 @@ def _entry(st: os.stat_result, path: str) -> Entry:
     mtime = int(st.st_mtime) if kind != "d" else 0
     key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}" if kind == "f" else ""
     rdev = st.st_rdev if kind in ("c", "b") else 0
-    return Entry(kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, size, mtime, link, "", key, path, rdev)
+    return Entry(kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, size, mtime, link, "", key, rdev, path)
 
 
 def diff(local: dict[str, Entry], host: Manifest | None, cache: DigestCache) -> tuple[list[str], list[str]]:
@@ -287,6 +278,4 @@ def with_digest(entry: Entry, cache: DigestCache) -> Entry:
     """``entry`` with its content digest filled in (from the cache when its stat key is known)."""
     if entry.type != "f" or entry.sha:
         return entry
-    from dataclasses import replace
-
-    return replace(entry, sha=cache.known(entry.key) or cache.get(entry.key, entry.src))
+    return entry._replace(sha=cache.known(entry.key) or cache.get(entry.key, entry.src))

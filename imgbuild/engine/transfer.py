@@ -29,16 +29,11 @@ A host holds the old tree or the new one, never a half-written mix, and the
 marker is the last member of the stream: a host killed mid-transfer keeps its
 old marker and is redone by the next run.
 
-zstd goes into the pipe only when the link is slower than compression.
-:func:`distribute` decides per host with ``compress=None``, for streams of at
-least 64 MiB to a host that has ``zstd``: it compresses a sample (up to 8 MiB
-of the files to send) with zstd level 1 on this machine, giving a ratio and a
-compression rate, and measures the link by sending 16 MiB of incompressible
-bytes to ``cat > /dev/null`` on the host, timing how fast the channel takes
-chunks after its window filled. Compression is used when the sample shrinks
-to at most 90% and the link rate is below the compression rate, i.e. when
-the link, not this machine's CPU, is the bottleneck. ``compress=True/False``
-forces the choice.
+zstd goes into the pipe only when the link is slower than compression, measured per host
+(``compress=None``, streams of 64 MiB or more to a host that has ``zstd``): the
+link's rate against zstd -1's rate on a sample of the tree times the cores left
+idle while the link runs flat out; see :mod:`imgbuild.engine._zstdpick` for the
+rule. ``compress=True/False`` forces it. ``HostResult.zstd_why`` says why.
 
 Progress is reported through a :class:`Progress` (started / advanced / finished
 per host label, in bytes of the uncompressed stream); the library never prints.
@@ -46,24 +41,23 @@ per host label, in bytes of the uncompressed stream); the library never prints.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import shlex
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 from imgbuild.engine._manifest import MARKER, DigestCache, Entry, Manifest, TreeLayer, diff, scan, with_digest
 from imgbuild.engine._tarsend import tar_members, tar_size, zstd_chunks
+from imgbuild.engine._zstdpick import decide
 from imgbuild.engine.exec import Executor
 from imgbuild.errors import ImgbuildError, InputError
 
 __all__ = ["Job", "HostResult", "Progress", "distribute", "raise_failures", "MARKER", "TreeLayer"]
 
-AUTO_MIN_BYTES = 64 << 20
-_SAMPLE = 8 << 20
-_PROBE_CHUNKS = 16
 
 
 class Progress(Protocol):
@@ -99,6 +93,7 @@ class HostResult:
     removed: int = 0
     bytes: int = 0
     compressed: bool = False
+    zstd_why: str = ""
     unchanged: bool = False
     seconds: float = 0.0
     error: BaseException | None = None
@@ -115,17 +110,13 @@ def distribute(jobs: Sequence[Job], *, progress: Progress | None = None, compres
     for job in jobs:
         if not job.dest.startswith("/") or job.dest.rstrip("/") == "":
             raise InputError(f"transfer destination must be an absolute directory below /, not {job.dest!r}")
-    scans: dict[int, dict[str, Entry]] = {}
+    run = _Run(DigestCache(), progress, compress)
     for job in jobs:
-        key = id(job.source)
-        if key not in scans:
-            scans[key] = scan(job.source)
-    cache = DigestCache()
-    sample: dict[int, tuple[float, float]] = {}
+        if id(job.source) not in run.scans:
+            run.scans[id(job.source)] = scan(job.source)
     workers = max(1, min(max_workers or len(jobs), 256))
     with ThreadPoolExecutor(workers, thread_name_prefix="imgbuild-transfer") as pool:
-        futures = [pool.submit(_send_one, job, scans[id(job.source)], cache, progress, compress, sample)
-                   for job in jobs]
+        futures = [pool.submit(_send_one, job, run) for job in jobs]
         return [f.result() for f in futures]
 
 
@@ -139,25 +130,51 @@ def raise_failures(results: Sequence[HostResult]) -> None:
         raise ImgbuildError(f"transfer failed on {len(failed)} of {len(results)} hosts: {names}")
 
 
-def _send_one(job: Job, local: dict[str, Entry], cache: DigestCache, progress: Progress | None,
-              compress: bool | None, sample: dict[int, tuple[float, float]]) -> HostResult:
-    ex, dest = job.executor, job.dest.rstrip("/")
+@dataclass
+class _Run:
+    """What the jobs of one :func:`distribute` call share: scans, digests, zstd samples, final manifests."""
+
+    cache: DigestCache
+    progress: Progress | None
+    compress: bool | None
+    scans: dict[int, dict[str, Entry]] = field(default_factory=dict)
+    samples: dict[int, tuple[float, float]] = field(default_factory=dict)
+    finals: dict[int, Manifest] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def final(self, key: int) -> Manifest:
+        """The whole tree's manifest, every file's digest filled in (hashed only where no stream did)."""
+        with self.lock:
+            done = self.finals.get(key)
+        if done is None:
+            entries = self.scans[key]
+            done = Manifest({rel: with_digest(e, self.cache) for rel, e in entries.items()})
+            done.digest()
+            with self.lock:
+                done = self.finals.setdefault(key, done)
+        return done
+
+
+def _send_one(job: Job, run: _Run) -> HostResult:
+    ex, dest, key = job.executor, job.dest.rstrip("/"), id(job.source)
     res = HostResult(ex.host, dest)
     start = time.monotonic()
     try:
         held, has_zstd = _read_marker(ex, dest)
-        cache_from_host = DigestCache([held]) if held is not None else None
-        send, remove = diff(local, held, _Chain(cache_from_host, cache))
-        entries = {rel: local[rel] for rel in local}
+        entries = run.scans[key]
+        send, remove = diff(entries, held, _Chain(DigestCache([held]) if held else None, run.cache))
         total = tar_size(entries, send)
-        if progress:
-            progress.started(ex.host, total if (send or remove) else 0)
+        if run.progress:
+            run.progress.started(ex.host, total if (send or remove) else 0)
         if held is not None and not send and not remove:
-            res.digest, res.unchanged = _refresh_marker(ex, dest, entries, held, cache), True
+            res.digest, res.unchanged = _refresh_marker(ex, dest, run.final(key), held), True
         else:
-            use_zstd = _want_zstd(ex, compress, has_zstd, total, entries, send, sample, id(job.source))
-            res.digest = _ship(ex, dest, entries, send, remove, held is not None, cache, progress, use_zstd, res)
-            res.compressed = use_zstd
+            choice = decide(ex, run.compress, has_zstd, total, entries, send, run.samples, key)
+            if choice.zstd and not has_zstd:
+                raise ImgbuildError(f"zstd is not installed on {ex.host}; it is needed to compress the stream",
+                                    ex.host)
+            res.compressed, res.zstd_why = choice.zstd, choice.why
+            res.digest = _ship(ex, dest, key, send, remove, held is not None, run, res)
         res.sent_files, res.removed = len(send), len(remove)
     except BaseException as exc:  # noqa: BLE001 - recorded per host; Ctrl-C is re-raised below
         res.error = exc
@@ -165,8 +182,8 @@ def _send_one(job: Job, local: dict[str, Entry], cache: DigestCache, progress: P
             raise
     finally:
         res.seconds = time.monotonic() - start
-        if progress:
-            progress.finished(ex.host, _note(res))
+        if run.progress:
+            run.progress.finished(ex.host, _note(res))
     return res
 
 
@@ -212,14 +229,8 @@ def _read_marker(ex: Executor, dest: str) -> tuple[Manifest | None, bool]:
     return Manifest.loads(body), zstd
 
 
-def _final(entries: dict[str, Entry], cache: DigestCache) -> Manifest:
-    """The manifest of the whole tree, every file's digest filled in (hashed here only if nobody did)."""
-    return Manifest({rel: with_digest(e, cache) for rel, e in entries.items()})
-
-
-def _refresh_marker(ex: Executor, dest: str, entries: dict[str, Entry], held: Manifest, cache: DigestCache) -> str:
+def _refresh_marker(ex: Executor, dest: str, final: Manifest, held: Manifest) -> str:
     """Nothing to send: rewrite the marker only if its stat keys are stale (so the next run hashes nothing)."""
-    final = _final(entries, cache)
     stale = any(held.entries[rel].key != e.key for rel, e in final.entries.items() if e.type == "f")
     if stale:
         q = shlex.quote(f"{dest}/{MARKER}")
@@ -238,32 +249,33 @@ def _script(full: bool, zstd: bool) -> str:
             'if [ -e "$1" ] || [ -L "$1" ]; then mv -- "$1" "$O"; fi; mv -- "$N" "$1"; rm -rf -- "$O"')
 
 
-def _ship(ex: Executor, dest: str, entries: dict[str, Entry], send: list[str], remove: list[str], delta: bool,
-          cache: DigestCache, progress: Progress | None, use_zstd: bool, res: HostResult) -> str:
+def _ship(ex: Executor, dest: str, key: int, send: list[str], remove: list[str], delta: bool, run: _Run,
+          res: HostResult) -> str:
     """Send ``send`` (and the new marker) after removing ``remove``; return the digest the host now holds."""
     final: list[Manifest] = []
 
     def tail() -> list[tuple[str, bytes]]:
-        final.append(_final(entries, cache))
+        final.append(run.final(key))
         return [(MARKER, final[0].dumps())]
 
     def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
             res.bytes += len(chunk)
-            if progress:
-                progress.advanced(ex.host, len(chunk))
+            if run.progress:
+                run.progress.advanced(ex.host, len(chunk))
             yield chunk
 
-    members = tar_members(entries, send, cache, tail)
+    members = tar_members(run.scans[key], send, run.cache, tail)
     stream = counted(members)
-    if use_zstd:
+    if res.compressed:
         stream = zstd_chunks(stream)
     if delta:
         stream = _prefixed(_removal_line(remove), stream)
     try:
-        ex.run(["sh", "-c", _script(not delta, use_zstd), "sh", dest], input=stream)
+        ex.run(["sh", "-c", _script(not delta, res.compressed), "sh", dest], input=stream)
     finally:
-        members.close()  # a stream cut short releases the digests it claimed
+        with contextlib.suppress(ValueError):  # still running on the feeder thread: it ends when its host is gone
+            members.close()  # a stream cut short releases the digests it claimed
     if not final:
         raise ImgbuildError(f"the host took the stream before its end (tar exited early?): {dest}", ex.host)
     return final[0].digest()
@@ -278,54 +290,3 @@ def _removal_line(remove: list[str]) -> bytes:
 def _prefixed(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield first
     yield from rest
-
-
-def _want_zstd(ex: Executor, compress: bool | None, has_zstd: bool, total: int, entries: dict[str, Entry],
-               send: list[str], sample: dict[int, tuple[float, float]], key: int) -> bool:
-    """Forced, or (auto) compress when the host has zstd and the measured link is slower than zstd -1 here."""
-    if compress is not None:
-        if compress and not has_zstd:
-            raise ImgbuildError(f"zstd is not installed on {ex.host}; it is needed to compress the stream", ex.host)
-        return compress
-    if not has_zstd or total < AUTO_MIN_BYTES:
-        return False
-    if key not in sample:
-        sample[key] = _zstd_sample(entries, send)
-    ratio, zstd_rate = sample[key]
-    return ratio <= 0.9 and _link_rate(ex) < zstd_rate
-
-
-def _zstd_sample(entries: dict[str, Entry], send: list[str]) -> tuple[float, float]:
-    """(compressed/raw ratio, bytes per second) of zstd -1 on up to 8 MiB of the files to send."""
-    import zstandard
-
-    data = bytearray()
-    for rel in send:
-        e = entries[rel]
-        if e.type == "f" and e.size:
-            with open(e.src, "rb") as fh:
-                data += fh.read(_SAMPLE - len(data))
-        if len(data) >= _SAMPLE:
-            break
-    if not data:
-        return 1.0, 0.0
-    begin = time.perf_counter()
-    out = zstandard.ZstdCompressor(level=1, threads=-1).compress(bytes(data))
-    return len(out) / len(data), len(data) / max(time.perf_counter() - begin, 1e-6)
-
-
-def _link_rate(ex: Executor) -> float:
-    """Bytes per second the host's channel takes, timed after the first chunks filled its window."""
-    marks: list[float] = []
-    block = os.urandom(1 << 20)
-
-    def chunks() -> Iterator[bytes]:
-        for _ in range(_PROBE_CHUNKS):
-            marks.append(time.perf_counter())
-            yield block
-        marks.append(time.perf_counter())
-
-    ex.run(["sh", "-c", "cat > /dev/null"], input=chunks())
-    skip = 4
-    return (len(marks) - 1 - skip) * len(block) / max(marks[-1] - marks[skip], 1e-6)
-
