@@ -217,7 +217,7 @@ def build_buildah(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter
     """Build ``plan`` with buildah, import the result into ``store`` and finish it; not tagged."""
     rep = reporter or Reporter()
     name = f"localhost/imgbuild-work-{uuid.uuid4().hex[:12]}:build"
-    tmp = Path(tempfile.mkdtemp(prefix="imgbuild-buildah-"))
+    tmp = Path(tempfile.mkdtemp(prefix="buildah-", dir=store.tmp_dir))  # owned: gc sweeps it
     session = _Buildah(store, opts, rep, tmp)
     try:
         bases = {ref: session.base(ref, opts.platform) for ref in _image_refs(plan)}

@@ -428,7 +428,7 @@ def _annotated(store, desc: Descriptor) -> Descriptor:
 
 def finish_image(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter, image, has_base: bool) -> BuildResult:
     """Finish an image another backend built (in ``store``): bundled registry/, labels, env, type, created."""
-    tmp = Path(tempfile.mkdtemp(prefix="imgbuild-finish-"))
+    tmp = Path(tempfile.mkdtemp(prefix="finish-", dir=store.tmp_dir))  # owned: gc sweeps it
     try:
         b = _Builder(plan, store, opts, reporter, tmp)
         st = _Stage(list(image.layers), json.loads(image.config.raw), copying.FsTree(), has_base,
@@ -444,7 +444,7 @@ def build_native(plan: BuildPlan, store, opts: BuildOptions = BuildOptions(), re
                  *, tag: bool = True) -> BuildResult:
     """Build ``plan`` for ``opts.platform`` into ``store``; tag it unless ``tag`` is False."""
     rep = reporter or Reporter()
-    tmp = Path(tempfile.mkdtemp(prefix="imgbuild-build-"))
+    tmp = Path(tempfile.mkdtemp(prefix="build-", dir=store.tmp_dir))  # owned: gc sweeps it
     try:
         b = _Builder(plan, store, opts, rep, tmp)
         result = _complete(b, b.run(), opts)

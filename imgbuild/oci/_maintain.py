@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Iterator
 from imgbuild.errors import DigestMismatch, StoreError
 from imgbuild.locks import try_exclusive
 from imgbuild.oci.model import REF_NAME, Manifest
+from imgbuild.scratch import sweep
 
 if TYPE_CHECKING:
     from imgbuild.oci.store import Store
@@ -56,7 +57,7 @@ def _blob_files(store: Store) -> Iterator[tuple[str, Path]]:
 
 
 def gc(store: Store) -> tuple[int, int]:
-    """Remove blobs no tag reaches and stale temp files; return (blobs removed, bytes freed)."""
+    """Remove blobs no tag reaches and the temp files of writers that are gone; return (blobs removed, bytes freed)."""
     removed = freed = 0
     now = time.time()
     with store.lock():
@@ -76,17 +77,11 @@ def gc(store: Store) -> tuple[int, int]:
 
 
 def _remove_stale_temp(store: Store, now: float) -> int:
-    freed = 0
-    if store.tmp_dir.is_dir():
-        for f in store.tmp_dir.iterdir():
-            try:
-                st = f.stat()
-                if f.is_file() and st.st_mtime < now - TEMP_MAX_AGE:
-                    f.unlink()
-                    freed += st.st_size
-            except FileNotFoundError:
-                continue  # renamed into place or removed meanwhile
-    return freed
+    """Remove the temp files of every writer that is gone (killed or crashed), whatever their age."""
+    try:
+        return sweep(store.root / ".tmp", loose_max_age=TEMP_MAX_AGE, now=now)
+    except OSError as exc:
+        raise StoreError(f"cannot remove temp files: {exc.strerror}", str(store.root / ".tmp")) from exc
 
 
 def verify(store: Store, repair: bool = False) -> list[str]:

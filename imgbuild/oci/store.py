@@ -6,7 +6,9 @@ The layout is the standard one (``oci-layout``, ``index.json``,
 full normalised reference (``docker.io/library/app:v1``); an entry without that
 annotation is an untagged image kept alive (a loaded image that had no name).
 
-Never half-written: a blob is streamed to a temp file under ``.tmp/``, hashed,
+Never half-written: a blob is streamed to a temp file under ``.tmp/<owner>/``
+(:mod:`imgbuild.scratch`: each process's own directory, swept by gc once that
+process is gone, however it died), hashed,
 checked against the digest it was announced with, fsynced and renamed into
 place; ``index.json`` is replaced the same way, so a reader (who takes no lock)
 sees the old or the new state, never a partial one. Writers of ``index.json``
@@ -38,6 +40,7 @@ from imgbuild.oci.model import (
     REF_NAME, Descriptor, Digest, ImageConfig, Index, Manifest, MediaType, Platform, parse_document,
 )
 from imgbuild.reference import Reference, parse_reference
+from imgbuild.scratch import owned_dir
 
 __all__ = ["Store", "BlobWriter", "Image", "open_store", "REF_NAME", "TEMP_MAX_AGE"]
 
@@ -58,8 +61,8 @@ class Store(BlobReads):
 
     @property
     def tmp_dir(self) -> Path:
-        """Where temp files live: inside the store, so a rename into place is atomic."""
-        return self.root / ".tmp"
+        """This process's temp directory, inside the store (a rename into place is atomic) and owned (see gc)."""
+        return owned_dir(self.root / ".tmp")
 
     def _ensure_layout(self) -> None:
         if (self.root / "oci-layout").is_file() and (self.root / "index.json").is_file():

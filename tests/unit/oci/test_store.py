@@ -165,13 +165,16 @@ def test_gc_spares_fresh_blobs_while_an_import_runs(store):
 
 def test_gc_removes_stale_temp_files(store):
     make_image(store, "a:1")
-    old, new = store.tmp_dir / "blob-old", store.tmp_dir / "blob-new"
+    old, new = store.root / ".tmp" / "blob-old", store.root / ".tmp" / "blob-new"  # no owner: an older version's
     old.write_bytes(b"x" * 10)
     new.write_bytes(b"y")
+    mine = store.tmp_dir / "blob-mine"  # this live process's own temp file, however old
+    mine.write_bytes(b"z")
     past = time.time() - TEMP_MAX_AGE - 5
-    os.utime(old, (past, past))
+    for p in (old, mine):
+        os.utime(p, (past, past))
     store.gc()
-    assert not old.exists() and new.exists()
+    assert not old.exists() and new.exists() and mine.exists()
 
 
 def test_verify_and_repair(store):
