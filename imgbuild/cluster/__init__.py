@@ -24,11 +24,11 @@ from imgbuild.cluster.env import FrozenMap, effective_env, expand, masked
 from imgbuild.cluster.hosts import MASTER, NODE, REGISTRY, SSH, Machine, expand_hosts, parse_endpoint
 from imgbuild.cluster.model import API_VERSION, Cluster, Condition, Config, Host, Status
 from imgbuild.cluster.plan import Action, plan
-from imgbuild.cluster.state import ClusterState, HostState
+from imgbuild.cluster.state import ClusterState, HostState, ImageRecord
 
 __all__ = [
     "API_VERSION", "Action", "Cluster", "ClusterState", "Clusterfile", "Condition", "Config", "Document",
-    "FrozenMap", "Host", "HostState", "MASTER", "Machine", "NODE", "REGISTRY", "SSH", "Status", "apply_configs",
+    "FrozenMap", "Host", "HostState", "ImageRecord", "MASTER", "Machine", "NODE", "REGISTRY", "SSH", "Status", "apply_configs",
     "effective_env", "expand", "expand_hosts", "load_clusterfile", "masked", "parse_clusterfile",
     "parse_endpoint", "plan", "to_yaml",
 ]
