@@ -64,6 +64,9 @@ class Document:
     model: Any = None
     spans: Mapping[str, tuple[int, int, int]] = field(default_factory=dict, compare=False)
 
+    def __repr__(self) -> str:  # the text holds passwords
+        return f"Document(kind={self.kind!r}, line={self.line}, changed={self.model != self.loaded})"
+
     def render(self) -> str:
         """The document's text: as read when its model is unchanged, else with changed parts rewritten."""
         if self.model == self.loaded:

@@ -82,6 +82,9 @@ class Status:
     conditions: tuple[Condition, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:  # extra may hold sealos' mounts with registry passwords: names only
+        return f"Status(phase={self.phase!r}, conditions={self.conditions!r}, extra=<{', '.join(self.extra)}>)"
+
     def to_dict(self) -> dict:
         """sealos' mapping (``{}`` when empty)."""
         out: dict[str, Any] = dict(self.extra)
@@ -313,6 +316,10 @@ class Config:
     strategy: str = DEFAULT_STRATEGY
     metadata: Mapping[str, Any] = field(default_factory=dict)
     where: str = field(default="", compare=False)
+
+    def __repr__(self) -> str:  # data may hold passwords: its size only
+        return (f"Config(name={self.name!r}, path={self.path!r}, match={self.match!r}, strategy={self.strategy!r}, "
+                f"data=<{len(self.data)} chars>)")
 
     def matches(self, image: str) -> bool:
         """True if this Config applies to ``image`` (no ``match``: every image; else a glob on its name forms)."""

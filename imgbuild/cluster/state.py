@@ -120,6 +120,9 @@ class ClusterState:
     images: dict[str, ImageRecord] = field(default_factory=dict)
     hosts: dict[str, HostState] = field(default_factory=dict)
 
+    def __repr__(self) -> str:  # the spec and -e env hold secrets: print masked() instead
+        return f"ClusterState(name={self.name!r}, phase={self.phase!r}, hosts={len(self.hosts)})"
+
     @property
     def cluster(self) -> Cluster:
         """The applied Cluster spec."""

@@ -220,3 +220,15 @@ def test_hosts_are_values() -> None:
     assert h == Host(("127.0.0.2",), ("master",), FrozenMap({"a": "b"}))
     c = Cluster.from_flags(["x:1"], masters="127.0.0.2")
     assert len(set(c.machines()) | set(c.machines())) == 1
+
+
+def test_reprs_never_show_secrets() -> None:
+    from imgbuild.cluster import ClusterState
+
+    corpus = Path(__file__).resolve().parents[2] / "data" / "clusterfiles" / "valid"
+    cf = load_clusterfile(corpus / "status-by-sealos.yaml")
+    state = ClusterState.from_text(cf.dump())
+    state.cli_env = {"registryPassword": "cli-pw"}
+    text = repr(cf) + repr(cf.cluster) + repr(state) + repr(Config("c", "p", "mysql-passwd: hunter2"))
+    for secret in ("s3cret", "passw0rd", "cli-pw", "hunter2"):
+        assert secret not in text
