@@ -154,6 +154,7 @@ class RunContext:
     planned: list[Planned] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     _plock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _memo: dict = field(default_factory=dict, repr=False)
 
     # -- layout on hosts ------------------------------------------------------------------------
     @property
@@ -176,44 +177,57 @@ class RunContext:
         return posixpath.join(self.cluster_root, "applications", image.app, "workdir")
 
     # -- hosts ------------------------------------------------------------------------------------
+    def _once(self, key: str, make: Callable[[], Any]) -> Any:
+        """``make()`` computed once per run (the host list does not change during a run)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
     @property
     def master0(self) -> HostRun:
         """The first master."""
-        return next(h for h in self.hosts if h.has("master"))
+        return self.masters[0]
 
     @property
     def masters(self) -> list[HostRun]:
         """Every master, master0 first."""
-        return [h for h in self.hosts if h.has("master")]
+        return self._once("masters", lambda: [h for h in self.hosts if h.has("master")])
 
     @property
     def nodes(self) -> list[HostRun]:
         """Every host that is not a master."""
-        return [h for h in self.hosts if not h.has("master")]
+        return self._once("nodes", lambda: [h for h in self.hosts if not h.has("master")])
 
     @property
     def registry_hosts(self) -> list[HostRun]:
         """Hosts with the registry role, or master0 when none has it."""
-        return [h for h in self.hosts if h.has("registry")] or [self.master0]
+        return self._once("registry", lambda: [h for h in self.hosts if h.has("registry")] or [self.master0])
 
     def is_registry(self, host: HostRun) -> bool:
         """True when ``host`` serves the cluster's registry."""
-        return any(h.name == host.name for h in self.registry_hosts)
+        return host.name in self._once("registry_names", lambda: {h.name for h in self.registry_hosts})
 
     # -- env ----------------------------------------------------------------------------------------
+    def env_key(self, host: HostRun) -> str:
+        """A short digest of the host's full env (part of the keys of steps whose outcome depends on it)."""
+        return self._once(f"envkey:{host.name}", lambda: env_digest(self.env_for(host)))
+
     def env_for(self, host: HostRun) -> dict[str, str]:
         """The host's full script env: its effective env plus what the engine adds (labels.ENGINE_ENV)."""
+        cluster = self._once("cluster_env", lambda: {
+            "MASTER0": self.master0.address,
+            "MASTERS": ",".join(h.address for h in self.masters),
+            "NODES": ",".join(h.address for h in self.nodes),
+            "REGISTRY_HOSTS": ",".join(h.address for h in self.registry_hosts),
+        })
         env = dict(host.env)
+        env.update(cluster)
         env.update({
             "SEALOS_SYS_CLUSTER_NAME": self.cluster_name,
             "SEALOS_SYS_ROOTFS": self.rootfs,
             "SEALOS_SYS_PKI": self.pki,
             "HOST_IP": host.address,
             "HOST_ROLES": ",".join(host.roles),
-            "MASTER0": self.master0.address,
-            "MASTERS": ",".join(h.address for h in self.masters),
-            "NODES": ",".join(h.address for h in self.nodes),
-            "REGISTRY_HOSTS": ",".join(h.address for h in self.registry_hosts),
         })
         return env
 
@@ -244,6 +258,10 @@ class RunContext:
         if not hosts:
             return
         failures: dict[str, BaseException] = {}
+        if self.options.dry_run:  # nothing blocks: threads would only add hand-offs
+            for host in hosts:
+                fn(host)
+            return
         with ThreadPoolExecutor(max_workers=max(1, min(self.options.max_parallel, len(hosts)))) as pool:
             futures = {pool.submit(fn, h): h for h in hosts}
             for fut, host in futures.items():

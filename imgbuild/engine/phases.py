@@ -19,7 +19,7 @@ import shlex
 from typing import Callable
 
 from imgbuild import labels as L
-from imgbuild.engine.context import HostRun, ImageRun, RunContext, env_digest
+from imgbuild.engine.context import HostRun, ImageRun, RunContext
 from imgbuild.engine.lifecycle import (cmd_command, hosts_block_command, hosts_unblock_command, lifecycle_command,
                                        remove_paths_command)
 from imgbuild.errors import InputError
@@ -169,7 +169,7 @@ def guest(ctx: RunContext) -> None:
             _cmd(ctx, ctx.master0, image, ctx.app_dir(image))
         for i, command in enumerate(_sealer_commands(ctx, image)):
             env = ctx.env_for(ctx.master0)
-            key = f"sealer@{image.digest}@{i}@{env_digest(env)}"
+            key = f"sealer@{image.digest}@{i}@{ctx.env_key(ctx.master0)}"
             ctx.step("Guest", ctx.master0, key, f"{image.ref}: {command}",
                      lambda command=command: ctx.run(ctx.master0, command, env=env), command)
 
@@ -222,7 +222,7 @@ def _lifecycle(ctx: RunContext, phase: str, host: HostRun, name: str) -> None:
         if script is None:
             continue
         env = ctx.env_for(host)
-        key = f"{name}@{image.digest}@{env_digest(env)}"
+        key = f"{name}@{image.digest}@{ctx.env_key(host)}"
         ctx.step(phase, host, key, f"{name} of {image.ref}", lambda s=script: ctx.run(host, s, env=env), script)
 
 
@@ -231,7 +231,7 @@ def _cmd(ctx: RunContext, host: HostRun, image: ImageRun, workdir: str) -> None:
     script = cmd_command(image.cmd, image.entrypoint, workdir, ctx.extra["expander"](env))
     if script is None:
         return
-    key = f"cmd@{image.digest}@{env_digest(env)}"
+    key = f"cmd@{image.digest}@{ctx.env_key(host)}"
     ctx.step("Guest", host, key, f"CMD of {image.ref}", lambda: ctx.run(host, script, env=env), script)
 
 

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgbuild.engine.context import HostRun, ImageRun, RunContext, env_digest
+from imgbuild.engine.context import HostRun, ImageRun, RunContext
 
 __all__ = ["Layer", "Unit", "host_units"]
 
@@ -49,7 +49,7 @@ def host_units(ctx: RunContext, host: HostRun) -> list[Unit]:
     """
     staging: Path = ctx.extra["staging"]
     registry = ctx.is_registry(host)
-    common = [env_digest(ctx.env_for(host)), ctx.extra.get("configs_digest", "")]
+    common = [ctx.env_key(host), ctx.extra.get("configs_digest", "")]
     layers: list[Layer] = []
     parts: list[object] = [registry, *common]
     for image in ctx.images:

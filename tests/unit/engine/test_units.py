@@ -51,6 +51,7 @@ def test_roles_decide_what_each_host_gets(tmp_path):
 def test_keys_change_with_env_only_for_that_host(tmp_path):
     ctx = _ctx(tmp_path)
     before = [u.key for h in ctx.hosts for u in host_units(ctx, h)]
+    ctx = _ctx(tmp_path)
     ctx.hosts[1].env["k"] = "changed"
     after = [u.key for h in ctx.hosts for u in host_units(ctx, h)]
     assert before[:3] == after[:3] and before[3] != after[3]
