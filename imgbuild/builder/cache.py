@@ -58,7 +58,7 @@ class StepCache:
             return None
         except Exception:  # an invalid digest in a damaged entry: treat as a miss
             return None
-        return result if store.has_blob(result.digest) else None
+        return result if store.claim_blob(result.digest) else None  # leased: a concurrent gc spares it
 
     def put(self, key: str, result: LayerResult) -> None:
         """Remember ``result`` for ``key`` (atomically; a failure to write only costs a future miss)."""

@@ -17,7 +17,9 @@ A process that writes a blob holds a shared lock on ``.gc.lock`` from then
 until it next tags (:meth:`Store.tag`, :meth:`Store.add_untagged`), or for the
 span of a :meth:`Store.writing` block; :meth:`Store.gc` removes every
 unreachable blob when no such importer exists, and only those older than an
-hour while one does, so a concurrent gc never deletes an import in progress.
+hour while one does, so a concurrent gc never deletes an import in progress;
+a blob an importer finds already stored and counts on is claimed the same way
+(:meth:`Store.claim_blob`: made fresh under the lock, a lease until the tag).
 (A process that imports in one thread while another thread tags should wrap
 each import in :meth:`Store.writing`.)
 """
@@ -120,11 +122,28 @@ class Store(BlobReads):
             yield writer
 
     def ingest_file(self, path: Path, expected: str | None = None) -> Digest:
-        """Stream a file into the store as a blob (skipped when ``expected`` is already stored)."""
-        if expected and self.has_blob(expected):
-            os.utime(self.blob_path(expected))
+        """Stream a file into the store as a blob (skipped when ``expected`` is already stored, and claimed)."""
+        if expected and self.claim_blob(expected):
             return Digest(expected)
         return stream_file(self.blob_writer, path, expected)
+
+    def claim_blob(self, digest: str) -> bool:
+        """True if the blob is stored; then leased to this importer until its next tag, so a concurrent gc spares it.
+
+        The lease is containerd's idea done with what gc already honours: the caller joins the
+        importers (the shared ``.gc.lock``, armed as :meth:`blob_writer` does) and the blob is made
+        fresh under the store lock, so gc either sees it fresh and keeps it or has already removed it
+        (then this returns False and the caller fetches it again).
+        """
+        if not self.has_blob(digest):
+            return False
+        self._gc_lock().arm()
+        with self.lock():
+            try:
+                os.utime(self.blob_path(digest))
+            except FileNotFoundError:
+                return False
+        return True
 
     # -- documents --------------------------------------------------------------------------------
 
