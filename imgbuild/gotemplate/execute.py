@@ -1,0 +1,483 @@
+"""Executing a parsed template: the tree is compiled once into nested closures, then run per data.
+
+Each node becomes ``run(st, dot, vs)`` (``st`` the execution state with the
+output list, ``dot`` the current data, ``vs`` the template's variable frame),
+each expression ``ev(st, dot, vs)``; a one-field action such as
+``{{ .registryDomain }}`` is a dict lookup and an append. Semantics are those
+of ``text/template/exec.go``: a pipeline's nil becomes "no value", a missing
+map key follows ``missingkey``, a field of a nil value is an error, ranges over
+maps go in sorted key order, ``and``/``or`` short-circuit. Every runtime error
+is a TemplateError naming the node's ``file:line:col`` and Go's ``at <...>`` context.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+
+from imgbuild.gotemplate import nodes as n
+from imgbuild.gotemplate.builtins import BUILTINS
+from imgbuild.gotemplate.calls import FuncSpec, caller, converters, failure, spec_of
+from imgbuild.gotemplate.errors import TemplateError
+from imgbuild.gotemplate.gofmt import fmt_value, sort_key
+from imgbuild.gotemplate.parse import Tree
+from imgbuild.gotemplate.values import NO_VALUE_TEXT, NOVALUE, go_type, truth
+
+__all__ = ["State", "compile_tree", "run_template", "MISSINGKEY", "MAX_DEPTH"]
+
+MISSINGKEY = {"error": 0, "zero": 1, "default": 2, "invalid": 2}
+MAX_DEPTH = 64
+_UNSET = object()
+_SCALARS = (str, int, float, bool, complex, list, tuple, bytes, bytearray)
+_PRINT_FAST = frozenset((int, float, bool, list, dict))
+
+
+class State:
+    """One execution: the output pieces, the missingkey mode, the template set, the template depth."""
+
+    __slots__ = ("out", "missing", "tset", "depth")
+
+    def __init__(self, tset: object, missing: int, depth: int = 0) -> None:
+        self.out: list[str] = []
+        self.missing = missing
+        self.tset = tset
+        self.depth = depth
+
+
+class _Break(Exception):
+    pass
+
+
+class _Continue(Exception):
+    pass
+
+
+class Where:
+    """A node of a tree, to build an error message naming its position and Go's ``at <context>`` text."""
+
+    __slots__ = ("tree", "node")
+
+    def __init__(self, tree: Tree, node: object) -> None:
+        self.tree, self.node = tree, node
+
+    @property
+    def ctx(self) -> str:
+        """The node in template syntax, cut at 20 characters as Go does."""
+        ctx = str(self.node)
+        return ctx if len(ctx) <= 20 else ctx[:20] + "..."
+
+    def error(self, msg: str) -> TemplateError:
+        """A TemplateError for ``msg`` at this node."""
+        tree = self.tree
+        line, col = tree.positions.at(self.node.pos)  # type: ignore[attr-defined]
+        head = f"at <{self.ctx}>" if tree.name == tree.src else f'executing "{tree.name}" at <{self.ctx}>'
+        return TemplateError(f"{head}: {msg}", tree.src, line, col)
+
+
+def printable(v: object, w: Where) -> str:
+    """The text ``{{ v }}`` prints: Go's Fprint, and ``<no value>`` for nil."""
+    if type(v) in _PRINT_FAST:
+        return fmt_value(v)
+    if v is NOVALUE or v is None:
+        return NO_VALUE_TEXT
+    if inspect.isroutine(v):
+        raise w.error(f"can't print {w.ctx} of type {go_type(v)}")
+    return fmt_value(v)
+
+
+_METHOD_SPECS: dict[object, FuncSpec] = {}
+
+
+def _method(st: State, attr: Callable, name: str, args: list, w: Where) -> object:
+    key = getattr(attr, "__func__", attr)
+    spec = _METHOD_SPECS.get(key)
+    if spec is None:
+        spec = spec_of(name, attr)
+        if hasattr(attr, "__func__"):
+            _METHOD_SPECS[key] = spec
+    spec = spec._replace(fn=attr)
+    err = spec.arity_error(len(args))
+    if err:
+        raise w.error(err)
+    try:
+        return caller(spec, len(args))(args)
+    except (TemplateError, RecursionError):
+        raise
+    except Exception as exc:  # the method's own failure, reported as Go reports an error result
+        raise w.error(failure(name, exc)) from exc
+
+
+def field(st: State, recv: object, name: str, w: Where, args: list | None) -> object:
+    """Go's evalField: ``recv.name`` for a map, an object's attribute, or a method call with ``args``."""
+    if recv is NOVALUE:
+        if st.missing == 0:
+            raise w.error(f'nil data; no entry for key "{name}"')
+        return NOVALUE
+    if recv is None:
+        raise w.error(f"nil pointer evaluating interface {{}}.{name}")
+    if isinstance(recv, Mapping):
+        if args:
+            raise w.error(f"{name} is not a method but has arguments")
+        try:
+            return recv[name]
+        except KeyError:
+            if st.missing == 0:
+                raise w.error(f'map has no entry for key "{name}"') from None
+            return None if st.missing == 1 else NOVALUE
+    attr = _UNSET if isinstance(recv, _SCALARS) or name.startswith("_") else getattr(recv, name, _UNSET)
+    if attr is _UNSET:
+        raise w.error(f"can't evaluate field {name} in type {go_type(recv)}")
+    if callable(attr) and not isinstance(attr, type):
+        return _method(st, attr, name, args or [], w)
+    if args:
+        raise w.error(f"{name} has arguments but cannot be invoked as function")
+    return attr
+
+
+def run_template(st: State, name: str, dot: object, w: Where | None) -> None:
+    """Execute template ``name`` of the state's set with ``dot`` (its ``$``), appending to ``st.out``."""
+    entry = st.tset.lookup(name)  # type: ignore[attr-defined]
+    if entry is None:
+        msg = f'template "{name}" not defined'
+        raise w.error(msg) if w else TemplateError(msg, name)
+    if st.depth >= MAX_DEPTH:
+        msg = f"exceeded maximum template depth ({MAX_DEPTH})"
+        raise w.error(msg) if w else TemplateError(msg, name)
+    fn, nslots = entry
+    vs = [_UNSET] * nslots
+    vs[0] = dot
+    st.depth += 1
+    try:
+        fn(st, dot, vs)
+    finally:
+        st.depth -= 1
+
+
+def _items(val: object, ndecl: int, w: Where) -> object:
+    """What ``range`` walks: (key, element) pairs, or None when there is nothing (nil, empty)."""
+    if isinstance(val, (list, tuple)):
+        return enumerate(val) if val else None
+    if isinstance(val, Mapping):
+        return [(k, val[k]) for k in sorted(val, key=sort_key)] if val else None
+    if val is NOVALUE or val is None:
+        return None
+    if isinstance(val, int) and not isinstance(val, bool):
+        if ndecl > 1:
+            raise w.error(f"can't use {val} to iterate over more than one variable")
+        return ((i, i) for i in range(val)) if val > 0 else None
+    raise w.error(f"range can't iterate over {fmt_value(val)}")
+
+
+def _raiser(err: TemplateError) -> Callable:
+    def run(*_: object) -> object:
+        raise err
+    return run
+
+
+class _Compiler:
+    def __init__(self, tree: Tree, resolve: Callable[[str], FuncSpec | None]) -> None:
+        self.tree = tree
+        self.resolve = resolve
+
+    def where(self, node: object) -> Where:
+        return Where(self.tree, node)
+
+    # statements
+    def block(self, nodes: list) -> Callable:
+        fns: list[Callable] = []
+        text: list[str] = []
+        for node in nodes:
+            if isinstance(node, n.Text):
+                text.append(node.text)
+                continue
+            if text:
+                fns.append(_text("".join(text)))
+                text = []
+            fns.append(self.node(node))
+        if text:
+            fns.append(_text("".join(text)))
+        if len(fns) == 1:
+            return fns[0]
+        seq = tuple(fns)
+
+        def run(st: State, dot: object, vs: list) -> None:
+            for f in seq:
+                f(st, dot, vs)
+        return run
+
+    def node(self, node: object) -> Callable:
+        if isinstance(node, n.Action):
+            return self.action(node)
+        if isinstance(node, n.Range):
+            return self.range_(node)
+        if isinstance(node, n.If):
+            return self.if_(node)
+        if isinstance(node, n.TemplateCall):
+            return self.template_call(node)
+        exc = _Continue if isinstance(node, n.Continue) else _Break
+
+        def jump(st: State, dot: object, vs: list) -> None:
+            raise exc
+        return jump
+
+    def action(self, node: n.Action) -> Callable:
+        pipe, w = node.pipe, self.where(node)
+        if pipe.decl:
+            return self.pipe(pipe)
+        first = pipe.cmds[0].args
+        if len(pipe.cmds) == 1 and len(first) == 1 and isinstance(first[0], n.Field) and len(first[0].names) == 1:
+            return self.print_field(first[0].names[0], self.where(first[0]), w)
+        ev = self.command(pipe.cmds[0], False) if len(pipe.cmds) == 1 else self.pipe(pipe)
+
+        def run(st: State, dot: object, vs: list) -> None:
+            v = ev(st, dot, vs)
+            st.out.append(v if type(v) is str else printable(v, w))
+        return run
+
+    def print_field(self, name: str, fw: Where, w: Where) -> Callable:
+        def run(st: State, dot: object, vs: list) -> None:
+            if type(dot) is dict and name in dot:
+                v = dot[name]
+            else:
+                v = field(st, dot, name, fw, None)
+            st.out.append(v if type(v) is str else printable(v, w))
+        return run
+
+    def if_(self, node: n.If) -> Callable:
+        ev = self.pipe(node.pipe)
+        body = self.block(node.body)
+        other = self.block(node.other) if node.other is not None else None
+        with_ = isinstance(node, n.With)
+
+        def run(st: State, dot: object, vs: list) -> None:
+            v = ev(st, dot, vs)
+            if truth(v):
+                body(st, v if with_ else dot, vs)
+            elif other is not None:
+                other(st, dot, vs)
+        return run
+
+    def range_(self, node: n.Range) -> Callable:
+        ev = self.pipe(node.pipe, declare=False)
+        body = self.block(node.body)
+        other = self.block(node.other) if node.other is not None else None
+        slots, w = node.pipe.slots, self.where(node)
+        ndecl = len(slots)
+        elem = slots[-1] if slots else None
+        key = slots[0] if ndecl == 2 else None
+
+        def run(st: State, dot: object, vs: list) -> None:
+            items = _items(ev(st, dot, vs), ndecl, w)
+            if items is None:
+                if other is not None:
+                    other(st, dot, vs)
+                return
+            for k, e in items:  # type: ignore[attr-defined]
+                if elem is not None:
+                    vs[elem] = e
+                    if key is not None:
+                        vs[key] = k
+                try:
+                    body(st, e, vs)
+                except _Continue:
+                    continue
+                except _Break:
+                    break
+        return run
+
+    def template_call(self, node: n.TemplateCall) -> Callable:
+        ev = self.pipe(node.pipe) if node.pipe is not None else None
+        name, w = node.name, self.where(node)
+
+        def run(st: State, dot: object, vs: list) -> None:
+            run_template(st, name, ev(st, dot, vs) if ev is not None else NOVALUE, w)
+        return run
+
+    # expressions
+    def pipe(self, pipe: n.Pipe, declare: bool = True) -> Callable:
+        first = self.command(pipe.cmds[0], False)
+        rest = tuple(self.command(c, True) for c in pipe.cmds[1:])
+        slots = tuple(pipe.slots) if declare else ()
+        if not rest and not slots:
+            def single(st: State, dot: object, vs: list) -> object:
+                v = first(st, dot, vs)
+                return NOVALUE if v is None else v
+            return single
+
+        def run(st: State, dot: object, vs: list) -> object:
+            v = first(st, dot, vs)
+            for c in rest:
+                v = c(st, dot, vs, NOVALUE if v is None else v)
+            if v is None:
+                v = NOVALUE
+            for s in slots:
+                vs[s] = v
+            return v
+        return run
+
+    def command(self, cmd: n.Command, final: bool) -> Callable:
+        """``ev(st, dot, vs)`` for a pipeline's first command, ``ev(st, dot, vs, fin)`` for a later one."""
+        head, args = cmd.args[0], cmd.args[1:]
+        w = self.where(head)
+        if isinstance(head, n.Identifier):
+            return self.call(head, args, final, self.where(cmd))
+        if isinstance(head, (n.Field, n.Chain)) or isinstance(head, n.Variable) and head.names:
+            return self.chain(head, args, final, w)
+        if args or final:
+            return _raiser(w.error(f"can't give argument to non-function {head}"))
+        if isinstance(head, n.Nil):
+            return _raiser(w.error("nil is not a command"))
+        return self.arg(head)
+
+    def arg(self, node: object) -> Callable:
+        """An evaluator for an argument (an operand with no arguments of its own)."""
+        if isinstance(node, n.Literal):
+            value = node.value
+            return lambda st, dot, vs: value
+        if isinstance(node, n.Nil):
+            return lambda st, dot, vs: None
+        if isinstance(node, n.Dot):
+            return lambda st, dot, vs: dot
+        if isinstance(node, n.Pipe):
+            return self.pipe(node)
+        if isinstance(node, n.Identifier):
+            return self.call(node, [], False, self.where(node))
+        if isinstance(node, n.Variable) and not node.names:
+            return self.variable(node)
+        return self.chain(node, [], False, self.where(node))
+
+    def variable(self, node: n.Variable) -> Callable:
+        slot, name, w = node.slot, node.name, self.where(node)
+
+        def ev(st: State, dot: object, vs: list) -> object:
+            v = vs[slot]
+            if v is _UNSET:
+                raise w.error(f"undefined variable: {name}")
+            return v
+        return ev
+
+    def chain(self, node: object, args: list, final: bool, w: Where) -> Callable:
+        if isinstance(node, n.Field):
+            recv = None
+        elif isinstance(node, n.Variable):
+            recv = self.variable(n.Variable(node.pos, node.name, node.slot))
+        else:
+            recv = self.arg(node.node)  # type: ignore[attr-defined]
+        names = node.names  # type: ignore[attr-defined]
+        if not args and not final:
+            return _walk(recv, names, w)
+        argevs = tuple(self.arg(a) for a in args)
+        head, last = _walk(recv, names[:-1], w) if names[:-1] else recv, names[-1]
+
+        def ev(st: State, dot: object, vs: list, fin: object = None) -> object:
+            r = head(st, dot, vs) if head is not None else dot
+            values = [a(st, dot, vs) for a in argevs]
+            if final:
+                values.append(fin)
+            return field(st, r, last, w, values)
+        return ev
+
+    def call(self, ident: n.Identifier, args: list, final: bool, w: Where) -> Callable:
+        spec = self.resolve(ident.name)
+        if spec is None:
+            return _raiser(w.error(f'"{ident.name}" is not a defined function'))
+        argevs = tuple(self.arg(a) for a in args)
+        err = spec.arity_error(len(argevs) + final)
+        if err:
+            return _raiser(w.error(err))
+        if spec.fn is BUILTINS["and"] or spec.fn is BUILTINS["or"]:
+            return _lazy_logic(argevs, final, spec.fn is BUILTINS["or"])
+        return _invoker(spec, argevs, final, w)
+
+
+def _text(s: str) -> Callable:
+    def run(st: State, dot: object, vs: list) -> None:
+        st.out.append(s)
+    return run
+
+
+def _invoker(spec: FuncSpec, argevs: tuple, final: bool, w: Where) -> Callable:
+    """The evaluator of a function call: arguments evaluated, checked for their Go types, failures located."""
+    fn, name = spec.fn, spec.name
+    convs = converters(spec, len(argevs) + final)
+
+    def fail(exc: Exception) -> TemplateError:
+        if isinstance(exc, (TemplateError, RecursionError)):
+            raise exc
+        return w.error(failure(name, exc))
+    if len(convs) == 1:
+        c0 = convs[0]
+        if final:
+            def ev1f(st: State, dot: object, vs: list, fin: object) -> object:
+                try:
+                    return fn(c0(fin))
+                except Exception as exc:  # a function's own failure: Go's error result
+                    raise fail(exc) from exc
+            return ev1f
+        a0 = argevs[0]
+
+        def ev1(st: State, dot: object, vs: list) -> object:
+            try:
+                return fn(c0(a0(st, dot, vs)))
+            except Exception as exc:  # a function's own failure: Go's error result
+                raise fail(exc) from exc
+        return ev1
+    if len(convs) == 2 and final:
+        (c0, c1), a0 = convs, argevs[0]
+
+        def ev2f(st: State, dot: object, vs: list, fin: object) -> object:
+            try:
+                return fn(c0(a0(st, dot, vs)), c1(fin))
+            except Exception as exc:  # a function's own failure: Go's error result
+                raise fail(exc) from exc
+        return ev2f
+
+    def ev(st: State, dot: object, vs: list, fin: object = None) -> object:
+        values = [a(st, dot, vs) for a in argevs]
+        if final:
+            values.append(fin)
+        try:
+            return fn(*[c(v) for c, v in zip(convs, values)])
+        except Exception as exc:  # a function's own failure: Go's error result
+            raise fail(exc) from exc
+    return ev
+
+
+def _walk(recv: Callable | None, names: tuple[str, ...], w: Where) -> Callable:
+    """An evaluator of ``recv.a.b`` (``recv`` None: dot) without arguments."""
+    if len(names) == 1:
+        name = names[0]
+
+        def one(st: State, dot: object, vs: list) -> object:
+            r = recv(st, dot, vs) if recv is not None else dot
+            if type(r) is dict and name in r:
+                return r[name]
+            return field(st, r, name, w, None)
+        return one
+
+    def many(st: State, dot: object, vs: list) -> object:
+        r = recv(st, dot, vs) if recv is not None else dot
+        for name in names:
+            r = r[name] if type(r) is dict and name in r else field(st, r, name, w, None)
+        return r
+    return many
+
+
+def _lazy_logic(argevs: tuple, final: bool, is_or: bool) -> Callable:
+    """Go's short-circuit and/or: the first argument that decides, else the last one."""
+    def ev(st: State, dot: object, vs: list, fin: object = None) -> object:
+        v: object = NOVALUE
+        for a in argevs:
+            v = a(st, dot, vs)
+            if truth(v) == is_or:
+                return v
+        return fin if final else v
+    return ev
+
+
+def compile_tree(tree: Tree, resolve: Callable[[str], FuncSpec | None]) -> Callable:
+    """Compile ``tree`` into ``run(st, dot, vs)``; ``resolve`` maps a function name to its FuncSpec."""
+    try:
+        return _Compiler(tree, resolve).block(tree.root)
+    except RecursionError:
+        raise TemplateError("template nested too deeply", tree.src) from None
