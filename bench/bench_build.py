@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 
 from bench.bench_layer import make_tree
-from imgbuild.engine.exec import LOCAL, which
+from imgbuild.engine.exec import LocalExecutor, which
+
+EXEC = LocalExecutor()
 
 __all__ = ["main"]
 
@@ -32,7 +34,7 @@ KUBEFILE = "FROM scratch\nCOPY . .\n"
 
 def _timed(label: str, argv: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
     t0 = time.perf_counter()
-    res = LOCAL.run(argv, env=env)
+    res = EXEC.run(argv, env=env)
     wall = time.perf_counter() - t0
     print(f"  {label:<48} {wall:7.2f} s", flush=True)
     return wall, res.stdout.strip()
@@ -55,7 +57,7 @@ def _imgbuild(tree: Path, kubefile: Path, home: Path, runs: int = 2) -> tuple[fl
 
 def _buildah_driver(root: Path, runroot: Path) -> str:
     """overlay if a private root can use it here, else vfs."""
-    probe = LOCAL.run(["buildah", "--root", str(root), "--runroot", str(runroot), "--storage-driver", "overlay",
+    probe = EXEC.run(["buildah", "--root", str(root), "--runroot", str(runroot), "--storage-driver", "overlay",
                        "images"], check=False)
     shutil.rmtree(root, ignore_errors=True)
     return "overlay" if probe.ok else "vfs"
@@ -73,7 +75,7 @@ def _buildah(tree: Path, kubefile: Path) -> float:
         push, _ = _timed("buildah push oci: (gzip)", [*g, "push", "localhost/bench:build",
                                                       f"oci:{WORK / 'oci-out'}:bench"])
     finally:
-        LOCAL.run([*g, "rmi", "--all", "--force"], check=False)
+        EXEC.run([*g, "rmi", "--all", "--force"], check=False)
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(runroot, ignore_errors=True)
     print(f"  {'buildah bud + push':<48} {bud + push:7.2f} s")
@@ -88,7 +90,7 @@ def main() -> dict[str, float]:
     WORK.mkdir(parents=True)
     kubefile = WORK / "Kubefile"
     kubefile.write_text(KUBEFILE)
-    LOCAL.run(["bash", "-c", f"tar -C {tree} -cf - . > /dev/null"])  # warm the page cache for both
+    EXEC.run(["bash", "-c", f"tar -C {tree} -cf - . > /dev/null"])  # warm the page cache for both
     home = WORK / "home"
     try:
         cold, warm, d1, d2 = _imgbuild(tree, kubefile, home)

@@ -21,8 +21,10 @@ import shutil
 import time
 from pathlib import Path
 
-from imgbuild.engine.exec import LOCAL, which
+from imgbuild.engine.exec import LocalExecutor, which
 from imgbuild.oci.layer import entries_from_tree, write_layer
+
+EXEC = LocalExecutor()
 
 __all__ = ["TREE", "make_tree", "main"]
 
@@ -95,7 +97,7 @@ def _imgbuild(tree: Path, out: Path, compression: str) -> None:
 
 
 def _shell(cmd: str) -> None:
-    LOCAL.run(["bash", "-o", "pipefail", "-c", cmd])
+    EXEC.run(["bash", "-o", "pipefail", "-c", cmd])
 
 
 def _buildah(tree: Path, work: Path) -> float:
@@ -104,13 +106,13 @@ def _buildah(tree: Path, work: Path) -> float:
     (work / "Containerfile").write_text("FROM scratch\nCOPY . /\n")
     g = ["buildah", "--root", str(root), "--runroot", str(runroot), "--storage-driver", "vfs"]
     try:
-        bud, _ = _timed("buildah bud (COPY tree, vfs, chroot)", lambda: LOCAL.run(
+        bud, _ = _timed("buildah bud (COPY tree, vfs, chroot)", lambda: EXEC.run(
             [*g, "bud", "--isolation", "chroot", "--layers=false", "-f", str(work / "Containerfile"),
              "-t", "localhost/bench:layer", str(tree)]))
-        push, _ = _timed("buildah push oci: (gzip)", lambda: LOCAL.run(
+        push, _ = _timed("buildah push oci: (gzip)", lambda: EXEC.run(
             [*g, "push", "localhost/bench:layer", f"oci:{work / 'oci-out'}:bench"]))
     finally:
-        LOCAL.run([*g, "rmi", "--all", "--force"], check=False)
+        EXEC.run([*g, "rmi", "--all", "--force"], check=False)
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(runroot, ignore_errors=True)
         shutil.rmtree(work / "oci-out", ignore_errors=True)

@@ -26,9 +26,11 @@ import tarfile
 import time
 from pathlib import Path
 
-from imgbuild.engine.exec import LOCAL, require_tool
+from imgbuild.engine.exec import LocalExecutor, require_tool
 from imgbuild.oci.model import Descriptor, Digest, ImageConfig, Manifest, MediaType
 from imgbuild.oci.regdir import RegistryDir
+
+EXEC = LocalExecutor()
 
 __all__ = ["main"]
 
@@ -102,7 +104,7 @@ def _timed(label: str, fn) -> float:
 
 
 def _skopeo(*args: str) -> None:
-    LOCAL.run(["skopeo", *args])
+    EXEC.run(["skopeo", *args])
 
 
 def main() -> dict:
@@ -128,8 +130,8 @@ def main() -> dict:
         cli = [str(Path(sys.executable).with_name("imgbuild")), "-q", "registry", "save", "--registry-dir",
                str(WORK / "regdir"), "--images", ",".join(refs), "--jobs", "4"]
         os.sync()
-        ours = _timed("imgbuild registry save (20 images, jobs=4)", lambda: LOCAL.run(cli))
-        again = _timed("imgbuild registry save again (all present)", lambda: LOCAL.run(cli))
+        ours = _timed("imgbuild registry save (20 images, jobs=4)", lambda: EXEC.run(cli))
+        again = _timed("imgbuild registry save again (all present)", lambda: EXEC.run(cli))
         os.sync()
 
         def skopeo_all() -> None:

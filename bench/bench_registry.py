@@ -22,7 +22,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from imgbuild.engine.exec import LOCAL, require_tool
+from imgbuild.engine.exec import LocalExecutor, require_tool
+
+EXEC = LocalExecutor()
 
 __all__ = ["main"]
 
@@ -75,17 +77,17 @@ def _timed(fn) -> float:
 
 def _ours(verb: str, store: Path, ref: str) -> tuple[float, int]:
     out: list[str] = []
-    t = _timed(lambda: out.append(LOCAL.run([sys.executable, "-c", _CHILD, verb, str(store), ref]).stdout))
+    t = _timed(lambda: out.append(EXEC.run([sys.executable, "-c", _CHILD, verb, str(store), ref]).stdout))
     return t, int(out[0].strip().splitlines()[-1])
 
 
 def _curl_push(host: str, layout: Path, digests: list[str]) -> None:
     def one(d: str) -> None:
-        loc = LOCAL.run(["curl", "-sS", "-X", "POST", "-D", "-", "-o", "/dev/null",
+        loc = EXEC.run(["curl", "-sS", "-X", "POST", "-D", "-", "-o", "/dev/null",
                          f"http://{host}/v2/bench/curl/blobs/uploads/"]).stdout
         url = next(ln.split(":", 1)[1].strip() for ln in loc.splitlines() if ln.lower().startswith("location:"))
         url = url if url.startswith("http") else f"http://{host}{url}"
-        LOCAL.run(["curl", "-sS", "-f", "-X", "PUT", "-H", "Content-Type: application/octet-stream",
+        EXEC.run(["curl", "-sS", "-f", "-X", "PUT", "-H", "Content-Type: application/octet-stream",
                    "-T", str(layout / "blobs" / "sha256" / d.split(":")[1]), f"{url}&digest={d}"])
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(one, digests))
@@ -99,7 +101,7 @@ def _curl_pull(host: str, repo: str, digests: list[str], dest: Path | None = Non
 
     def one(d: str) -> None:
         out = str(dest / d.split(":")[1]) if dest else "/dev/null"
-        LOCAL.run(["curl", "-sS", "-f", "-o", out, f"http://{host}/v2/{repo}/blobs/{d}"])
+        EXEC.run(["curl", "-sS", "-f", "-o", out, f"http://{host}/v2/{repo}/blobs/{d}"])
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(one, digests))
 
@@ -122,11 +124,11 @@ def main() -> dict[str, float]:
         times["pull_curl_disk"] = _timed(lambda: _curl_pull(reg.host, "bench/ours", digests, WORK / "curl-pulled"))
         back = WORK / "skopeo-pulled"
         shutil.rmtree(back, ignore_errors=True)
-        times["pull_skopeo"] = _timed(lambda: LOCAL.run(
+        times["pull_skopeo"] = _timed(lambda: EXEC.run(
             ["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{reg.host}/bench/ours:v1", f"oci:{back}:v1"]))
     finally:
         reg.stop()
-    for name, fn in (("push_skopeo", lambda host: LOCAL.run(
+    for name, fn in (("push_skopeo", lambda host: EXEC.run(
             ["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:127.0.0.1:1/{REF_PATH}",
              f"docker://{host}/bench/skopeo:v1"])),
                      ("push_curl", lambda host: _curl_push(host, layout, digests))):

@@ -1,8 +1,10 @@
 """Where imgbuild keeps its state: ``$IMGBUILD_HOME`` (default ``~/.imgbuild``).
 
 One directory, created 0700, holds the image store, registry credentials,
-mount records, layer caches and cluster state. Library code asks
-:func:`home` for paths instead of reading the environment itself.
+mount records, layer caches and cluster state. :func:`home` reads the
+environment and is called only at the edge (the CLI, once per command, and
+tests); the library takes the :class:`Home` it is given, or the one its
+:class:`~imgbuild.oci.store.Store` carries (``open_store(home)``).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from imgbuild.builder.native import BuildOptions, BuildResult, Reporter, finish_image
 from imgbuild.builder.plan import BuildPlan, StagePlan, apply_config, app_dir, sealer_labels
-from imgbuild.engine.exec import LOCAL, require_tool
+from imgbuild.engine.exec import Executor, require_tool
 from imgbuild.errors import BuildError, ImageNotFound
 from imgbuild.kubefile import model as m
 from imgbuild.oci.model import Platform
@@ -143,8 +143,9 @@ def _image_refs(plan: BuildPlan) -> list[str]:
 class _Buildah:
     """One buildah session: the IDs it created, removed at the end."""
 
-    def __init__(self, store, opts: BuildOptions, reporter: Reporter, tmp: Path) -> None:
+    def __init__(self, store, opts: BuildOptions, reporter: Reporter, tmp: Path, executor: Executor) -> None:
         self.buildah = require_tool("buildah")
+        self.executor = executor
         # Images reach buildah only from our store, so it needs no credentials: an empty auth file
         # also keeps a REGISTRY_AUTH_FILE that points nowhere from failing the run.
         self.authfile = tmp / "auth.json"
@@ -157,7 +158,7 @@ class _Buildah:
         self.before = set(self._ids())
 
     def _ids(self) -> list[str]:
-        res = LOCAL.run([self.buildah, "images", "-q", "--no-trunc"], check=False)
+        res = self.executor.run([self.buildah, "images", "-q", "--no-trunc"], check=False)
         return [ln.strip().removeprefix("sha256:") for ln in res.stdout.splitlines() if ln.strip()]
 
     def base(self, ref: str, platform: Platform | None) -> str:
@@ -170,16 +171,16 @@ class _Buildah:
         except ImageNotFound:
             if policy == "never":
                 raise ImageNotFound(f"base image {ref} is not in the local store (--pull=never)", ref) from None
-            from imgbuild.oci.registry import pull
+            from imgbuild.oci.transfer import pull
 
-            pull(ref, store=self.store, platform=platform)
+            pull(ref, store=self.store, platform=platform, executor=self.executor)
         from imgbuild.reference import parse_reference
 
         name = parse_reference(ref).normalized
         argv = [self.buildah, "pull", "-q", "--authfile", str(self.authfile)]
         if platform:
             argv += ["--platform", str(platform)]
-        res = LOCAL.run([*argv, f"oci:{_STORE_LINK}:{name}"], check=False, cwd=str(self.tmp))
+        res = self.executor.run([*argv, f"oci:{_STORE_LINK}:{name}"], check=False, cwd=str(self.tmp))
         if not res.ok:
             raise BuildError(f"buildah could not take the base image from the store:\n{res.tail()}", ref)
         image_id = res.stdout.strip().splitlines()[-1].removeprefix("sha256:")
@@ -189,9 +190,9 @@ class _Buildah:
 
     def cleanup(self, name: str) -> None:
         """Remove the working image and the bases this session brought in."""
-        LOCAL.run([self.buildah, "rmi", "-f", name], check=False)
+        self.executor.run([self.buildah, "rmi", "-f", name], check=False)
         for image_id in reversed(self.created_ids):
-            LOCAL.run([self.buildah, "rmi", "-f", image_id], check=False)
+            self.executor.run([self.buildah, "rmi", "-f", image_id], check=False)
 
 
 def _bud_argv(session: "_Buildah", plan: BuildPlan, cf_path: Path, name: str, platform: Platform | None) -> list[str]:
@@ -213,12 +214,13 @@ def _failure(plan: BuildPlan, cf: Containerfile, last_step: tuple[int, int] | No
     return BuildError(f"buildah bud failed{f' at line {line}' if line else ''}:\n{tail}", where)
 
 
-def build_buildah(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter | None = None) -> BuildResult:
-    """Build ``plan`` with buildah, import the result into ``store`` and finish it; not tagged."""
+def build_buildah(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter | None = None, *,
+                  executor: Executor) -> BuildResult:
+    """Build ``plan`` with buildah (run through ``executor``), import the result into ``store``, finish it; not tagged."""
     rep = reporter or Reporter()
     name = f"localhost/imgbuild-work-{uuid.uuid4().hex[:12]}:build"
     tmp = Path(tempfile.mkdtemp(prefix="buildah-", dir=store.tmp_dir))  # owned: gc sweeps it
-    session = _Buildah(store, opts, rep, tmp)
+    session = _Buildah(store, opts, rep, tmp, executor)
     try:
         bases = {ref: session.base(ref, opts.platform) for ref in _image_refs(plan)}
         cf = translate(plan, bases)
@@ -232,13 +234,13 @@ def build_buildah(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter
                 last.append((int(mt.group(1) or 1), int(mt.group(2))))
             rep.log(line)
 
-        res = LOCAL.run(_bud_argv(session, plan, cf_path, name, opts.platform), check=False,
+        res = executor.run(_bud_argv(session, plan, cf_path, name, opts.platform), check=False,
                         on_line=on_line)
         if not res.ok:
             raise _failure(plan, cf, last[-1] if last else None, res.tail(8))
         image = _export(session, store, name, tmp / "layout", opts)
         has_base = _has_base(plan, plan.stages[-1])
-        return finish_image(plan, store, opts, rep, image, has_base)
+        return finish_image(plan, store, opts, rep, image, has_base, executor=executor)
     finally:
         session.cleanup(name)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -250,7 +252,7 @@ def _export(session: _Buildah, store, name: str, layout: Path, opts: BuildOption
 
     argv = [session.buildah, "push", "-q", "--authfile", str(session.authfile)]
     argv += ["-D"] if opts.compression == "none" else ["--compression-format", opts.compression]
-    res = LOCAL.run([*argv, name, f"oci:{layout.name}:build"], check=False, cwd=str(layout.parent))
+    res = session.executor.run([*argv, name, f"oci:{layout.name}:build"], check=False, cwd=str(layout.parent))
     if not res.ok:
         raise BuildError(f"buildah push to an OCI layout failed:\n{res.tail()}", name)
     [loaded] = load(store, layout)

@@ -7,21 +7,25 @@ hashes exactly those, with each file's content stood in for by its stat stamp
 misses the cache and is re-tarred, which gives the same digest anyway, because
 layers are deterministic. A value is the :class:`~imgbuild.oci.layer.LayerResult`
 whose blob is in the store; a hit whose blob was garbage-collected is a miss.
-Entries live in ``$IMGBUILD_HOME/cache/build-steps/<key>.json``, written atomically.
+Entries live in ``<home>/cache/build-steps/<xx>/<key>.json`` (:func:`step_cache_dir`), written
+atomically; :func:`prune_step_cache` removes those whose blob is gone (``imgbuild store gc``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Iterable
 
 from imgbuild.fsutil import atomic_write
+from imgbuild.home import Home
 from imgbuild.oci.layer import LayerResult
 from imgbuild.oci.model import Digest
+from imgbuild.rootfs.prune import Pruned, prune_files, stale_temp
 
-__all__ = ["StepCache", "step_key"]
+__all__ = ["StepCache", "step_key", "step_cache_dir", "prune_step_cache"]
 
 _VERSION = "imgbuild-step-v1"
 
@@ -72,3 +76,32 @@ class StepCache:
             atomic_write(path, data)
         except OSError:
             return
+
+
+def step_cache_dir(home: Home) -> Path:
+    """Where ``home`` keeps build-step entries (``<home>/cache/build-steps``)."""
+    return home.cache / "build-steps"
+
+
+def _entry_gone(store, path: Path) -> bool:
+    """True if a build-step entry is unreadable or names a blob the store no longer has."""
+    try:
+        return not store.has_blob(Digest(json.loads(path.read_bytes())["digest"]))
+    except FileNotFoundError:
+        raise
+    except Exception:  # damaged JSON or digest: the cache treats it as a miss already
+        return True
+
+
+def prune_step_cache(store) -> Pruned | None:
+    """Remove the build-step entries of the store's Home whose blob ``store`` lacks; None if it has no Home."""
+    if store.home is None:
+        return None
+    root, now = step_cache_dir(store.home), time.time()
+
+    def doomed(p: Path) -> bool:
+        return stale_temp(p, now) or (p.suffix == ".json" and not p.name.startswith(".") and _entry_gone(store, p))
+
+    with store.lock():  # no image can be added or removed while we judge what is used
+        files = sorted(f for d in root.iterdir() if d.is_dir() for f in d.iterdir()) if root.is_dir() else []
+        return prune_files("build-steps", files, doomed)

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from imgbuild.builder import copying
-from imgbuild.builder.cache import StepCache, step_key
+from imgbuild.builder.cache import StepCache, step_cache_dir, step_key
 from imgbuild.builder.context import BuildContext, Source
 from imgbuild.builder.plan import (ROLE_ANNOTATION, BuildPlan, StagePlan, app_dir, apply_config, detect_type,
                                  rfc3339, role_of)
+from imgbuild.engine.exec import Executor
 from imgbuild.errors import BuildError, ImageNotFound, InputError
 from imgbuild.kubefile import model as m
 from imgbuild.oci.layer import Entry, LayerResult, extract_layer, iter_layer_members, write_layer
@@ -112,12 +113,14 @@ class _Stage:
 class _Builder:
     """Runs one plan for one platform."""
 
-    def __init__(self, plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter, tmp: Path) -> None:
-        from imgbuild.home import home
-
+    def __init__(self, plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter, tmp: Path,
+                 executor: Executor | None = None) -> None:
         self.plan, self.store, self.opts, self.rep, self.tmp = plan, store, opts, reporter, tmp
+        self.executor = executor
         self.platform = opts.platform or Platform.current()
-        self.cache = StepCache(home().cache / "build-steps", enabled=opts.cache)
+        # the step cache is the store's Home's; a store without a Home (a scratch layout) builds uncached
+        home = store.home
+        self.cache = StepCache(step_cache_dir(home) if home else tmp, enabled=opts.cache and home is not None)
         self.created = rfc3339(plan.epoch)
         self.stages: list[_Stage] = []
         self.cached = 0
@@ -169,10 +172,10 @@ class _Builder:
             except ImageNotFound:
                 if policy == "never":
                     raise ImageNotFound(f"base image {ref} is not in the local store (--pull=never)", where)
-        from imgbuild.oci.registry import pull
+        from imgbuild.oci.transfer import pull
 
         self.rep.note(f"pulling {ref}")
-        desc = pull(ref, store=self.store, platform=platform)
+        desc = pull(ref, store=self.store, platform=platform, executor=self.executor)
         return self.store.image(desc, platform)
 
     def _load_base_tree(self, st: _Stage) -> None:
@@ -319,9 +322,7 @@ class _Builder:
         self._commit(st, planned, ins.original)
 
     def _download_cache(self, url: str, where: str) -> tuple[BuildContext, Source]:
-        from imgbuild.home import home
-
-        cached = home().cache / "downloads" / hashlib.sha256(url.encode()).hexdigest()
+        cached = self.store.needs_home(f"the download of {url}").cache / "downloads" / hashlib.sha256(url.encode()).hexdigest()
         name = url.rstrip("/").rsplit("/", 1)[-1] or "download"
         if not cached.is_dir() or not (cached / name).is_file():
             raise BuildError(f"{url} is not downloaded and imgbuild builds offline; put the file in the "
@@ -426,11 +427,12 @@ def _annotated(store, desc: Descriptor) -> Descriptor:
     return desc.with_annotations(**{ROLE_ANNOTATION: roles.pop() if len(roles) == 1 else "rootfs"})
 
 
-def finish_image(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter, image, has_base: bool) -> BuildResult:
+def finish_image(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter, image, has_base: bool, *,
+                 executor: Executor | None = None) -> BuildResult:
     """Finish an image another backend built (in ``store``): bundled registry/, labels, env, type, created."""
     tmp = Path(tempfile.mkdtemp(prefix="finish-", dir=store.tmp_dir))  # owned: gc sweeps it
     try:
-        b = _Builder(plan, store, opts, reporter, tmp)
+        b = _Builder(plan, store, opts, reporter, tmp, executor)
         st = _Stage(list(image.layers), json.loads(image.config.raw), copying.FsTree(), has_base,
                     {"base_image": image})
         b._load_base_tree(st)
@@ -441,12 +443,16 @@ def finish_image(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter,
 
 
 def build_native(plan: BuildPlan, store, opts: BuildOptions = BuildOptions(), reporter: Reporter | None = None,
-                 *, tag: bool = True) -> BuildResult:
-    """Build ``plan`` for ``opts.platform`` into ``store``; tag it unless ``tag`` is False."""
+                 *, tag: bool = True, executor: Executor | None = None) -> BuildResult:
+    """Build ``plan`` for ``opts.platform`` into ``store``; tag it unless ``tag`` is False.
+
+    The step cache and downloads are those of the Home ``store`` carries; ``executor`` runs registry
+    credential helpers when a base image is pulled (none asked without one).
+    """
     rep = reporter or Reporter()
     tmp = Path(tempfile.mkdtemp(prefix="build-", dir=store.tmp_dir))  # owned: gc sweeps it
     try:
-        b = _Builder(plan, store, opts, rep, tmp)
+        b = _Builder(plan, store, opts, rep, tmp, executor)
         result = _complete(b, b.run(), opts)
         if tag:
             tag_image(store, result.descriptor, opts.tags)

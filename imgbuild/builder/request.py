@@ -15,6 +15,7 @@ from typing import Mapping
 
 from imgbuild.builder.native import BuildOptions, BuildResult, Reporter, build_native, tag_image
 from imgbuild.builder.plan import BuildPlan, make_plan
+from imgbuild.engine.exec import Executor
 from imgbuild.reference import parse_reference
 from imgbuild.oci.model import Descriptor, Index, Platform
 
@@ -75,39 +76,42 @@ def plan_build(req: BuildRequest, platform: Platform | None = None) -> BuildPlan
                      target=req.target, timestamp=req.timestamp, platform=platform)
 
 
-def bundle_images(plan: BuildPlan, found, platform: Platform | None, store, reporter: Reporter) -> Path | None:
+def bundle_images(plan: BuildPlan, found, platform: Platform | None, store, reporter: Reporter,
+                  executor: Executor | None = None) -> Path | None:
     """Save the images ``found`` in the context into a cached registry/ tree; None when there are none.
 
-    The tree lives in ``$IMGBUILD_HOME/cache/registry/<key>``, the key naming the context,
-    platform and image set, so a rebuild copies nothing and the image keeps its digest.
+    The tree lives in ``<home>/cache/registry/<key>`` (the Home ``store`` carries), the key naming the
+    context, platform and image set, so a rebuild copies nothing and the image keeps its digest.
     """
     from imgbuild.oci.regsave import save_images
-    from imgbuild.home import home
 
     if not found.found and not found.archives:
         return None
     names = [*found.refs, *(str(a) for a in found.archives)]
     key = hashlib.sha256("\n".join([str(plan.context.root), str(platform), *names]).encode()).hexdigest()[:16]
-    dest = home().cache / "registry" / key
+    dest = store.needs_home("bundling images into registry/").cache / "registry" / key
     reporter.note(f"bundling {len(names)} image(s) into registry/")
-    save_images(found, dest, platform=platform, store=store, context_dir=plan.context.root, notify=reporter.note)
+    save_images(found, dest, platform=platform, store=store, context_dir=plan.context.root, notify=reporter.note,
+                executor=executor)
     return dest
 
 
-def _run_one(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter) -> BuildResult:
+def _run_one(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter, executor: Executor) -> BuildResult:
     if plan.backend == "buildah":
         from imgbuild.builder.buildah import build_buildah
 
-        return build_buildah(plan, store, opts, reporter)
-    return build_native(plan, store, opts, reporter, tag=False)
+        return build_buildah(plan, store, opts, reporter, executor=executor)
+    return build_native(plan, store, opts, reporter, tag=False, executor=executor)
 
 
-def build(req: BuildRequest, store=None, reporter: Reporter | None = None) -> BuildOutcome:
-    """Build ``req`` into ``store`` (default: the home store) and tag it; one index for several platforms."""
+def build(req: BuildRequest, store, *, executor: Executor, reporter: Reporter | None = None) -> BuildOutcome:
+    """Build ``req`` into ``store`` and tag it; one index for several platforms.
+
+    ``executor`` runs buildah (for RUN) and registry credential helpers; caches are those of the
+    Home ``store`` carries.
+    """
     from imgbuild.builder.images import find_images
-    from imgbuild.oci.store import open_store
 
-    store = store or open_store()
     rep = reporter or Reporter()
     results: list[BuildResult] = []
     warnings: list[str] = []
@@ -120,11 +124,11 @@ def build(req: BuildRequest, store=None, reporter: Reporter | None = None) -> Bu
         found = find_images(plan.context.root, platform=str(platform) if platform else None)
         warnings.extend(f"image value {s.value!r} is not bundled ({s.file}:{s.line}): {s.reason}"
                         for s in found.skipped)
-        registry = bundle_images(plan, found, platform, store, rep)
+        registry = bundle_images(plan, found, platform, store, rep, executor)
         opts = BuildOptions(tags=req.tags, compression=req.compression, pull=req.pull, labels=req.labels,
                             annotations=req.annotations, env=req.env, platform=platform, cache=req.cache,
                             registry_dir=registry)
-        results.append(_run_one(plan, store, opts, rep))
+        results.append(_run_one(plan, store, opts, rep, executor))
     if len(results) == 1:
         desc = results[0].descriptor
     else:

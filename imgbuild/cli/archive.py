@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from imgbuild.cli import output
+from imgbuild.cli.edge import local_store
 from imgbuild.cli.app import app
 
 __all__ = ["save", "load"]
@@ -24,7 +25,7 @@ def save(
     """
     from imgbuild import api
 
-    path = api.save(refs, out, fmt)
+    path = api.save(refs, out, fmt, store=local_store())
     output.info(f"saved {len(refs)} image(s) to {path} ({fmt})")
 
 
@@ -39,7 +40,7 @@ def load(
     """
     from imgbuild import api
 
-    loaded = api.load(source)
+    loaded = api.load(source, store=local_store())
     if output.want_json(json_out):
         output.emit_json([{"names": list(x.names), "digest": str(x.descriptor.digest)} for x in loaded])
         return

@@ -3,7 +3,7 @@
 Steps print to stderr (``STEP 3/7: COPY bin bin``, a bar for large copies on a
 terminal), the summary (digest, size, layers) to stdout; ``--quiet`` prints the
 digest only, ``--json`` the result as data, ``--dry-run`` the plan without
-building. The logic is :func:`imgbuild.builder.request.build`.
+building. The logic is :func:`imgbuild.api.build` and :func:`imgbuild.api.plan`.
 """
 
 from __future__ import annotations
@@ -15,27 +15,10 @@ import typer
 
 from imgbuild.cli import output
 from imgbuild.cli.app import app
+from imgbuild.cli.edge import local_executor, local_store
+from imgbuild.cli.options import parse_pairs
 
-__all__ = ["build_cmd", "parse_pairs"]
-
-
-def parse_pairs(values: list[str] | None, flag: str) -> dict[str, str]:
-    """``K=V`` option values as a dict (``K`` alone takes the value from the environment for build args)."""
-    import os
-
-    from imgbuild.errors import InputError
-
-    out: dict[str, str] = {}
-    for item in values or []:
-        key, sep, value = item.partition("=")
-        if not key:
-            raise InputError(f"{flag} takes KEY=VALUE, not {item!r}")
-        if not sep:
-            if flag != "--build-arg" or key not in os.environ:
-                raise InputError(f"{flag} takes KEY=VALUE, not {item!r}")
-            value = os.environ[key]
-        out[key] = value
-    return out
+__all__ = ["build_cmd"]
 
 
 class _CliReporter:
@@ -77,12 +60,13 @@ class _CliReporter:
 def _summary(outcome) -> None:
     """Print the digest, size and layers of what was built."""
     from imgbuild.cli.output import human_size
+    from imgbuild.labels import ROLE_ANNOTATION
 
     for r in outcome.results:
         if len(outcome.results) > 1:
             output.echo(f"platform {r.config.platform}: {r.digest}")
         for d in r.manifest.layers:
-            role = d.annotations.get("io.imgbuild.layer.role", "base")
+            role = d.annotations.get(ROLE_ANNOTATION, "base")
             output.echo(f"  layer {d.digest.hex[:12]}  {human_size(d.size):>9}  {role}")
         cached = f", {r.cached_layers} from cache" if r.cached_layers else ""
         output.echo(f"type {r.image_type}, {len(r.manifest.layers)} layers{cached}, {human_size(r.size)}")
@@ -116,20 +100,19 @@ def build_cmd(
 
     Example: imgbuild build -t localhost:5000/demo/app:v1 kubefiles/app-demo
     """
-    from imgbuild.builder.request import BuildRequest, build, plan_build
-    from imgbuild.oci.model import Platform
+    from imgbuild import api
 
     if quiet:
         output.state.quiet = True
     platforms = tuple(p.strip() for item in (platform or []) for p in item.split(",") if p.strip())
-    req = BuildRequest(
-        context=context, kubefile=file, tags=tuple(tag or ()), build_args=parse_pairs(build_arg, "--build-arg"),
+    request = dict(
+        kubefile=file, tags=tuple(tag or ()), build_args=parse_pairs(build_arg, "--build-arg", from_env=True),
         platforms=platforms, backend=backend, target=target, timestamp=timestamp, compression=compression,
         pull=pull, labels=parse_pairs(label, "--label"), annotations=parse_pairs(annotation, "--annotation"),
         env=parse_pairs(env, "--env"), cache=not no_cache,
     )
     if dry_run:
-        plans = [plan_build(req, Platform.parse(p) if p else None) for p in (platforms or (None,))]
+        plans = api.plan(context, **request)
         if output.want_json(json_out):
             output.emit_json([p.to_dict() for p in plans] if len(plans) > 1 else plans[0].to_dict())
         else:
@@ -139,7 +122,7 @@ def build_cmd(
         return
     reporter = _CliReporter()
     try:
-        outcome = build(req, reporter=reporter)
+        outcome = api.build(context, store=local_store(), executor=local_executor(), reporter=reporter, **request)
     finally:
         reporter.close()
     for w in outcome.warnings:
@@ -150,5 +133,5 @@ def build_cmd(
         output.echo(outcome.digest)
     else:
         _summary(outcome)
-        for t in req.tags:
+        for t in request["tags"]:
             output.info(f"tagged {t}")

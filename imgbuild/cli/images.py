@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import typer
 
 from imgbuild.cli import output
+from imgbuild.cli.edge import local_store
 
 __all__ = ["images_app", "relative_time"]
 
@@ -61,7 +62,7 @@ def images(
         return
     from imgbuild import api
 
-    rows = api.images()
+    rows = api.images(local_store())
     if output.want_json(json_out):
         output.emit_json([r.to_dict() for r in rows])
         return

@@ -1,6 +1,6 @@
 """``imgbuild images find``: the container images a build context needs, and where each was found.
 
-The command is a thin shell over :func:`imgbuild.builder.images.find_images`: it
+The command is a thin shell over :func:`imgbuild.api.find_images`: it
 prints a table of references with their first source (``file:line``, ``+N
 more``), the images shipped as archives, and then, on stderr, the values that
 were skipped (templated or invalid) and notes (disabled subcharts, files read
@@ -33,9 +33,9 @@ def find(
 
     Example: imgbuild images find ./my-app --ignore-image-list skip.txt
     """
-    from imgbuild.builder.images import find_images
+    from imgbuild import api
 
-    result = find_images(context, image_lists=image_list or (), ignore_lists=ignore_image_list or ())
+    result = api.find_images(context, image_lists=image_list or (), ignore_lists=ignore_image_list or ())
     if output.want_json(json_out):
         output.emit_json(result.to_dict())
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from imgbuild.cli import output
+from imgbuild.cli.edge import local_store
 from imgbuild.cli.app import app
 
 __all__ = ["inspect"]
@@ -28,7 +29,7 @@ def inspect(
     from imgbuild import api
     from imgbuild.cli.images import relative_time
 
-    d = api.inspect(ref)
+    d = api.inspect(ref, local_store())
     if output.want_json(json_out):
         output.emit_json(d.to_dict())
         return

@@ -9,27 +9,9 @@ import typer
 
 from imgbuild.cli import output
 from imgbuild.cli.app import app
+from imgbuild.cli.options import parse_pairs
 
 __all__ = ["lint"]
-
-
-def _build_args(values: list[str]) -> dict[str, str]:
-    """``K=V`` strings as a dict (a bare ``K`` takes its value from the environment, like docker)."""
-    import os
-
-    from imgbuild.errors import InputError
-
-    out: dict[str, str] = {}
-    for item in values:
-        key, eq, value = item.partition("=")
-        if not key:
-            raise InputError(f"--build-arg {item!r} must be KEY=VALUE", "imgbuild lint")
-        if not eq:
-            if key not in os.environ:
-                continue
-            value = os.environ[key]
-        out[key] = value
-    return out
 
 
 def _error_dict(err) -> dict:  # noqa: ANN001
@@ -67,16 +49,11 @@ def lint(
 
     Example: imgbuild lint -f Kubefile . --build-arg VERSION=v1.2 --json
     """
-    from imgbuild.errors import EXIT_USAGE, KubefileError
-    from imgbuild.kubefile import find_kubefile, lint as lint_kubefile, parse_file
+    from imgbuild import api
+    from imgbuild.errors import EXIT_USAGE
 
-    path = file if file is not None else find_kubefile(context if context is not None else Path("."))
-    args = _build_args(build_arg)
-    try:
-        kf = parse_file(path, build_args=args)
-        errors = lint_kubefile(kf, context_dir=context)
-    except KubefileError as exc:
-        kf, errors = None, [exc]
+    result = api.lint(file, context=context, build_args=parse_pairs(build_arg, "--build-arg", from_env=True))
+    path, kf, errors = result.path, result.kubefile, result.errors
     if errors:
         if output.want_json(json_out):
             output.emit_json({"ok": False, "file": str(path), "errors": [_error_dict(e) for e in errors]})

@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from imgbuild.cli import output
+from imgbuild.cli.edge import local_executor, local_home, local_store
 from imgbuild.cli.app import app
 
 __all__ = ["mount", "umount", "mounts", "commit", "diff"]
@@ -30,7 +31,8 @@ def mount(
     def unpacking(desc) -> None:  # a cold mount of a big image takes a while: say what it is doing
         output.info(f"unpacking layer {desc.digest.hex[:12]} ({output.human_size(desc.size)} compressed)")
 
-    m = api.mount(ref, rw=rw, mechanism=mechanism, reuse=True, on_unpack=unpacking)
+    m = api.mount(ref, store=local_store(), executor=local_executor(), rw=rw, mechanism=mechanism, reuse=True,
+                  on_unpack=unpacking)
     if m.note:
         output.warn(m.note)
     if output.want_json(json_out):
@@ -55,7 +57,7 @@ def umount(
 
     if target is None and not all_:
         raise InputError("name a mount (image, path or mount id) or use --all")
-    done = api.umount(target, all=all_)
+    done = api.umount(target, home=local_home(), executor=local_executor(), all=all_)
     for item in done:
         rec = item.record
         output.info(f"unmounted {rec.ref} ({rec.path})" + (f": {item.note}" if item.note else ""))
@@ -71,7 +73,7 @@ def mounts(json_out: bool = typer.Option(False, "--json", help="Print the mount 
     """
     from imgbuild import api
 
-    recs = api.mounts()
+    recs = api.mounts(home=local_home(), executor=local_executor())
     if output.want_json(json_out):
         output.emit_json([r.to_dict() for r in recs])
         return
@@ -92,7 +94,7 @@ def commit(
     """
     from imgbuild import api
 
-    desc = api.commit(target, tag, compression=compression)
+    desc = api.commit(target, tag, store=local_store(), executor=local_executor(), compression=compression)
     if output.want_json(json_out):
         output.emit_json({"reference": tag, "digest": str(desc.digest)})
         return
@@ -113,7 +115,7 @@ def diff(
     """
     from imgbuild import api
 
-    d = api.diff(a, b, owners=not no_owners)
+    d = api.diff(a, b, store=local_store(), owners=not no_owners)
     if output.want_json(json_out):
         output.emit_json(d.to_dict())
         return

@@ -2,7 +2,7 @@
 
 The file has docker's ``config.json`` format and mode 0600; docker and podman credential
 files are read as well (see :mod:`imgbuild.oci.auth`). The password is never printed,
-logged or put in an error message. Logic lives in :func:`imgbuild.oci.auth.login` (via :mod:`imgbuild.api`).
+logged or put in an error message. Logic lives in :func:`imgbuild.api.login` and :mod:`imgbuild.oci.auth`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from imgbuild.cli import output
+from imgbuild.cli.edge import local_home
 from imgbuild.cli.app import app
 from imgbuild.cli.transfer import CERT_HELP, TLS_HELP, tls_verify_value
 
@@ -43,8 +44,8 @@ def login_cmd(
         output.warn("a password on the command line can be seen by other users; prefer --password-stdin")
     if not password:
         raise InputError("empty password")
-    host = api.login(registry, username, password, tls_verify=tls_verify_value(tls_verify),
-                 ca_file=str(cert_dir) if cert_dir else None)
+    host = api.login(registry, username, password, home=local_home(), tls_verify=tls_verify_value(tls_verify),
+                     ca_file=str(cert_dir) if cert_dir else None)
     output.echo(f"Login succeeded: {username}@{host}")
 
 
@@ -56,7 +57,7 @@ def logout_cmd(registry: str = typer.Argument(..., help="Registry host[:port].")
     """
     from imgbuild import api
 
-    if api.logout(registry):
+    if api.logout(registry, home=local_home()):
         output.echo(f"Removed login credentials for {registry}")
     else:
         output.info(f"not logged in to {registry}")

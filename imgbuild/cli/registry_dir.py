@@ -3,8 +3,9 @@
 The registry/ directory is docker distribution's filesystem layout (what a cluster
 image carries for its cluster's container images). ``save`` fills it from a build
 context (or a list of references), ``serve`` runs the stock registry on it in the
-foreground, ``ls`` lists its repositories, tags and sizes. Logic lives in
-:mod:`imgbuild.oci.regdir`, :mod:`imgbuild.oci.regserve` and :mod:`imgbuild.oci.regsave`.
+foreground, ``ls`` lists its repositories, tags and sizes. The commands call
+:func:`imgbuild.api.registry_save`, :func:`~imgbuild.api.registry_serve` and
+:func:`~imgbuild.api.registry_ls` (logic in :mod:`imgbuild.oci.regsave`, ``regserve``, ``regdir``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import typer
 
 from imgbuild.cli import output
 from imgbuild.cli.app import app
+from imgbuild.cli.edge import local_executor, local_store
 
 registry_app = typer.Typer(
     name="registry",
@@ -45,27 +47,16 @@ def save_cmd(
 
     Example: imgbuild registry save . --registry-dir ./registry --images nginx:1.25,busybox
     """
-    from imgbuild.oci.regsave import save_images, wanted_images
+    from imgbuild import api
     from imgbuild.cli.transfer import progress_for_cli, tls_verify_value
-    from imgbuild.errors import InputError
-    from imgbuild.oci.regdir import RegistryDir
-    from imgbuild.oci.store import open_store
 
-    wanted = []
-    if context is not None:
-        from imgbuild.builder.images import find_images
-
-        found = find_images(context, image_lists=image_list, ignore_lists=ignore_list, platform=platform)
-        for s in found.skipped:
-            output.warn(f"{s.file}:{s.line}: {s.value!r} not saved: {s.reason}")
-        wanted += wanted_images(found, context)
-    if images:
-        wanted += wanted_images([r.strip() for r in images.split(",") if r.strip()])
-    if not wanted:
-        raise InputError("nothing to save: give a build context that uses images, or --images")
-    report = save_images(wanted, RegistryDir(registry_dir), platform=platform, all_platforms=all_platforms,
-                         store=open_store(), jobs=jobs, skip_missing=skip_missing, progress=progress_for_cli(),
-                         notify=output.info, tls_verify=tls_verify_value(tls_verify))
+    report = api.registry_save(
+        registry_dir, store=local_store(), executor=local_executor(), context=context,
+        images=[r.strip() for r in (images or "").split(",") if r.strip()], image_lists=image_list,
+        ignore_lists=ignore_list, platform=platform, all_platforms=all_platforms, skip_missing=skip_missing,
+        jobs=jobs, tls_verify=tls_verify_value(tls_verify), progress=progress_for_cli(), notify=output.info,
+        warn=output.warn,
+    )
     for m in report.missing:
         output.warn(f"not saved: {m}")
     if output.want_json(json_out):
@@ -87,11 +78,13 @@ def serve_cmd(
 
     Example: imgbuild registry serve ./rootfs/registry --port 5000
     """
-    from imgbuild.oci.regserve import ServeConfig, serve
+    from imgbuild import api
+    from imgbuild.oci.regserve import ServeConfig
 
     cfg = ServeConfig(directory.absolute(), port, address, read_only)
     output.info(f"serving {cfg.root} at http://{cfg.listen} (Ctrl-C to stop)")
-    serve(cfg, on_line=output.info)
+    api.registry_serve(cfg.root, executor=local_executor(), port=port, address=address, read_only=read_only,
+                       on_line=output.info)
     output.info("registry stopped")
 
 
@@ -104,18 +97,12 @@ def ls_cmd(
 
     Example: imgbuild registry ls ./rootfs/registry --json
     """
-    from imgbuild.errors import InputError
-    from imgbuild.oci.regdir import RegistryDir
+    from imgbuild import api
 
-    if not directory.is_dir():
-        raise InputError("registry directory does not exist", str(directory))
-    rd = RegistryDir(directory)
-    if not rd.v2.is_dir() and any(directory.iterdir()):  # empty is a new registry; other content is a mistake
-        raise InputError("not a registry directory: no docker/registry/v2 inside", str(directory))
-    tags = rd.listing()
-    total = rd.total_size()
+    listing = api.registry_ls(directory)
+    tags, total = listing.images, listing.total_size
     if output.want_json(json_out):
-        output.emit_json({"root": str(rd.root), "images": [t.to_dict() for t in tags], "totalSize": total})
+        output.emit_json(listing.to_dict())
         return
     output.table(
         ["REPOSITORY", "TAG", "DIGEST", "PLATFORMS", "SIZE"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from imgbuild.cli import output
+from imgbuild.cli.edge import local_store
 from imgbuild.cli.app import app
 
 __all__ = ["rmi"]
@@ -24,7 +25,7 @@ def rmi(
 
     from imgbuild import api
 
-    res = api.rmi(refs, force=force)
+    res = api.rmi(refs, force=force, store=local_store())
     if output.want_json(json_out):
         output.emit_json(asdict(res))
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from imgbuild.cli import output
+from imgbuild.cli.edge import local_store
 from imgbuild.cli.app import app
 
 __all__ = ["store_app"]
@@ -24,7 +25,7 @@ def verify(
     """
     from imgbuild import api
 
-    problems = api.verify(repair)
+    problems = api.verify(repair, store=local_store())
     if output.want_json(json_out):
         output.emit_json({"ok": not problems, "problems": problems})
     else:
@@ -50,7 +51,7 @@ def gc(
     """
     from imgbuild import api
 
-    result = api.gc(caches=caches)
+    result = api.gc(store=local_store(), caches=caches)
     if output.want_json(json_out):
         output.emit_json(result.to_dict())
         return

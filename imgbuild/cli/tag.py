@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from imgbuild.cli import output
+from imgbuild.cli.edge import local_store
 from imgbuild.cli.app import app
 
 __all__ = ["tag"]
@@ -21,5 +22,5 @@ def tag(
     """
     from imgbuild import api
 
-    ref = api.tag(src, dst)
+    ref = api.tag(src, dst, local_store())
     output.info(f"tagged {ref.normalized}")

@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from imgbuild.cli import output
+from imgbuild.cli.edge import local_executor, local_home, local_store
 from imgbuild.cli.app import app
 
 __all__ = ["pull_cmd", "push_cmd", "tls_verify_value", "progress_for_cli", "show_remote", "TLS_HELP", "CERT_HELP"]
@@ -68,8 +69,8 @@ def pull_cmd(
 
     if platform and all_platforms:
         raise InputError("give --platform or --all-platforms, not both")
-    desc = api.pull(ref, platform=platform, all_platforms=all_platforms, jobs=jobs, progress=progress_for_cli(),
-                    **_client_kw(tls_verify, cert_dir))
+    desc = api.pull(ref, store=local_store(), executor=local_executor(), platform=platform,
+                    all_platforms=all_platforms, jobs=jobs, progress=progress_for_cli(), **_client_kw(tls_verify, cert_dir))
     if output.want_json(json_out):
         output.emit_json({"reference": ref, "digest": str(desc.digest), "mediaType": desc.media_type,
                           "size": desc.size})
@@ -92,7 +93,8 @@ def push_cmd(
     """
     from imgbuild import api
 
-    digest = api.push(ref, dest, jobs=jobs, progress=progress_for_cli(), **_client_kw(tls_verify, cert_dir))
+    digest = api.push(ref, dest, store=local_store(), executor=local_executor(), jobs=jobs, progress=progress_for_cli(),
+                      **_client_kw(tls_verify, cert_dir))
     if output.want_json(json_out):
         output.emit_json({"reference": dest or ref, "digest": str(digest)})
     else:
@@ -103,7 +105,7 @@ def show_remote(ref: str, tls_verify: str | None, json_out: bool) -> None:
     """Print a remote image's manifest summary (``imgbuild inspect --remote``); nothing is stored."""
     from imgbuild import api
 
-    info = api.inspect_remote(ref, tls_verify=tls_verify_value(tls_verify))
+    info = api.inspect_remote(ref, home=local_home(), executor=local_executor(), tls_verify=tls_verify_value(tls_verify))
     if output.want_json(json_out):
         output.emit_json(info)
         return

@@ -6,12 +6,9 @@ import typer
 
 from imgbuild.cli import output
 from imgbuild.cli.app import app
+from imgbuild.cli.edge import local_executor
 
-_TOOLS = {
-    "buildah": ["buildah", "--version"],
-    "skopeo": ["skopeo", "--version"],
-    "registry": ["docker-registry", "--version"],
-}
+__all__ = ["version"]
 
 
 @app.command()
@@ -20,20 +17,12 @@ def version(json_out: bool = typer.Option(False, "--json", help="Print as JSON."
 
     Example: imgbuild version --json
     """
-    from imgbuild import __version__
-    from imgbuild.engine.exec import LOCAL, which
+    from imgbuild import api
 
-    found: dict[str, str | None] = {}
-    for name, argv in _TOOLS.items():
-        if not which(argv[0]):
-            found[name] = None
-            continue
-        res = LOCAL.run(argv, check=False)
-        text = (res.stdout or res.stderr).strip().splitlines()
-        found[name] = text[0] if text else "unknown"
+    info = api.version(executor=local_executor())
     if output.want_json(json_out):
-        output.emit_json({"imgbuild": __version__, "tools": found})
+        output.emit_json(info)
         return
-    output.echo(f"imgbuild {__version__}")
-    for name, ver in found.items():
+    output.echo(f"imgbuild {info['imgbuild']}")
+    for name, ver in info["tools"].items():
         output.echo(f"  {name}: {ver or 'not found'}")

@@ -89,9 +89,9 @@ def mount_blob(client: RegistryClient, repository: str, digest: str, source: str
     where = f"{client.registry}/{repository}@{digest}"
     query = urlencode({"mount": str(digest), "from": source})
     # the registry checks pull on the source too: ask for both scopes, and upload if the source is not ours to read
-    scope = f"{client._scope(repository, True)} {client._scope(source)}"
+    scope = f"{client.scope(repository, True)} {client.scope(source)}"
     try:
-        r = client._request("POST", f"/v2/{repository}/blobs/uploads/?{query}", scope=scope,
+        r = client.request("POST", f"/v2/{repository}/blobs/uploads/?{query}", scope=scope,
                             headers={"Content-Length": "0"}, where=where)
     except AuthError as exc:
         log.debug("mount of %s from %s refused (%s); uploading instead", digest, source, exc)
@@ -99,17 +99,17 @@ def mount_blob(client: RegistryClient, repository: str, digest: str, source: str
     with r:
         if r.status_code == 201:
             return None
-        client._check(r, (202,), "starting an upload", where)
+        client.check_response(r, (202,), "starting an upload", where)
         return location(client, r, where)
 
 
 def start_upload(client: RegistryClient, repository: str) -> str:
     """Open an upload session; returns its URL."""
     where = f"{client.registry}/{repository}"
-    r = client._request("POST", f"/v2/{repository}/blobs/uploads/", scope=client._scope(repository, True),
+    r = client.request("POST", f"/v2/{repository}/blobs/uploads/", scope=client.scope(repository, True),
                         headers={"Content-Length": "0"}, where=where)
     with r:
-        client._check(r, (202,), "starting an upload", where)
+        client.check_response(r, (202,), "starting an upload", where)
         return location(client, r, where)
 
 
@@ -133,7 +133,7 @@ def push_blob(client: RegistryClient, repository: str, desc: Descriptor, opener:
             sent[0] += n
             on_bytes(n)
         try:
-            upload(client, url, desc, opener, count, where, client._scope(repository, True))
+            upload(client, url, desc, opener, count, where, client.scope(repository, True))
             return "pushed"
         except Dropped as exc:
             on_bytes(-sent[0])
@@ -141,7 +141,7 @@ def push_blob(client: RegistryClient, repository: str, desc: Descriptor, opener:
                 raise RegistryError(f"upload kept failing after {attempt + 1} attempts", where=where) from exc
             log.debug("upload of %s broke (%s); starting over", desc.digest, exc)
             url = None
-            client._sleep(attempt)
+            client.wait_before_retry(attempt)
     raise AssertionError("unreachable")
 
 
@@ -155,7 +155,7 @@ def upload(client: RegistryClient, url: str, desc: Descriptor, opener, on_bytes:
         body = Section(opener, 0, desc.size, on_bytes)
     sep = "&" if "?" in url else "?"
     try:
-        r = client._request("PUT", f"{url}{sep}{urlencode({'digest': str(desc.digest)})}",
+        r = client.request("PUT", f"{url}{sep}{urlencode({'digest': str(desc.digest)})}",
                             scope=scope, headers={"Content-Type": "application/octet-stream",
                                                   **({} if body is not None else {"Content-Length": "0"})},
                             data=body, retry_net=False, where=where)
@@ -169,7 +169,7 @@ def upload(client: RegistryClient, url: str, desc: Descriptor, opener, on_bytes:
     with r:
         if r.status_code in RETRY_STATUS or r.status_code == 404:
             raise Dropped(f"HTTP {r.status_code}")
-        client._check(r, (201, 204), "completing an upload", where)
+        client.check_response(r, (201, 204), "completing an upload", where)
         returned = r.headers.get("Docker-Content-Digest")
     if returned and returned != str(desc.digest):
         raise DigestMismatch(str(desc.digest), returned, where)
@@ -204,7 +204,7 @@ def patch(client: RegistryClient, url: str, section: Section, offset: int, where
     """One PATCH of ``section`` at ``offset``; returns the next upload URL and offset."""
     end = offset + len(section) - 1
     try:
-        r = client._request("PATCH", url, scope=scope, data=section, retry_net=False, where=where,
+        r = client.request("PATCH", url, scope=scope, data=section, retry_net=False, where=where,
                             headers={"Content-Type": "application/octet-stream",
                                      "Content-Range": f"{offset}-{end}"})
     except RegistryError as exc:
@@ -220,7 +220,7 @@ def patch(client: RegistryClient, url: str, section: Section, offset: int, where
 def upload_status(client: RegistryClient, url: str, scope: str) -> tuple[str, int] | None:
     """Ask an upload URL how much it holds: (new location, next offset), or None if the session is gone."""
     try:
-        r = client._request("GET", url, scope=scope, where=client.registry)
+        r = client.request("GET", url, scope=scope, where=client.registry)
     except RegistryError:
         return None
     with r:

@@ -1,7 +1,8 @@
 """Registry credentials: where they are kept, how they are found, how a 401 challenge is answered.
 
-Credentials live in ``$IMGBUILD_HOME/auth.json`` (0600, the ``~/.docker/config.json``
-format: ``{"auths": {"host": {"auth": base64(user:password)}}}``). Existing docker and
+Credentials live in the home's ``auth.json`` (:attr:`imgbuild.home.Home.auth_file`, 0600, the
+``~/.docker/config.json`` format: ``{"auths": {"host": {"auth": base64(user:password)}}}``),
+whose path the caller passes in (:meth:`ConfigAuth.for_home`). Existing docker and
 podman credentials are read too, in this order after ours: ``$REGISTRY_AUTH_FILE``,
 ``${XDG_RUNTIME_DIR}/containers/auth.json``, ``$DOCKER_CONFIG/config.json`` (default
 ``~/.docker/config.json``), including their ``credHelpers``/``credsStore`` helpers.
@@ -9,8 +10,8 @@ podman credentials are read too, in this order after ours: ``$REGISTRY_AUTH_FILE
 What oras-py does and does not do here: its challenge parser
 (``oras.auth.utils.parse_auth_header``) and its basic-auth encoding are used as they
 are. Its credential loading is not: it only reads ``~/.docker/config.json``, keeps one
-``credsStore`` across files and runs helpers with ``subprocess`` directly (we go through
-the Executor seam). Nor is its token request (``TokenAuth.request_token``): it keeps one
+``credsStore`` across files and runs helpers with ``subprocess`` directly (we run them
+through the :class:`~imgbuild.engine.exec.Executor` the caller passes in). Nor is its token request (``TokenAuth.request_token``): it keeps one
 token for every scope, sends a space-joined scope list as one ``scope`` parameter (a
 spec-following token service then grants only the first scope, which broke cross-repo
 mounts), ignores ``expires_in`` and does not understand a ``Basic`` challenge, which is
@@ -32,15 +33,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Protocol
+from typing import TYPE_CHECKING, Mapping, Protocol
 
 from imgbuild.fsutil import atomic_write
 from imgbuild.errors import AuthError, InputError, StoreError
 
+if TYPE_CHECKING:
+    from imgbuild.engine.exec import Executor
+    from imgbuild.home import Home
+
 __all__ = [
     "Credentials", "AuthProvider", "StaticAuth", "ConfigAuth", "Authenticator",
     "split_scopes", "auth_files", "save_credentials", "remove_credentials", "host_keys", "parse_user",
-    "registry_host", "login", "logout",
+    "registry_host",
 ]
 
 log = logging.getLogger(__name__)
@@ -102,11 +107,9 @@ def host_keys(registry: str) -> list[str]:
     return keys
 
 
-def auth_files() -> list[Path]:
-    """The credential files consulted, ours first, then podman's and docker's."""
-    from imgbuild.home import home
-
-    files = [home(create=False).auth_file]
+def auth_files(home: Home | None = None) -> list[Path]:
+    """The credential files consulted: ``home``'s auth file first (if a home is given), then podman's and docker's."""
+    files = [home.auth_file] if home is not None else []
     if os.environ.get("REGISTRY_AUTH_FILE"):
         files.append(Path(os.environ["REGISTRY_AUTH_FILE"]))
     if os.environ.get("XDG_RUNTIME_DIR"):
@@ -127,13 +130,15 @@ def _read_config(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _from_helper(helper: str, registry: str) -> Credentials | None:
-    """Ask ``docker-credential-<helper> get`` (through the Executor seam)."""
-    from imgbuild.engine.exec import LOCAL
+def _from_helper(helper: str, registry: str, executor: Executor | None) -> Credentials | None:
+    """Ask ``docker-credential-<helper> get`` through ``executor`` (None: helpers cannot be run, none asked)."""
     from imgbuild.errors import CommandFailed, ToolMissing
 
+    if executor is None:
+        log.debug("credential helper %s not asked: no executor was given to run it", helper)
+        return None
     try:
-        result = LOCAL.run([f"docker-credential-{helper}", "get"], input=registry, check=False, timeout=30)
+        result = executor.run([f"docker-credential-{helper}", "get"], input=registry, check=False, timeout=30)
     except (ToolMissing, CommandFailed):
         log.debug("credential helper %s is not usable", helper)
         return None
@@ -149,9 +154,19 @@ def _from_helper(helper: str, registry: str) -> Credentials | None:
 
 @dataclass(frozen=True)
 class ConfigAuth:
-    """Credentials from the config files of :func:`auth_files` (or the ``files`` given)."""
+    """Credentials from config files (default: podman's and docker's), helpers run through ``executor``.
+
+    Without an executor, ``credHelpers``/``credsStore`` helpers are not asked (as when a helper is
+    not installed); :meth:`for_home` is what imgbuild itself uses.
+    """
 
     files: tuple[Path, ...] | None = None
+    executor: Executor | None = field(default=None, compare=False)
+
+    @classmethod
+    def for_home(cls, home: Home | None, executor: Executor | None) -> "ConfigAuth":
+        """The files of :func:`auth_files` for ``home`` (ours first), helpers run through ``executor``."""
+        return cls(tuple(auth_files(home)), executor)
 
     def credentials(self, registry: str) -> Credentials | None:
         """The first credentials found for ``registry``: inline ``auth``, then ``credHelpers``, then ``credsStore``."""
@@ -161,8 +176,7 @@ class ConfigAuth:
                 return found
         return None
 
-    @staticmethod
-    def _from_config(cfg: Mapping, registry: str) -> Credentials | None:
+    def _from_config(self, cfg: Mapping, registry: str) -> Credentials | None:
         auths = cfg.get("auths") or {}
         for key in host_keys(registry):
             entry = auths.get(key)
@@ -174,25 +188,19 @@ class ConfigAuth:
                 if entry.get("username") and entry.get("password"):
                     return Credentials(entry["username"], entry["password"])
         helper = (cfg.get("credHelpers") or {}).get(registry) or cfg.get("credsStore")
-        return _from_helper(helper, registry) if helper else None
+        return _from_helper(helper, registry, self.executor) if helper else None
 
 
-def save_credentials(registry: str, creds: Credentials, path: Path | None = None) -> Path:
-    """Store ``creds`` for ``registry`` in our auth file (atomic, 0600), keeping other entries."""
-    from imgbuild.home import home
-
-    path = path or home().auth_file
+def save_credentials(registry: str, creds: Credentials, path: Path) -> Path:
+    """Store ``creds`` for ``registry`` in the auth file ``path`` (atomic, 0600), keeping other entries."""
     cfg = _read_config(path)
     cfg.setdefault("auths", {})[registry] = {"auth": creds.basic()}
     _write_config(path, cfg)
     return path
 
 
-def remove_credentials(registry: str, path: Path | None = None) -> bool:
-    """Remove ``registry`` from our auth file; False if it had no entry."""
-    from imgbuild.home import home
-
-    path = path or home().auth_file
+def remove_credentials(registry: str, path: Path) -> bool:
+    """Remove ``registry`` from the auth file ``path``; False if it had no entry."""
     cfg = _read_config(path)
     auths = cfg.get("auths") or {}
     keys = [k for k in host_keys(registry) if k in auths]
@@ -379,21 +387,3 @@ def registry_host(text: str) -> str:
         raise InputError(f"invalid registry {text!r}")
     return DEFAULT_REGISTRY if host in ("index.docker.io", "registry-1.docker.io") else host
 
-
-def login(registry: str, username: str, password: str, *, tls_verify: bool | None = None,
-          ca_file: str | None = None) -> str:
-    """Check ``username``/``password`` against ``registry`` and save them; returns the host saved under."""
-    from imgbuild.oci.registry import RegistryClient
-
-    host = registry_host(registry)
-    creds = Credentials(parse_user(username), password)
-    with RegistryClient(host, tls_verify=tls_verify, ca_file=ca_file, auth=StaticAuth(creds),
-                        progress=False, retries=2) as client:
-        client.check_login()
-    save_credentials(host, creds)
-    return host
-
-
-def logout(registry: str) -> bool:
-    """Forget the saved credentials of ``registry``; False if there were none."""
-    return remove_credentials(registry_host(registry))

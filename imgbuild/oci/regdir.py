@@ -35,7 +35,7 @@ from imgbuild.oci._blobio import BlobReads, BlobWriter, atomic_blob, stream_file
 from imgbuild.oci.model import Digest, Index, Manifest, Platform, parse_document
 from imgbuild.reference import Reference, parse_reference
 
-__all__ = ["RegistryDir", "TagInfo", "repository_name"]
+__all__ = ["RegistryDir", "TagInfo", "RegistryListing", "repository_name", "list_registry_dir"]
 
 
 def repository_name(ref: str | Reference) -> str:
@@ -331,3 +331,27 @@ class RegistryDir(BlobReads):
                     p.unlink()
                 n += 1
         return n
+
+
+@dataclass(frozen=True)
+class RegistryListing:
+    """What a registry/ directory holds: its root, one :class:`TagInfo` per tag, and its size on disk."""
+
+    root: Path
+    images: list[TagInfo]
+    total_size: int
+
+    def to_dict(self) -> dict:
+        """As plain data for ``--json``."""
+        return {"root": str(self.root), "images": [t.to_dict() for t in self.images], "totalSize": self.total_size}
+
+
+def list_registry_dir(directory: Path | str) -> RegistryListing:
+    """The tags of an existing registry/ directory (an empty directory is a new, empty registry)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError("registry directory does not exist", str(directory))
+    rd = RegistryDir(directory)
+    if not rd.v2.is_dir() and any(directory.iterdir()):  # other content is a mistake, not a registry
+        raise InputError("not a registry directory: no docker/registry/v2 inside", str(directory))
+    return RegistryListing(rd.root, rd.listing(), rd.total_size())

@@ -12,7 +12,7 @@ it reads whole blobs into memory, keeps one token for all scopes, does not resum
 raises bare ``ValueError``s. The upload half (PUT/PATCH, resume, mount) lives in
 :mod:`imgbuild.oci._upload`, which the client's upload methods delegate to. The image-level
 verbs (``pull``, ``push``, ``copy_image_to``) and the parallel mover are in
-:mod:`imgbuild.oci.transfer` and re-exported here.
+:mod:`imgbuild.oci.transfer`, which builds on this module (never the other way round).
 
 Transport security, like skopeo/podman: https with verified certificates by default
 (``ca_file``: a CA file, or a directory of ``*.crt`` as in containers' certs.d; default ``$REGISTRY_CA``).
@@ -46,8 +46,7 @@ from imgbuild.oci.model import (
 from imgbuild.reference import Reference
 
 __all__ = [
-    "RegistryClient", "BlobSink", "ProgressFn", "insecure_hosts", "is_loopback",
-    "pull", "push", "copy_image_to", "inspect_remote",
+    "RegistryClient", "BlobSink", "ProgressFn", "insecure_hosts", "is_loopback", "MANIFEST_ACCEPT",
 ]
 
 log = logging.getLogger(__name__)
@@ -219,25 +218,26 @@ class RegistryClient:
             if r.status_code not in _RETRY_STATUS or attempt == self.retries:
                 return r
             r.close()
-            self._sleep(attempt, r)
+            self.wait_before_retry(attempt, r)
         raise AssertionError("unreachable")
 
     def check_login(self) -> None:
         """Authenticate against ``/v2/`` with the configured credentials; AuthError if refused."""
-        r = self._request("GET", "/v2/", scope="")  # like docker login: a token for no scope
+        r = self.request("GET", "/v2/", scope="")  # like docker login: a token for no scope
         with r:
-            self._check(r, (200,), "login", self.registry)
+            self.check_response(r, (200,), "login", self.registry)
 
     def _url(self, path_or_url: str) -> str:
         return path_or_url if "://" in path_or_url else self.base + path_or_url
 
-    def _sleep(self, attempt: int, response: requests.Response | None = None) -> None:
+    def wait_before_retry(self, attempt: int, response: requests.Response | None = None) -> None:
+        """Sleep before retry number ``attempt``: exponential backoff, or the response's Retry-After (at most 10 s)."""
         delay = self.backoff * (2 ** attempt)
         if response is not None and response.headers.get("Retry-After", "").isdigit():
             delay = float(response.headers["Retry-After"])
         time.sleep(min(delay, 10.0))
 
-    def _request(self, method: str, path_or_url: str, *, scope: str, headers: dict | None = None,
+    def request(self, method: str, path_or_url: str, *, scope: str, headers: dict | None = None,
                  data: object = None, stream: bool = False, retry_net: bool = True,
                  where: str | None = None) -> requests.Response:
         """Send one request with auth, retrying 429/5xx and (if ``retry_net``) connection failures."""
@@ -253,7 +253,7 @@ class RegistryClient:
             except _NET_ERRORS as exc:
                 if retry_net and attempt < self.retries:
                     log.debug("%s %s: %s, retrying", method, url, type(exc).__name__)
-                    self._sleep(attempt)
+                    self.wait_before_retry(attempt)
                     attempt += 1
                     continue
                 raise RegistryError(f"{method} failed: {type(exc).__name__}: connection lost",
@@ -271,7 +271,7 @@ class RegistryClient:
             if r.status_code in _RETRY_STATUS and attempt < self.retries and (retry_net or body is None):
                 log.debug("%s %s: HTTP %s, retrying", method, url, r.status_code)
                 r.close()
-                self._sleep(attempt, r)
+                self.wait_before_retry(attempt, r)
                 attempt += 1
                 continue
             return r
@@ -284,7 +284,7 @@ class RegistryClient:
         return AuthError(f"registry {self.registry} refused {who}{what} (HTTP {status}"
                          f"{', ' + why if why else ''})", where=where or self.registry, status=status)
 
-    def _check(self, r: requests.Response, ok: tuple[int, ...], what: str, where: str) -> None:
+    def check_response(self, r: requests.Response, ok: tuple[int, ...], what: str, where: str) -> None:
         """Raise RegistryError (with the registry's error codes) unless the status is in ``ok``."""
         if r.status_code in ok:
             return
@@ -298,7 +298,8 @@ class RegistryClient:
                             where=where, status=r.status_code)
 
     @staticmethod
-    def _scope(repository: str, push: bool = False) -> str:
+    def scope(repository: str, push: bool = False) -> str:
+        """The token scope for pulling (or pushing to) ``repository``."""
         return f"repository:{repository}:{'pull,push' if push else 'pull'}"
 
     # -- manifests ----------------------------------------------------------------------------
@@ -306,12 +307,12 @@ class RegistryClient:
     def get_manifest(self, ref: Reference) -> tuple[bytes, str]:
         """The exact bytes and media type of ``ref``'s manifest or index (digest checked)."""
         where = ref.normalized
-        r = self._request("GET", f"/v2/{ref.repository}/manifests/{ref.reference}", scope=self._scope(ref.repository),
+        r = self.request("GET", f"/v2/{ref.repository}/manifests/{ref.reference}", scope=self.scope(ref.repository),
                           headers={"Accept": MANIFEST_ACCEPT}, where=where)
         with r:
             if r.status_code == 404:
                 raise ImageNotFound("no such image in the registry", where=where)
-            self._check(r, (200,), "fetching the manifest", where)
+            self.check_response(r, (200,), "fetching the manifest", where)
             raw = r.content
             media_type = (r.headers.get("Content-Type") or "").split(";")[0].strip()
         expected = ref.digest or r.headers.get("Docker-Content-Digest")
@@ -325,12 +326,12 @@ class RegistryClient:
     def head_manifest(self, ref: Reference) -> Descriptor | None:
         """The descriptor of ``ref``'s manifest, or None if the registry does not have it."""
         where = ref.normalized
-        r = self._request("HEAD", f"/v2/{ref.repository}/manifests/{ref.reference}",
-                          scope=self._scope(ref.repository), headers={"Accept": MANIFEST_ACCEPT}, where=where)
+        r = self.request("HEAD", f"/v2/{ref.repository}/manifests/{ref.reference}",
+                          scope=self.scope(ref.repository), headers={"Accept": MANIFEST_ACCEPT}, where=where)
         with r:
             if r.status_code == 404:
                 return None
-            self._check(r, (200,), "checking the manifest", where)
+            self.check_response(r, (200,), "checking the manifest", where)
             digest = r.headers.get("Docker-Content-Digest")
             size = r.headers.get("Content-Length")
             media_type = (r.headers.get("Content-Type") or "").split(";")[0].strip()
@@ -342,10 +343,10 @@ class RegistryClient:
     def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> Digest:
         """Push a manifest's exact bytes under a tag or digest; returns the digest the registry confirmed."""
         where = f"{self.registry}/{repository}:{reference}"
-        r = self._request("PUT", f"/v2/{repository}/manifests/{reference}", scope=self._scope(repository, True),
+        r = self.request("PUT", f"/v2/{repository}/manifests/{reference}", scope=self.scope(repository, True),
                           headers={"Content-Type": media_type}, data=raw, where=where)
         with r:
-            self._check(r, (200, 201), "pushing the manifest", where)
+            self.check_response(r, (200, 201), "pushing the manifest", where)
             returned = r.headers.get("Docker-Content-Digest")
         ours = Digest.of(raw)
         if returned and returned != ours:
@@ -357,11 +358,11 @@ class RegistryClient:
     def has_blob(self, repository: str, digest: str) -> bool:
         """True if ``repository`` already has the blob."""
         where = f"{self.registry}/{repository}@{digest}"
-        r = self._request("HEAD", f"/v2/{repository}/blobs/{digest}", scope=self._scope(repository), where=where)
+        r = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", scope=self.scope(repository), where=where)
         with r:
             if r.status_code == 404:
                 return False
-            self._check(r, (200,), "checking a blob", where)
+            self.check_response(r, (200,), "checking a blob", where)
             return True
 
     def fetch_blob(self, repository: str, desc: Descriptor, sink: BlobSink, on_bytes: ProgressFn | None = None) -> None:
@@ -380,7 +381,7 @@ class RegistryClient:
                         raise RegistryError(f"download kept failing after {drops} attempts", where=where) from exc
                     log.debug("download of %s dropped at %d bytes, resuming", desc.digest, got)
                     got = exc.args[0]
-                    self._sleep(drops - 1)
+                    self.wait_before_retry(drops - 1)
         actual = getattr(writer, "digest", None)
         if actual is not None and str(actual) != str(desc.digest):
             raise DigestMismatch(str(desc.digest), str(actual), where)
@@ -390,7 +391,7 @@ class RegistryClient:
         """One GET (ranged when ``got`` > 0) appended to ``writer``; raises _Dropped(got) on a cut."""
         headers = {"Range": f"bytes={got}-"} if got else {}
         try:
-            r = self._request("GET", f"/v2/{repository}/blobs/{desc.digest}", scope=self._scope(repository),
+            r = self.request("GET", f"/v2/{repository}/blobs/{desc.digest}", scope=self.scope(repository),
                               headers=headers, stream=True, where=where)
         except RegistryError as exc:
             if exc.status is None and not isinstance(exc, AuthError):
@@ -399,7 +400,7 @@ class RegistryClient:
         with r:
             if r.status_code == 404:
                 raise RegistryError("blob not found in the registry", where=where, status=404)
-            self._check(r, (200, 206), "downloading a blob", where)
+            self.check_response(r, (200, 206), "downloading a blob", where)
             skip = got if r.status_code == 200 else 0
             try:
                 for chunk in r.iter_content(_DOWN):
@@ -435,30 +436,3 @@ class RegistryClient:
         """Ask an upload URL how much it holds: (new location, next offset), or None if the session is gone."""
         return _upload.upload_status(self, location, scope)
 
-
-def pull(ref: str, **kwargs):
-    """Pull ``ref`` into the local store (see :func:`imgbuild.oci.transfer.pull`)."""
-    from imgbuild.oci import transfer
-
-    return transfer.pull(ref, **kwargs)
-
-
-def push(src: str, dest: str | None = None, **kwargs):
-    """Push a local image to a registry (see :func:`imgbuild.oci.transfer.push`)."""
-    from imgbuild.oci import transfer
-
-    return transfer.push(src, dest, **kwargs)
-
-
-def copy_image_to(ref, sink, **kwargs):
-    """Fetch a remote image's manifests and blobs into any sink (see :func:`imgbuild.oci.transfer.copy_image_to`)."""
-    from imgbuild.oci import transfer
-
-    return transfer.copy_image_to(ref, sink, **kwargs)
-
-
-def inspect_remote(ref: str, **kwargs):
-    """Manifest and config of a remote image, nothing stored (see :func:`imgbuild.oci.transfer.inspect_remote`)."""
-    from imgbuild.oci import transfer
-
-    return transfer.inspect_remote(ref, **kwargs)

@@ -128,7 +128,7 @@ def wanted_images(images, context_dir: Path | str | None = None) -> list[Wanted]
 def save_images(images, regdir: RegistryDir | Path | str, *, platform: Platform | str | None = None,
                 all_platforms: bool = False, store=None, jobs: int = 4, skip_missing: bool = False, progress: object = False,
                 context_dir: Path | str | None = None, notify: Callable[[str], None] | None = None,
-                **client_kw) -> SaveReport:
+                executor=None, **client_kw) -> SaveReport:
     """Save ``images`` (an ImageSet, references or :class:`Wanted`) into ``regdir`` (a RegistryDir or its path).
 
     Pass the ImageSet itself (with ``context_dir``) rather than its ``refs``: then errors name
@@ -136,8 +136,13 @@ def save_images(images, regdir: RegistryDir | Path | str, *, platform: Platform 
 
     ``store``: a local Store to take images from when it holds them; ``progress``: as for pull
     (True: bars on a TTY, else lines); ``notify``: called with one line per saved/skipped image;
-    ``client_kw``: RegistryClient options (``tls_verify``, ``ca_file``, ``auth``).
+    ``client_kw``: RegistryClient options (``tls_verify``, ``ca_file``, ``auth``); without ``auth``,
+    the credentials of the store's Home and docker/podman files (helpers run through ``executor``).
     """
+    if client_kw.get("auth") is None:
+        from imgbuild.oci.auth import ConfigAuth
+
+        client_kw["auth"] = ConfigAuth.for_home(store.home if store is not None else None, executor)
     plat = Platform.parse(platform) if isinstance(platform, str) else (platform or Platform.current())
     regdir = regdir if isinstance(regdir, RegistryDir) else RegistryDir(regdir)
     say = notify or (lambda _: None)

@@ -5,10 +5,11 @@ directory, the address and port asked for) into a private temp directory, runs
 ``docker-registry serve`` through the exec seam with its log streamed line by line,
 and stops it cleanly: on Ctrl-C (SIGINT), SIGTERM or SIGHUP the registry gets a
 SIGTERM, drains its connections and exits, and the temp configuration is removed.
-The registry runs in its own session (``setsid``) so a terminal's Ctrl-C reaches only
-imgbuild, which forwards it as that graceful SIGTERM. ``REGISTRY_*`` environment
-variables are not passed on: the stock registry would read them as overrides of its
-configuration, and some are common for other reasons (podman's ``REGISTRY_AUTH_FILE``).
+The registry runs in its own process group (the local executor starts every command in
+one), so a terminal's Ctrl-C reaches only imgbuild, which forwards it as that graceful
+SIGTERM. ``REGISTRY_*`` environment variables are not passed on: the stock registry
+would read them as overrides of its configuration, and some are common for other reasons
+(podman's ``REGISTRY_AUTH_FILE``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from imgbuild.engine.exec import LOCAL, Executor, require_tool
+from imgbuild.engine.exec import Executor, require_tool
 from imgbuild.errors import CommandFailed, InputError
 
 __all__ = ["ServeConfig", "serve", "registry_config", "REGISTRY_BIN"]
@@ -66,8 +67,8 @@ def registry_config(cfg: ServeConfig) -> dict:
     }
 
 
-def serve(cfg: ServeConfig, *, on_line: Callable[[str], None] | None = None, executor: Executor = LOCAL) -> int:
-    """Run the registry on ``cfg.root`` until it exits or is stopped; return 0 after a clean stop.
+def serve(cfg: ServeConfig, *, executor: Executor, on_line: Callable[[str], None] | None = None) -> int:
+    """Run the registry on ``cfg.root`` through ``executor`` until it exits or is stopped; 0 after a clean stop.
 
     Raises InputError if the directory is missing, ToolMissing without the registry binary and
     CommandFailed (with the registry's last log lines) if it exits on its own with an error.
@@ -78,7 +79,6 @@ def serve(cfg: ServeConfig, *, on_line: Callable[[str], None] | None = None, exe
     if not root.is_dir():
         raise InputError("registry directory does not exist", str(root))
     binary = require_tool(REGISTRY_BIN, "install it (Debian: apt-get install docker-registry)")
-    setsid = require_tool("setsid", "install util-linux")
     stop = threading.Event()
     errors: list[str] = []
 
@@ -93,8 +93,8 @@ def serve(cfg: ServeConfig, *, on_line: Callable[[str], None] | None = None, exe
         conf = tmp / "config.yml"
         conf.write_text(yaml.safe_dump(registry_config(ServeConfig(root, cfg.port, cfg.address, cfg.read_only,
                                                                    cfg.log_level)), sort_keys=False))
-        with _forward_stop_signals(stop, (binary, setsid, require_tool("env"))):
-            argv = [setsid, *(["env", *unset] if unset else []), binary, "serve", str(conf)]
+        with _forward_stop_signals(stop, (binary, require_tool("env"))):
+            argv = [*(["env", *unset] if unset else []), binary, "serve", str(conf)]
             result = executor.run(argv, check=False, on_line=seen)
     if result.ok or stop.is_set():
         return 0

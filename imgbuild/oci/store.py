@@ -1,4 +1,10 @@
-"""The local image store: one OCI image layout at ``$IMGBUILD_HOME/store``.
+"""The local image store: one OCI image layout, by default a Home's ``store/`` (:func:`open_store`).
+
+A Store opened with :func:`open_store` carries its :class:`~imgbuild.home.Home`, and
+everything that keeps files for the images in it (unpacked layers, listings, build-step
+entries, mounts, registry credentials) takes their paths from that Home, never from
+``$IMGBUILD_HOME``. A bare ``Store(path)`` (a scratch layout) has no Home: what needs one
+says so (:meth:`Store.needs_home`).
 
 The layout is the standard one (``oci-layout``, ``index.json``,
 ``blobs/<alg>/<hex>``), so skopeo, umoci or crane read it directly: a tag is an
@@ -33,6 +39,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from imgbuild.errors import ImageNotFound, InputError, InvalidReference, StoreError
+from imgbuild.home import Home
 from imgbuild.oci import _maintain
 from imgbuild.fsutil import atomic_write
 from imgbuild.oci._blobio import BlobReads, BlobWriter, atomic_blob, stream_file, write_bytes
@@ -53,11 +60,18 @@ _HEX = frozenset("0123456789abcdef")
 class Store(BlobReads):
     """An OCI image layout used as imgbuild's local image store."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, home: Home | None = None) -> None:
         self.root = Path(root)
+        self.home = home
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
+
+    def needs_home(self, what: str) -> Home:
+        """The Home this store carries; StoreError naming ``what`` needs it if the store was opened without one."""
+        if self.home is None:
+            raise StoreError(f"{what} needs an imgbuild home: open the store with open_store(home)", str(self.root))
+        return self.home
 
     # -- layout, locks, atomic files -------------------------------------------------------------
 
@@ -402,8 +416,6 @@ class Image:
         return self.manifest.config.size + sum(d.size for d in self.manifest.layers)
 
 
-def open_store() -> Store:
-    """The store of the current imgbuild home."""
-    from imgbuild.home import home
-
-    return Store(home().store)
+def open_store(home: Home) -> Store:
+    """The image store of ``home``, carrying that Home for its caches, mounts and credentials."""
+    return Store(home.store, home=home)

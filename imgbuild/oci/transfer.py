@@ -257,18 +257,23 @@ def _blobs_of(docs: Iterable[tuple[Descriptor, bytes]]) -> list[Descriptor]:
     return list(seen.values())
 
 
-def _open_store(store):
-    if store is not None:
-        return store
-    from imgbuild.oci.store import open_store
+def _with_auth(store, executor, client_kw: dict) -> dict:
+    """``client_kw`` with, unless it names an ``auth``, the credentials of the store's Home (helpers via ``executor``)."""
+    if client_kw.get("auth") is None:
+        from imgbuild.oci.auth import ConfigAuth
 
-    return open_store()
+        client_kw = {**client_kw, "auth": ConfigAuth.for_home(store.home, executor)}
+    return client_kw
 
 
-def pull(ref: str, *, store=None, platform: Platform | None = None, all_platforms: bool = False,
-         jobs: int = 4, progress: object = False, **client_kw) -> Descriptor:
-    """Pull ``ref`` into the local store and tag it; returns the stored descriptor."""
-    store = _open_store(store)
+def pull(ref: str, *, store, platform: Platform | None = None, all_platforms: bool = False,
+         jobs: int = 4, progress: object = False, executor=None, **client_kw) -> Descriptor:
+    """Pull ``ref`` into ``store`` and tag it; returns the stored descriptor.
+
+    Credentials come from the store's Home and docker/podman files (credential helpers run through
+    ``executor``) unless ``client_kw`` names an ``auth`` provider.
+    """
+    client_kw = _with_auth(store, executor, client_kw)
     image = copy_image_to(ref, store, platform=platform, all_platforms=all_platforms, jobs=jobs,
                           progress=progress, **client_kw)
     store.tag(image.reference, image.descriptor)
@@ -305,10 +310,13 @@ def _mount_sources(store, dest: Reference) -> dict[str, str]:
     return sources
 
 
-def push(src: str, dest: str | None = None, *, store=None, jobs: int = 4, progress: object = False,
-         client: RegistryClient | None = None, **client_kw) -> Digest:
-    """Push local image ``src`` to ``dest`` (default: ``src`` itself); returns the pushed manifest digest."""
-    store = _open_store(store)
+def push(src: str, dest: str | None = None, *, store, jobs: int = 4, progress: object = False,
+         client: RegistryClient | None = None, executor=None, **client_kw) -> Digest:
+    """Push ``src`` from ``store`` to ``dest`` (default: ``src`` itself); returns the pushed manifest digest.
+
+    Credentials as for :func:`pull`.
+    """
+    client_kw = _with_auth(store, executor, client_kw)
     desc = store.resolve(src)
     try:
         target = parse_reference(dest or src)

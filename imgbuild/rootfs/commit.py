@@ -101,14 +101,11 @@ def copy_entries(image, copy: Path) -> list[Entry]:
     return out + _entries_in_order(found)
 
 
-def commit(rec: MountRecord, ref: str, *, compression: str | None = None, store=None,
+def commit(rec: MountRecord, ref: str, *, store, compression: str | None = None,
            message: str | None = None) -> Descriptor:
-    """Write the changes of the writable mount ``rec`` as a layer on its image, tag the result ``ref``."""
-    from imgbuild.oci.store import open_store
-
+    """Write the changes of the writable mount ``rec`` as a layer on its image in ``store``, tag the result ``ref``."""
     if not rec.rw:
         raise InputError("a read-only mount has no changes to commit; mount with --rw", rec.path)
-    store = store or open_store()
     image = store.image(rec.digest)
     if rec.mechanism == "copy":
         entries = copy_entries(image, Path(rec.path))

@@ -3,7 +3,8 @@
 An image's tree is merged from per-layer member listings. A listing is made
 by streaming the layer once (decompressed, every file hashed, the bytes
 checked against the diffID) and is cached as
-``$IMGBUILD_HOME/cache/listings/<diffID hex>.json``, so diffing two releases
+``<home>/cache/listings/<diffID hex>.json`` (the Home of the image's store, or
+the one passed in; a store without a Home caches nothing), so diffing two releases
 that share most layers reads only the layers that changed, and nothing is
 ever extracted. A diff side names an image in the local store, or a
 directory: an existing path starting with ``/``, ``.`` or ``~``, or any other
@@ -24,15 +25,21 @@ from imgbuild.rootfs.diff import (
     tar_members, tree_from_dir,
 )
 from imgbuild.errors import DigestMismatch, ImageNotFound, InputError, InvalidReference, StoreError
+from imgbuild.home import Home
 from imgbuild.oci.model import Descriptor, Digest
 
-__all__ = ["layer_listing", "image_tree", "Source", "open_source", "diff"]
+__all__ = ["layer_listing", "listing_dir", "image_tree", "Source", "open_source", "diff"]
 
 
-def _listing_dir() -> Path:
-    from imgbuild.home import home
+def listing_dir(home: Home) -> Path:
+    """Where ``home`` caches layer listings (``<home>/cache/listings``)."""
+    return home.cache / "listings"
 
-    return home().cache / "listings"
+
+def _home_of(image, home: Home | None) -> Home | None:
+    """``home``, else the Home of the store ``image`` comes from (None if it has none)."""
+    store = getattr(image, "store", None)
+    return home if home is not None else getattr(store, "home", None)
 
 
 def _read_listing(desc: Descriptor, image) -> tuple[list[FileInfo], str]:
@@ -58,26 +65,29 @@ def _store_listing(path: Path, members: list[FileInfo]) -> None:
         pass  # a cache: failing to keep it only costs time next run
 
 
-def layer_listing(image, desc: Descriptor, diff_id: Digest) -> list[FileInfo]:
+def layer_listing(image, desc: Descriptor, diff_id: Digest, home: Home | None = None) -> list[FileInfo]:
     """The members of one layer (whiteouts as such), from the listing cache or by streaming the layer."""
-    path = _listing_dir() / f"{diff_id.hex}.json"
-    try:
-        return listing_from_json(path.read_bytes())
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    home = _home_of(image, home)
+    path = listing_dir(home) / f"{diff_id.hex}.json" if home is not None else None
+    if path is not None:
+        try:
+            return listing_from_json(path.read_bytes())
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
     members, actual = _read_listing(desc, image)
     if diff_id.algorithm == "sha256" and actual != diff_id:
         raise DigestMismatch(str(diff_id), actual, where=f"layer {desc.digest}")
-    _store_listing(path, members)
+    if path is not None:
+        _store_listing(path, members)
     return members
 
 
-def image_tree(image) -> dict[str, FileInfo]:
-    """The merged tree of ``image`` as a runtime would show it, without extracting."""
+def image_tree(image, home: Home | None = None) -> dict[str, FileInfo]:
+    """The merged tree of ``image`` as a runtime would show it, without extracting (listings cached in ``home``)."""
     diff_ids = image.config.diff_ids
     if len(diff_ids) != len(image.layers):
         raise StoreError(f"image has {len(image.layers)} layers but {len(diff_ids)} diffIDs", str(image.digest))
-    return merge_layers(layer_listing(image, desc, d) for desc, d in zip(image.layers, diff_ids))
+    return merge_layers(layer_listing(image, desc, d, home) for desc, d in zip(image.layers, diff_ids))
 
 
 @dataclass(frozen=True)
@@ -89,13 +99,10 @@ class Source:
     config: dict[str, Any] | None = None
 
 
-def open_source(text: str, store=None) -> Source:
-    """The image or directory ``text`` names."""
-    from imgbuild.oci.store import open_store
-
+def open_source(text: str, store) -> Source:
+    """The image in ``store`` or the directory ``text`` names."""
     if text.startswith(("/", ".", "~")) and os.path.isdir(os.path.expanduser(text)):
         return Source(text, tree_from_dir(Path(os.path.expanduser(text))))
-    store = store or open_store()
     try:
         img = store.image(text)
     except (ImageNotFound, InvalidReference):
@@ -105,8 +112,8 @@ def open_source(text: str, store=None) -> Source:
     return Source(text, image_tree(img), img.config.data)
 
 
-def diff(a: str, b: str, *, store=None, owners: bool = True) -> ImageDiff:
-    """Files added, removed and changed from ``a`` to ``b`` (images or directories), plus config changes."""
+def diff(a: str, b: str, *, store, owners: bool = True) -> ImageDiff:
+    """Files added, removed and changed from ``a`` to ``b`` (images in ``store`` or directories), plus config changes."""
     sa, sb = open_source(a, store), open_source(b, store)
     config = compare_configs(sa.config, sb.config) if sa.config is not None and sb.config is not None else None
     return ImageDiff(a, b, compare_trees(sa.tree, sb.tree, owners=owners), config)

@@ -1,8 +1,8 @@
 """Mount an image's merged filesystem: an overlay of cached layers, or an extracted copy.
 
-:func:`mount` resolves an image in the local store and makes its merged tree
-visible at ``$IMGBUILD_HOME/mounts/<id>/merged``, by the first mechanism
-that works (or the one asked for):
+:func:`mount` resolves an image in a store and makes its merged tree
+visible at ``<home>/mounts/<id>/merged`` (the :class:`~imgbuild.home.Home`
+the store carries), by the first mechanism that works (or the one asked for):
 
 - ``overlay``: a kernel overlayfs mount (root) of the layers unpacked once in
   the layer cache (:mod:`imgbuild.rootfs.unpack`). Read-only mounts have only
@@ -24,7 +24,8 @@ hundreds of layers; overlayfs itself stops at 500.
 Each mount is described by a record (:mod:`imgbuild.rootfs.records`) written before
 mounting (``pending``) and after (``mounted``); :func:`cleanup_stale` removes
 what a crash or a hand-made ``umount`` left behind, and runs before every
-mount, umount and listing.
+mount, umount and listing. Every ``mount``/``umount`` command runs through the
+:class:`~imgbuild.engine.exec.Executor` the caller passes in.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from imgbuild.engine.exec import LOCAL, Executor, which
+from imgbuild import labels
+from imgbuild.engine.exec import Executor, which
 from imgbuild.errors import CommandFailed, ImgbuildError, InputError, MountError, ToolMissing
 from imgbuild.fsutil import remove_tree
+from imgbuild.home import Home
 from imgbuild.rootfs.records import (
     MountRecord, load_records, mounted_points, new_mount_id, read_record, remove_record, staleness, write_record,
 )
@@ -48,15 +51,12 @@ __all__ = [
     "mounted_image", "mounts_dir", "overlay_available", "record_of",
 ]
 
-_EXEC: Executor = LOCAL
 _MAX_LAYERS = 500
 
 
-def mounts_dir() -> Path:
-    """Where mount records and mount directories live (``$IMGBUILD_HOME/mounts``)."""
-    from imgbuild.home import home
-
-    return home().mounts
+def mounts_dir(home: Home) -> Path:
+    """Where the mount records and mount directories of ``home`` live (``<home>/mounts``)."""
+    return home.mounts
 
 
 @dataclass(frozen=True)
@@ -77,10 +77,14 @@ class MountedImage:
     rw: bool = False
     note: str = ""
     unpacked: tuple[str, ...] = field(default=())
+    home: Home | None = field(default=None, repr=False, compare=False)
+    executor: Executor | None = field(default=None, repr=False, compare=False)
 
     def umount(self) -> None:
-        """Unmount this mount and remove its directory and record."""
-        umount(self.id)
+        """Unmount this mount and remove its directory and record (with the Home and executor it was made with)."""
+        if self.home is None or self.executor is None:
+            raise InputError("this MountedImage does not know its home and executor; use rootfs.mount.umount()", self.id)
+        umount(self.id, home=self.home, executor=self.executor)
 
     def __enter__(self) -> "MountedImage":
         return self
@@ -89,13 +93,15 @@ class MountedImage:
         self.umount()
 
 
-def mounted_image(rec: MountRecord, config: ImageConfig) -> MountedImage:
-    """The :class:`MountedImage` of a record, with the image's config."""
-    labels = config.labels
+def mounted_image(rec: MountRecord, config: ImageConfig, home: Home | None = None,
+                  executor: Executor | None = None) -> MountedImage:
+    """The :class:`MountedImage` of a record, with the image's config (and what its ``umount`` needs)."""
+    tags = config.labels
     return MountedImage(
-        path=Path(rec.path), config=config, labels=labels, env=config.env_map, cmd=tuple(config.cmd),
-        entrypoint=tuple(config.entrypoint), type=labels.get("sealos.io.type", "rootfs"), ref=rec.ref,
+        path=Path(rec.path), config=config, labels=tags, env=config.env_map, cmd=tuple(config.cmd),
+        entrypoint=tuple(config.entrypoint), type=tags.get(labels.TYPE_LABEL, labels.TYPE_ROOTFS), ref=rec.ref,
         digest=rec.digest, id=rec.id, mechanism=rec.mechanism, rw=rec.rw, note=rec.note, unpacked=rec.unpacked,
+        home=home, executor=executor,
     )
 
 
@@ -138,31 +144,30 @@ def _order(mechanism: str) -> list[str]:
     return [mechanism]
 
 
-def mount(image: str, *, rw: bool = False, mechanism: str = "auto", reuse: bool = False, store=None,
-          on_unpack: Callable[[Descriptor], None] | None = None) -> MountedImage:
-    """Mount ``image`` (a reference, digest or id in the local store) and return where and what it is.
+def mount(image: str, *, store, executor: Executor, rw: bool = False, mechanism: str = "auto",
+          reuse: bool = False, on_unpack: Callable[[Descriptor], None] | None = None) -> MountedImage:
+    """Mount ``image`` (a reference, digest or id in ``store``) and return where and what it is.
 
+    The mount lives under the Home ``store`` carries; ``executor`` runs ``mount``/``umount``.
     ``on_unpack`` is called with each layer that has to be unpacked first (none when all are cached).
     With ``reuse`` a live read-only mount of the same image is returned instead of a new one (the CLI
     does this, like ``buildah mount``); without it the caller owns a private mount it may unmount.
     """
-    from imgbuild.oci.store import open_store
-
-    store = store or open_store()
+    home = store.needs_home("mounting an image")
     img = store.image(image)
-    cleanup_stale()
+    cleanup_stale(home, executor)
     if not rw and reuse:
-        for rec in find_mounts(str(img.digest)):
+        for rec in find_mounts(home, str(img.digest)):
             if not rec.rw and rec.state == "mounted":
-                return mounted_image(rec, img.config)
+                return mounted_image(rec, img.config, home, executor)
     notes: list[str] = []
     order = _order(mechanism)
     if mechanism == "auto" and order == ["copy"]:
         notes.append(f"overlay unavailable ({overlay_available()}); using an extracted copy")
     for i, mech in enumerate(order):
         try:
-            rec = _mount_with(img, _ref_text(image), mech, rw, "; ".join(notes), on_unpack)
-            return mounted_image(rec, img.config)
+            rec = _mount_with(img, _Site(home, executor), _ref_text(image), mech, rw, "; ".join(notes), on_unpack)
+            return mounted_image(rec, img.config, home, executor)
         except (MountError, CommandFailed, ToolMissing) as exc:
             if i == len(order) - 1:
                 raise MountError(f"cannot mount with {mech}: {exc}", image) from exc
@@ -175,8 +180,20 @@ def _first_line(exc: Exception) -> str:
     return text[-1].strip() if text else type(exc).__name__
 
 
-def _mount_with(img, ref: str, mech: str, rw: bool, note: str, on_unpack=None) -> MountRecord:
-    mdir = mounts_dir()
+@dataclass(frozen=True)
+class _Site:
+    """Where mounts live and what runs their commands."""
+
+    home: Home
+    executor: Executor
+
+    @property
+    def mounts(self) -> Path:
+        return mounts_dir(self.home)
+
+
+def _mount_with(img, site: _Site, ref: str, mech: str, rw: bool, note: str, on_unpack=None) -> MountRecord:
+    mdir = site.mounts
     mid = new_mount_id()
     root = mdir / mid
     rec = MountRecord(id=mid, ref=ref, digest=str(img.digest), path=str(root / "merged"), mechanism=mech, rw=rw,
@@ -189,22 +206,22 @@ def _mount_with(img, ref: str, mech: str, rw: bool, note: str, on_unpack=None) -
 
             extract_image(img, root / "merged", on_unpack)
         else:
-            rec = _overlay(img, rec, root, mech, on_unpack)
+            rec = _overlay(img, site, rec, root, mech, on_unpack)
         rec = rec.with_(state="mounted")
         write_record(mdir, rec)
         return rec
     except BaseException:
-        _teardown(rec, quiet=True)
+        _teardown(site, rec, quiet=True)
         raise
 
 
-def _overlay(img, rec: MountRecord, root: Path, mech: str, on_unpack=None) -> MountRecord:
+def _overlay(img, site: _Site, rec: MountRecord, root: Path, mech: str, on_unpack=None) -> MountRecord:
     """Unpack the layers, link them as ``l/<n>`` and mount the overlay; the record gains lowers/upper/work."""
     from imgbuild.rootfs.unpack import unpack_image
 
     if len(img.layers) > _MAX_LAYERS:
         raise MountError(f"{len(img.layers)} layers: overlayfs stacks at most {_MAX_LAYERS}", rec.ref)
-    layers = unpack_image(img, on_unpack)
+    layers = unpack_image(img, site.home, on_unpack)
     links = root / "l"
     links.mkdir()
     names = []
@@ -232,8 +249,8 @@ def _overlay(img, rec: MountRecord, root: Path, mech: str, on_unpack=None) -> Mo
         argv = ["mount", "-t", "overlay", "overlay", "-o", ",".join(opts), rec.path]
     else:
         argv = [_require("fuse-overlayfs"), "-o", ",".join(opts), rec.path]
-    write_record(mounts_dir(), rec)
-    _EXEC.run(argv, cwd=str(links))
+    write_record(site.mounts, rec)
+    site.executor.run(argv, cwd=str(links))
     return rec
 
 
@@ -258,9 +275,9 @@ def _matches(rec: MountRecord, target: str) -> bool:
     return _ref_text(target) == rec.ref
 
 
-def find_mounts(target: str | None = None) -> list[MountRecord]:
-    """Records matching ``target`` (mount id, path, image reference or digest); all records if None."""
-    records, _ = load_records(mounts_dir())
+def find_mounts(home: Home, target: str | None = None) -> list[MountRecord]:
+    """Records of ``home`` matching ``target`` (mount id, path, image reference or digest); all if None."""
+    records, _ = load_records(mounts_dir(home))
     return [r for r in records if target is None or _matches(r, target)]
 
 
@@ -272,51 +289,52 @@ class Unmounted:
     note: str = ""
 
 
-def umount(target: str | None = None, *, all: bool = False) -> list[Unmounted]:
-    """Unmount the mounts ``target`` names (or every mount with ``all``) and remove their dirs and records.
+def umount(target: str | None = None, *, home: Home, executor: Executor, all: bool = False) -> list[Unmounted]:
+    """Unmount the mounts of ``home`` that ``target`` names (or all with ``all``); remove their dirs and records.
 
     A mount that was already unmounted or removed by hand is cleaned up and reported with a note.
     """
     if target is None and not all:
         raise InputError("name a mount (image, path or id) or use --all")
+    site = _Site(home, executor)
     done = [Unmounted(r, f"already gone ({why}); cleaned up")
-            for r, why in cleanup_stale() if all or _matches(r, target or "")]
-    for rec in find_mounts(None if all else target):
+            for r, why in cleanup_stale(home, executor) if all or _matches(r, target or "")]
+    for rec in find_mounts(home, None if all else target):
         if rec.state == "pending" and rec.pid != os.getpid():
             continue  # another live process is mounting it right now
-        _teardown(rec)
+        _teardown(site, rec)
         done.append(Unmounted(rec))
     if not done and not all:
         raise InputError("no mount matches", target)
     return done
 
 
-def list_mounts() -> list[MountRecord]:
-    """Every live mount, after cleaning stale ones."""
-    cleanup_stale()
-    return find_mounts()
+def list_mounts(home: Home, executor: Executor) -> list[MountRecord]:
+    """Every live mount of ``home``, after cleaning stale ones."""
+    cleanup_stale(home, executor)
+    return find_mounts(home)
 
 
 def _is_mounted(path: str) -> bool:
     return path in mounted_points()
 
 
-def _unmount_path(path: str) -> None:
-    res = _EXEC.run(["umount", path], check=False)
+def _unmount_path(executor: Executor, path: str) -> None:
+    res = executor.run(["umount", path], check=False)
     if res.ok or not _is_mounted(path):
         return
     raise MountError(f"cannot unmount: {res.tail(2).strip() or 'exit ' + str(res.exit_code)}", path)
 
 
-def _teardown(rec: MountRecord, quiet: bool = False) -> None:
+def _teardown(site: _Site, rec: MountRecord, quiet: bool = False) -> None:
     """Unmount (if mounted), remove the mount directory, then the record."""
     root = rec.root
     try:
         for point in sorted((p for p in mounted_points() if p == rec.path or p.startswith(str(root) + "/")),
                             key=len, reverse=True):
-            _unmount_path(point)
+            _unmount_path(site.executor, point)
         _remove_dir(root)
-        remove_record(mounts_dir(), rec.id)
+        remove_record(site.mounts, rec.id)
     except (MountError, OSError):
         if not quiet:
             raise
@@ -336,45 +354,46 @@ def _remove_dir(root: Path) -> None:
         raise MountError(f"cannot remove mount directory: {exc.strerror}", str(root)) from exc
 
 
-def cleanup_stale() -> list[tuple[MountRecord, str]]:
-    """Remove records (and their dirs and leftover mounts) that a crash or a manual umount made stale."""
-    mdir = mounts_dir()
+def cleanup_stale(home: Home, executor: Executor) -> list[tuple[MountRecord, str]]:
+    """Remove the records of ``home`` (and their dirs and leftover mounts) that a crash or a manual umount made stale."""
+    site = _Site(home, executor)
+    mdir = site.mounts
     records, bad = load_records(mdir)
     table = mounted_points()
     cleaned = []
     for rec in records:
         why = staleness(rec, table)
         if why:
-            _teardown(rec, quiet=True)
+            _teardown(site, rec, quiet=True)
             cleaned.append((rec, why))
     for path in bad:
-        _remove_orphan(mdir / path.stem)
+        _remove_orphan(executor, mdir / path.stem)
         path.unlink(missing_ok=True)
     known = {r.id for r in records}
     if mdir.is_dir():
         for d in mdir.iterdir():
             if d.is_dir() and len(d.name) == 12 and d.name not in known and not (mdir / f"{d.name}.json").exists():
-                _remove_orphan(d)
+                _remove_orphan(executor, d)
     return cleaned
 
 
-def _remove_orphan(root: Path) -> None:
+def _remove_orphan(executor: Executor, root: Path) -> None:
     """Unmount whatever is mounted under a directory no record describes, then remove it."""
     prefix = str(root) + "/"
     for point in sorted((p for p in mounted_points() if p.startswith(prefix)), key=len, reverse=True):
-        _EXEC.run(["umount", point], check=False)
+        executor.run(["umount", point], check=False)
     try:
         _remove_dir(root)
     except MountError:
         pass
 
 
-def record_of(target: str) -> MountRecord:
-    """The single live mount ``target`` names; InputError if none or several."""
-    cleanup_stale()
-    recs = find_mounts(target)
+def record_of(target: str, home: Home, executor: Executor) -> MountRecord:
+    """The single live mount of ``home`` that ``target`` names; InputError if none or several."""
+    cleanup_stale(home, executor)
+    recs = find_mounts(home, target)
     if not recs:
         raise InputError("no mount matches", target)
     if len(recs) > 1:
         raise InputError(f"{len(recs)} mounts match; name one by path or id", target)
-    return read_record(mounts_dir(), recs[0].id)
+    return read_record(mounts_dir(home), recs[0].id)

@@ -1,8 +1,9 @@
-"""Pruning of the caches under ``$IMGBUILD_HOME/cache``: the second half of ``imgbuild store gc``.
+"""Pruning of rootfs/'s caches under ``<home>/cache``: the second half of ``imgbuild store gc``.
 
-Blob gc (:mod:`imgbuild.oci._maintain`) leaves the caches alone; this module
-removes the cache entries that nothing can use any more, judged against the
-home store after its blobs were collected:
+Blob gc (:meth:`imgbuild.oci.store.Store.gc`) leaves the caches alone; this
+module removes the entries of the caches rootfs/ keeps that nothing can use any
+more, judged against a store (and the mount records of the Home it carries)
+after its blobs were collected:
 
 - ``layers/<diffID hex>/`` (unpacked layers, :mod:`imgbuild.rootfs.unpack`): removed
   when no image in the store has that diffID and no live mount uses it. A
@@ -17,15 +18,14 @@ home store after its blobs were collected:
   are removed too. Lock files stay (unlinking a flock file races its users).
 - ``listings/<diffID hex>.json`` (:mod:`imgbuild.rootfs.difftree`): removed when no
   image in the store has that diffID (they are cheap to make again).
-- ``build-steps/<xx>/<key>.json`` (:mod:`imgbuild.builder.cache`): removed when
-  the layer blob they name is gone from the store or they are unreadable; the
-  build cache already treats them as misses.
 
-``registry/`` (images bundled into a build, keyed on context path, platform
-and image names, kept so rebuilds copy nothing and keep their digest) and
-``downloads/`` (files a user placed for offline builds, keyed on their URL)
-are not keyed on anything the store knows, so they are never pruned.
-Caches are pruned only for the home store: they belong to ``$IMGBUILD_HOME``.
+The build-step cache is builder/'s and pruned there
+(:func:`imgbuild.builder.cache.prune_step_cache`), with the :class:`Pruned`
+report and file helpers of this module. ``registry/`` (images bundled into a
+build, keyed on context path, platform and image names, kept so rebuilds copy
+nothing and keep their digest) and ``downloads/`` (files a user placed for
+offline builds, keyed on their URL) are not keyed on anything the store knows,
+so they are never pruned. A store without a Home has no caches to prune.
 """
 
 from __future__ import annotations
@@ -35,20 +35,19 @@ import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from imgbuild.errors import ImgbuildError, StoreError
 from imgbuild.fsutil import remove_tree
 from imgbuild.locks import try_exclusive
 from imgbuild.oci.store import TEMP_MAX_AGE
 from imgbuild.oci.model import Digest, Manifest
+from imgbuild.oci.store import Store
+from imgbuild.rootfs.records import load_records, mounted_points, staleness
 
-if TYPE_CHECKING:
-    from imgbuild.oci.store import Store
+__all__ = ["Pruned", "CACHES", "prune_caches", "used_diff_ids", "mount_protected", "prune_files", "stale_temp"]
 
-__all__ = ["Pruned", "CACHES", "prune_caches", "used_diff_ids", "mount_protected"]
-
-CACHES = ("layers", "listings", "build-steps")
+CACHES = ("layers", "listings")
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -106,11 +105,8 @@ def used_diff_ids(store: Store) -> set[str]:
 
 
 def mount_protected(store: Store, layer_root: Path) -> tuple[set[str], str]:
-    """The layer hexes live mounts use, and why every layer must be kept ('' if not)."""
-    from imgbuild.home import home
-    from imgbuild.rootfs.records import load_records, mounted_points, staleness
-
-    records, _ = load_records(home().mounts)
+    """The layer hexes live mounts (of the store's Home) use, and why every layer must be kept ('' if not)."""
+    records, _ = load_records(store.needs_home("pruning caches").mounts)
     table = mounted_points()
     keep: set[str] = set()
     for rec in records:
@@ -178,7 +174,7 @@ def _detach_layers(store: Store, root: Path, used: set[str]) -> _Detached:
     return _Detached(tuple(out), len(set(names) - set(locked)))
 
 
-def _prune_files(cache: str, files: Iterable[Path], doomed) -> Pruned:
+def prune_files(cache: str, files: Iterable[Path], doomed: Callable[[Path], bool]) -> Pruned:
     """Unlink each of ``files`` for which ``doomed(path)`` holds; what was freed."""
     removed = freed = 0
     for path in files:
@@ -195,52 +191,27 @@ def _prune_files(cache: str, files: Iterable[Path], doomed) -> Pruned:
     return Pruned(cache, removed, freed)
 
 
-def _stale_temp(path: Path, now: float) -> bool:
+def stale_temp(path: Path, now: float) -> bool:
     """True for an atomic-write temp file older than :data:`TEMP_MAX_AGE` (debris of a crashed writer)."""
     return path.name.startswith(".") and path.name.endswith(".tmp") and path.lstat().st_mtime < now - TEMP_MAX_AGE
 
 
 def _prune_listings(root: Path, used: set[str], now: float) -> Pruned:
     def doomed(p: Path) -> bool:
-        return _stale_temp(p, now) or (p.suffix == ".json" and _is_hex(p.stem) and p.stem not in used)
+        return stale_temp(p, now) or (p.suffix == ".json" and _is_hex(p.stem) and p.stem not in used)
 
-    return _prune_files("listings", sorted(root.iterdir()) if root.is_dir() else [], doomed)
-
-
-def _step_entry_gone(store: Store, path: Path) -> bool:
-    """True if a build-step entry is unreadable or names a blob the store no longer has."""
-    import json
-
-    try:
-        return not store.has_blob(Digest(json.loads(path.read_bytes())["digest"]))
-    except FileNotFoundError:
-        raise
-    except Exception:  # damaged JSON or digest: the cache treats it as a miss already
-        return True
-
-
-def _prune_build_steps(store: Store, root: Path, now: float) -> Pruned:
-    def doomed(p: Path) -> bool:
-        return _stale_temp(p, now) or (p.suffix == ".json" and not p.name.startswith(".")
-                                       and _step_entry_gone(store, p))
-
-    files = sorted(f for d in root.iterdir() if d.is_dir() for f in d.iterdir()) if root.is_dir() else []
-    return _prune_files("build-steps", files, doomed)
+    return prune_files("listings", sorted(root.iterdir()) if root.is_dir() else [], doomed)
 
 
 def prune_caches(store: Store) -> tuple[Pruned, ...]:
-    """Prune the unpacked-layer, listing and build-step caches against ``store``; () unless it is the home store."""
-    from imgbuild.home import home
-
-    h = home()
-    if store.root.resolve() != h.store.resolve():
+    """Prune the unpacked-layer and listing caches of the store's Home against ``store``; () if it has no Home."""
+    if store.home is None:
         return ()
-    cache, now = h.cache, time.time()
+    cache, now = store.home.cache, time.time()
     with store.lock():  # no image can be added or removed while we judge what is used
         used = used_diff_ids(store)
         detached = _detach_layers(store, cache / "layers", used)
         listings = _prune_listings(cache / "listings", used, now)
-        steps = _prune_build_steps(store, cache / "build-steps", now)
     freed = sum(_rmtree(p) for p in detached.paths)
     layers = Pruned("layers", sum(1 for p in detached.paths), freed, detached.busy, detached.note)
-    return layers, listings, steps
+    return layers, listings

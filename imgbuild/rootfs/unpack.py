@@ -1,6 +1,6 @@
 """The unpacked-layer cache: each layer extracted once, shared by every image and mount that uses it.
 
-``$IMGBUILD_HOME/cache/layers/<diffID hex>/`` holds one layer as an overlayfs
+``<home>/cache/layers/<diffID hex>/`` (of the :class:`~imgbuild.home.Home` passed in) holds one layer as an overlayfs
 lower directory: whiteouts kept as overlayfs whiteouts (character device 0/0,
 ``trusted.overlay.opaque=y`` on opaque directories), so a kernel (or
 fuse-overlayfs) overlay of these directories shows exactly what a container
@@ -26,6 +26,7 @@ from typing import BinaryIO, Callable
 
 from imgbuild.errors import DigestMismatch, StoreError
 from imgbuild.fsutil import remove_tree
+from imgbuild.home import Home
 from imgbuild.locks import exclusive_lock
 from imgbuild.oci.layer import extract_layer, open_layer
 from imgbuild.oci.model import Descriptor, Digest, MediaType
@@ -45,16 +46,14 @@ class UnpackedLayer:
     unpacked: bool
 
 
-def layer_cache() -> Path:
-    """The directory holding unpacked layers (``$IMGBUILD_HOME/cache/layers``)."""
-    from imgbuild.home import home
-
-    return home().cache / "layers"
+def layer_cache(home: Home) -> Path:
+    """The directory holding the unpacked layers of ``home`` (``<home>/cache/layers``)."""
+    return home.cache / "layers"
 
 
-def cached_layers() -> list[Digest]:
-    """The diffIDs whose layers are unpacked in the cache."""
-    root = layer_cache()
+def cached_layers(home: Home) -> list[Digest]:
+    """The diffIDs whose layers are unpacked in the cache of ``home``."""
+    root = layer_cache(home)
     if not root.is_dir():
         return []
     return sorted(Digest.from_hex(p.name) for p in root.iterdir() if p.is_dir() and len(p.name) == 64)
@@ -123,9 +122,10 @@ def _discard(tree: Path) -> None:
         pass
 
 
-def unpack_layer(image: Image, desc: Descriptor, diff_id: Digest, on_unpack: OnUnpack | None = None) -> UnpackedLayer:
-    """The cache directory of one layer of ``image``, unpacking it first if no one has yet (``on_unpack`` is told)."""
-    root = layer_cache()
+def unpack_layer(image: Image, desc: Descriptor, diff_id: Digest, home: Home,
+                 on_unpack: OnUnpack | None = None) -> UnpackedLayer:
+    """The directory of one layer of ``image`` in ``home``'s cache, unpacked first if no one has yet (``on_unpack`` is told)."""
+    root = layer_cache(home)
     final = root / diff_id.hex
     if final.is_dir():
         return UnpackedLayer(diff_id, final, False)
@@ -147,9 +147,13 @@ def unpack_layer(image: Image, desc: Descriptor, diff_id: Digest, on_unpack: OnU
     return UnpackedLayer(diff_id, final, True)
 
 
-def unpack_image(image: Image, on_unpack: OnUnpack | None = None) -> list[UnpackedLayer]:
-    """Every layer of ``image`` in the cache, base first; ``on_unpack`` hears of each layer actually unpacked."""
-    return [unpack_layer(image, desc, diff_id, on_unpack) for desc, diff_id in _layer_pairs(image)]
+def unpack_image(image: Image, home: Home | None = None, on_unpack: OnUnpack | None = None) -> list[UnpackedLayer]:
+    """Every layer of ``image`` in ``home``'s cache (default: the Home of the image's store), base first.
+
+    ``on_unpack`` hears of each layer actually unpacked.
+    """
+    home = home or image.store.needs_home("the unpacked-layer cache")
+    return [unpack_layer(image, desc, diff_id, home, on_unpack) for desc, diff_id in _layer_pairs(image)]
 
 
 def extract_image(image: Image, dest: Path, on_unpack: OnUnpack | None = None) -> None:

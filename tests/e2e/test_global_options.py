@@ -10,6 +10,7 @@ from imgbuild.cli import output
 from imgbuild.cli.app import app
 from imgbuild.cli.main import GLOBAL_FLAGS, hoist_globals, run
 from imgbuild.oci.store import open_store
+from imgbuild.home import home
 from tests.support.oci_images import make_image
 
 
@@ -49,7 +50,7 @@ def test_hoisting_keeps_a_commands_own_flag_values_and_the_end_of_options() -> N
 
 
 def test_global_flags_after_the_command_take_effect(capsys: pytest.CaptureFixture) -> None:
-    make_image(open_store(), "tool:2", {"bin/t": b"t"})
+    make_image(open_store(home()), "tool:2", {"bin/t": b"t"})
     assert run(["tag", "tool:2", "tool:3", "-q", "--debug"]) == 0
     assert output.state.quiet and output.state.debug
     assert run(["store", "verify", "--json"]) == 0  # its own --json
@@ -60,7 +61,7 @@ def test_global_flags_after_the_command_take_effect(capsys: pytest.CaptureFixtur
 
 @pytest.mark.registry
 def test_push_with_quiet_after_the_command(registry, capsys: pytest.CaptureFixture) -> None:
-    make_image(open_store(), "tool:2", {"bin/t": b"t" * 4096})
+    make_image(open_store(home()), "tool:2", {"bin/t": b"t" * 4096})
     assert run(["push", "tool:2", f"{registry.host}/demo/tool:2", "-q"]) == 0, capsys.readouterr().err
     assert capsys.readouterr().out.startswith("sha256:") and output.state.quiet
     assert run(["pull", f"{registry.host}/demo/tool:2", "--debug"]) == 0

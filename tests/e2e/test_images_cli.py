@@ -9,12 +9,13 @@ import pytest
 from imgbuild.cli.images import relative_time
 from imgbuild.cli.main import run
 from imgbuild.oci.store import open_store
+from imgbuild.home import home
 from tests.support.oci_images import make_image
 
 
 @pytest.fixture
 def store():
-    st = open_store()
+    st = open_store(home())
     make_image(st, "localhost:5000/demo/app:v1", {"etc/a": b"a"}, {"scripts/init.sh": b"echo\n"},
                labels={"sealos.io.type": "rootfs", "version": "v1"}, cmd=("bash", "init.sh"), role="rootfs",
                compression="zstd")

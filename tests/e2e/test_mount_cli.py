@@ -10,6 +10,7 @@ import pytest
 from imgbuild.cli.main import run
 from imgbuild.rootfs.records import mounted_points
 from imgbuild.oci.store import open_store
+from imgbuild.home import home
 from tests.support.layered_images import make_layered_image
 
 pytestmark = pytest.mark.root
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture
 def images() -> tuple[str, str]:
-    store = open_store()
+    store = open_store(home())
     make_layered_image(store, "localhost/demo/app:v1", {"etc/app.conf": b"v1", "etc/old": b"o", "bin/app": b"1"},
                        labels={"version": "v1", "sealos.io.type": "rootfs"}, env=["A=1"], cmd=["app"])
     make_layered_image(store, "localhost/demo/app:v2", {"etc/app.conf": b"v2!", "bin/app": b"1", "bin/new": b"n"},
@@ -90,7 +91,7 @@ def test_rw_mount_commit(images, capsys):
     (path / "etc/old").unlink()
     assert run(["commit", str(path), "-t", "localhost/demo/app:patched", "--json"]) == 0
     new = json.loads(capsys.readouterr().out)
-    assert open_store().resolve("localhost/demo/app:patched").digest == new["digest"]
+    assert open_store(home()).resolve("localhost/demo/app:patched").digest == new["digest"]
     assert run(["diff", "--json", images[0], "localhost/demo/app:patched"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [r["path"] for r in data["files"]["removed"]] == ["etc/old"]

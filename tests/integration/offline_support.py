@@ -9,7 +9,7 @@ import os
 import tarfile
 from pathlib import Path
 
-from imgbuild.engine.exec import LOCAL
+from tests.support.local import EXEC
 from imgbuild.oci.model import Descriptor, Digest, ImageConfig, Index, Manifest, MediaType, Platform
 
 
@@ -82,24 +82,24 @@ class TestImage:
         """Copy this image to ``docker://dest`` with skopeo, digests preserved."""
         layout = self.write_layout(workdir / f"layout-{self.digest.hex[:12]}")
         args = ["--all"] if isinstance(self.top, Index) else []
-        LOCAL.run(["skopeo", "copy", "-q", *args, "--preserve-digests", "--dest-tls-verify=false",
+        EXEC.run(["skopeo", "copy", "-q", *args, "--preserve-digests", "--dest-tls-verify=false",
                    f"oci:{layout}:latest", f"docker://{dest}"])
 
     def docker_archive(self, workdir: Path, out: Path, name: str) -> None:
         """Write this (single-platform) image as a docker-archive named ``name`` with skopeo."""
         layout = self.write_layout(workdir / f"layout-{self.digest.hex[:12]}")
-        LOCAL.run(["skopeo", "copy", "-q", f"oci:{layout}:latest", f"docker-archive:{out}:{name}"])
+        EXEC.run(["skopeo", "copy", "-q", f"oci:{layout}:latest", f"docker-archive:{out}:{name}"])
 
 
 def remote_digest(host: str, ref: str) -> str:
     """The digest skopeo sees for ``host/ref`` (manifest or index)."""
-    raw = LOCAL.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{host}/{ref}"]).stdout
+    raw = EXEC.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{host}/{ref}"]).stdout
     return str(Digest.of(raw.encode()))
 
 
 def pull_check(host: str, ref: str, dest: Path, *, all_platforms: bool = False) -> str:
     """Copy ``host/ref`` into an OCI layout with skopeo (verifying every blob) and return its top digest."""
     args = ["--all"] if all_platforms else []
-    LOCAL.run(["skopeo", "copy", "-q", *args, "--preserve-digests", "--src-tls-verify=false",
+    EXEC.run(["skopeo", "copy", "-q", *args, "--preserve-digests", "--src-tls-verify=false",
                f"docker://{host}/{ref}", f"oci:{dest}:x"])
     return json.loads((dest / "index.json").read_text())["manifests"][0]["digest"]

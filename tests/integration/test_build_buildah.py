@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.builder.request import BuildRequest, build
+from imgbuild.builder.request import BuildRequest
 from imgbuild.errors import BuildError
 from imgbuild.oci.layer import extract_layer
 from imgbuild.oci.store import open_store
+from imgbuild.home import home
+from tests.support.local import build
 
 pytestmark = pytest.mark.buildah
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +43,7 @@ def shell_image(tmp_path: Path) -> str:
 
 
 def _tree(digest: str, dest: Path) -> Path:
-    store = open_store()
+    store = open_store(home())
     for desc in store.image(digest).layers:
         with store.open_blob(desc.digest) as fh:
             extract_layer(fh, desc.media_type, dest)

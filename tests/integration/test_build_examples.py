@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.builder.request import BuildRequest, build
+from imgbuild.builder.request import BuildRequest
 from imgbuild.builder.context import BuildContext
 from imgbuild.errors import ImgbuildError
 from imgbuild.oci.layer import extract_layer
 from imgbuild.oci.store import Store, open_store
+from imgbuild.home import home
 from tests.support.registry import start_registry
+from tests.support.local import build
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "kubefiles"
@@ -28,7 +30,7 @@ builds those."""
 
 
 def _extract(digest: str, dest: Path) -> Path:
-    store = open_store()
+    store = open_store(home())
     for desc in store.image(digest).layers:
         with store.open_blob(desc.digest) as fh:
             extract_layer(fh, desc.media_type, dest)
@@ -67,7 +69,7 @@ def test_rootfs_demo_bundles_its_images_and_a_stock_registry_serves_them(tmp_pat
             "registryPassword"} <= env.keys()
     reg = start_registry(tmp_path / "serve", storage=tree / "registry")
     try:
-        from imgbuild.oci.registry import pull
+        from imgbuild.oci.transfer import pull
 
         other = Store(tmp_path / "other-store")
         desc = pull(f"{reg.host}/demo/pause:3.9", store=other)

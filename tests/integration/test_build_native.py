@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.builder.request import BuildRequest, build
+from imgbuild.builder.request import BuildRequest
 from imgbuild.builder.context import BuildContext
 from imgbuild.errors import UnsafePathError, BuildError, ContextError
 from imgbuild.oci.layer import extract_layer, iter_layer_members
 from imgbuild.oci.store import open_store
+from imgbuild.home import home
+from tests.support.local import build
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "kubefiles"
@@ -30,7 +32,7 @@ def _build(context: Path, **kw):
 
 
 def _extract(digest: str, dest: Path) -> Path:
-    store = open_store()
+    store = open_store(home())
     image = store.image(digest)
     for desc in image.layers:
         with store.open_blob(desc.digest) as fh:
@@ -39,7 +41,7 @@ def _extract(digest: str, dest: Path) -> Path:
 
 
 def _members(digest: str) -> dict[str, tarfile.TarInfo]:
-    store = open_store()
+    store = open_store(home())
     out: dict[str, tarfile.TarInfo] = {}
     for desc in store.image(digest).layers:
         with store.open_blob(desc.digest) as fh:
@@ -68,7 +70,7 @@ def test_minimal_files_and_config(tmp_path: Path) -> None:
     data = members["data/data.bin"]
     assert (data.uid, data.gid, data.mode & 0o7777) == (1000, 1000, 0o640)
     assert members["data"].isdir()
-    cfg = open_store().image("localhost:5000/demo/minimal:v1").config
+    cfg = open_store(home()).image("localhost:5000/demo/minimal:v1").config
     section = cfg.data["config"]
     assert section["WorkingDir"] == "/opt/demo" and section["User"] == "1000:1000"
     assert section["Entrypoint"] == ["/bin/demo"] and section["Cmd"] == ["--serve"]
@@ -137,7 +139,7 @@ def test_sealos_rootfs_shape_split_by_role(tmp_path: Path) -> None:
     tree = _extract(out.digest, tmp_path / "t")
     assert _tree_files(tree) == _context_files(ctx)
     assert "README.md" not in _tree_files(tree)
-    store = open_store()
+    store = open_store(home())
     for desc, role in zip(result.manifest.layers, roles):
         with store.open_blob(desc.digest) as fh:
             tops = {m.name.split("/")[0] for m in iter_layer_members(fh, desc.media_type)}
@@ -256,7 +258,7 @@ def test_multi_platform_index(tmp_path: Path) -> None:
     (tmp_path / "Kubefile").write_text("FROM scratch\nCOPY bin/${ARCH}/tool /bin/tool\n")
     out = _build(tmp_path, platforms=("linux/amd64", "linux/arm64"), tags=("localhost:5000/demo/multi:v1",))
     assert out.descriptor.media_type == "application/vnd.oci.image.index.v1+json"
-    store = open_store()
+    store = open_store(home())
     from imgbuild.oci.model import Platform
 
     for arch in ("amd64", "arm64"):
@@ -279,7 +281,7 @@ def test_copy_onto_a_base_directory_goes_inside_and_keeps_base_parents(tmp_path:
     (child / "f").write_text("f")
     (child / "Kubefile").write_text("FROM imgbuild.local/test/base:v1\nCOPY f /opt/.d\nCOPY f /tmp/x/f\n")
     out = _build(child)
-    store = open_store()
+    store = open_store(home())
     [first, second] = out.results[0].manifest.layers[-2:]
     with store.open_blob(first.digest) as fh:
         assert [m.name for m in iter_layer_members(fh, first.media_type)] == ["opt/.d/f"]
@@ -312,7 +314,7 @@ def test_bundled_registry_is_merged_or_appended(tmp_path: Path, kubefile: str, t
     (ctx / "registry").mkdir()
     (ctx / "registry/own.txt").write_text("mine")
     (ctx / "Kubefile").write_text(kubefile)
-    result = build_native(make_plan(ctx), open_store(), BuildOptions(registry_dir=_bundle(tmp_path)))
+    result = build_native(make_plan(ctx), open_store(home()), BuildOptions(registry_dir=_bundle(tmp_path)))
     tree = _extract(result.digest, tmp_path / "t")
     link = tree / target / "docker/registry/v2/repositories/demo/pause/_manifests/tags/3.9/current/link"
     assert link.read_text() == "sha256:" + "a" * 64
@@ -325,7 +327,7 @@ def test_bundled_registry_is_merged_or_appended(tmp_path: Path, kubefile: str, t
 
 def test_a_cache_entry_whose_blob_was_collected_is_rebuilt(tmp_path: Path) -> None:
     first = _build(EXAMPLES / "pause-demo", tags=("localhost:5000/demo/pause:gc",))
-    store = open_store()
+    store = open_store(home())
     store.untag("localhost:5000/demo/pause:gc")
     store.gc()
     [layer] = first.results[0].manifest.layers

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.builder.request import BuildRequest, build
+from imgbuild.builder.request import BuildRequest
+from tests.support.local import build
 from tests.integration.test_build_buildah import _buildah_images, _tree, shell_image  # noqa: F401
 
 pytestmark = pytest.mark.buildah

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.engine.exec import LOCAL
+from tests.support.local import EXEC
 from imgbuild.errors import UnsafePathError
 from imgbuild.oci.layer import Entry, entries_from_tree, extract_layer, iter_layer_members, write_layer
 from imgbuild.oci.model import Digest, MediaType
@@ -69,7 +69,7 @@ def _snapshot(root: Path) -> dict[str, tuple]:
 
 
 def _sh(cmd: str, cwd: Path | None = None) -> str:
-    return LOCAL.run(["bash", "-o", "pipefail", "-c", cmd], cwd=str(cwd) if cwd else None).stdout
+    return EXEC.run(["bash", "-o", "pipefail", "-c", cmd], cwd=str(cwd) if cwd else None).stdout
 
 
 @pytest.fixture

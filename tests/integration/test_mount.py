@@ -9,12 +9,12 @@ import pytest
 
 from imgbuild.rootfs.diff import compare_trees, tree_from_dir
 from imgbuild.rootfs.difftree import image_tree
-from imgbuild.engine.exec import LOCAL
-from imgbuild.rootfs.mount import list_mounts, mount
-from imgbuild.rootfs.records import mounted_points
+from imgbuild.home import home
 from imgbuild.oci.layer import Entry
 from imgbuild.oci.store import open_store
+from imgbuild.rootfs.records import mounted_points
 from tests.support.layered_images import d, f, make_layered_image, sym
+from tests.support.local import EXEC, list_mounts, mount
 
 pytestmark = pytest.mark.root
 
@@ -45,7 +45,7 @@ TOP = {"var/lib/data": f(b"data v2", 0o640, 0, 0), "etc/keep.conf": None, "etc/k
 
 @pytest.fixture
 def image() -> str:
-    make_layered_image(open_store(), "localhost/mnt/app:v1", BASE, MIDDLE, TOP, labels={"sealos.io.type": "rootfs"})
+    make_layered_image(open_store(home()), "localhost/mnt/app:v1", BASE, MIDDLE, TOP, labels={"sealos.io.type": "rootfs"})
     return "localhost/mnt/app:v1"
 
 
@@ -64,7 +64,7 @@ def test_each_mechanism_shows_the_runtime_view(image: str, mechanism: str):
         assert m.mechanism == mechanism and m.type == "rootfs" and m.env["PATH"] == "/usr/bin"
         tree = tree_from_dir(m.path)
         assert set(tree) == _expected_paths()
-        assert not compare_trees(image_tree(open_store().image(image)), tree), "mount differs from layer merge"
+        assert not compare_trees(image_tree(open_store(home()).image(image)), tree), "mount differs from layer merge"
         assert tree["etc/secret"].uid == 1000 and tree["etc/secret"].mode == 0o600
         assert tree["usr/bin/suid"].mode == 0o4755 and tree["etc/kubernetes"].mode == 0o700
         assert tree["usr/bin/kubelet2"].sha256 == tree["usr/bin/kubelet"].sha256
@@ -80,14 +80,14 @@ def test_each_mechanism_shows_the_runtime_view(image: str, mechanism: str):
 
 @pytest.mark.buildah
 def test_overlay_mount_equals_buildah_mount(image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    store_root = open_store().root
+    store_root = open_store(home()).root
     (tmp_path / "auth.json").write_text('{"auths": {}}')
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "auth.json"))
     bh = ["buildah", "--root", str(tmp_path / "bh-root"), "--runroot", str(tmp_path / "bh-run"),
           "--storage-driver", "vfs"]
-    LOCAL.run([*bh, "from", "--name", "cmp", f"oci:{store_root}:{image}"])
+    EXEC.run([*bh, "from", "--name", "cmp", f"oci:{store_root}:{image}"])
     try:
-        theirs = Path(LOCAL.run([*bh, "mount", "cmp"]).stdout.strip())
+        theirs = Path(EXEC.run([*bh, "mount", "cmp"]).stdout.strip())
         with mount(image, mechanism="overlay") as m:
             ours = tree_from_dir(m.path)
             buildah_tree = tree_from_dir(theirs)
@@ -95,6 +95,6 @@ def test_overlay_mount_equals_buildah_mount(image: str, tmp_path: Path, monkeypa
             assert not diff, diff.to_dict()
             assert len(ours) == len(_expected_paths())
     finally:
-        LOCAL.run([*bh, "umount", "cmp"], check=False)
-        LOCAL.run([*bh, "rm", "cmp"], check=False)
-        LOCAL.run([*bh, "rmi", "-a", "-f"], check=False)
+        EXEC.run([*bh, "umount", "cmp"], check=False)
+        EXEC.run([*bh, "rm", "cmp"], check=False)
+        EXEC.run([*bh, "rmi", "-a", "-f"], check=False)

@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from imgbuild.engine.exec import LOCAL
+from tests.support.local import EXEC
 from imgbuild.oci.model import Descriptor, Index, Platform
 from imgbuild.oci.regdir import RegistryDir
 from tests.support.registry import start_registry
@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.registry, pytest.mark.skopeo]
 
 
 def skopeo(*args: str) -> str:
-    return LOCAL.run(["skopeo", *args]).stdout
+    return EXEC.run(["skopeo", *args]).stdout
 
 
 def test_stock_registry_serves_what_regdir_wrote(tmp_path):

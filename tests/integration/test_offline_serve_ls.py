@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from imgbuild.cli.main import run
-from imgbuild.engine.exec import LOCAL
+from tests.support.local import EXEC
 from imgbuild.oci.model import Platform
 from imgbuild.oci.regdir import RegistryDir
 from tests.support.registry import free_port
@@ -59,7 +59,7 @@ def test_serve_serves_and_stops_cleanly_on_ctrl_c(tmp_path):
         _wait_up(f"http://127.0.0.1:{port}/v2/", proc)
         children = _registry_children(proc.pid)
         assert len(children) == 1
-        digest = LOCAL.run(["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
+        digest = EXEC.run(["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
                             f"docker://127.0.0.1:{port}/library/nginx:1.25"]).stdout.strip()
         assert digest == man.digest
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith("imgbuild-serve-")]

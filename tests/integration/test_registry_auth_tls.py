@@ -14,6 +14,7 @@ from imgbuild.cli.main import run
 from imgbuild.errors import AuthError, RegistryError
 from imgbuild.oci.store import Store, open_store
 from imgbuild.oci.transfer import pull, push
+from imgbuild.home import home
 from tests.support.images import make_random_image
 
 pytestmark = pytest.mark.registry
@@ -28,7 +29,7 @@ def test_login_stores_credentials_0600_and_push_pull_use_them(auth_registry, img
     assert stat.S_IMODE(auth_file.stat().st_mode) == 0o600
     assert auth_registry.host in json.loads(auth_file.read_text())["auths"]
     ref = f"{auth_registry.host}/secure/app:v1"
-    desc = make_random_image(open_store(), ref, [3000])
+    desc = make_random_image(open_store(home()), ref, [3000])
     assert run(["push", ref]) == 0
     assert capsys.readouterr().out.strip() == desc.digest
     assert run(["logout", auth_registry.host]) == 0
@@ -73,7 +74,7 @@ def test_tls_registry_refused_by_default(tls_registry, tmp_path):
 
 
 def test_tls_registry_with_ca_bundle_or_without_verification(tls_registry, tmp_path, monkeypatch, capsys):
-    store = open_store()
+    store = open_store(home())
     ref = f"{tls_registry.host}/tls/app:v1"
     desc = make_random_image(store, ref, [100, 2000])
     certs = tmp_path / "certs.d"

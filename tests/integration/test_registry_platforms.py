@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from imgbuild.cli.main import run
-from imgbuild.engine.exec import LOCAL
+from tests.support.local import EXEC
 from imgbuild.errors import ImageNotFound
 from imgbuild.oci.model import Digest, Index, Platform
 from imgbuild.oci.store import Store, open_store
 from imgbuild.oci.transfer import pull, push
+from imgbuild.home import home
 from tests.support.images import make_index, make_random_image
 
 pytestmark = pytest.mark.registry
@@ -44,7 +45,7 @@ def test_cli_platform_and_all_platforms_round_trip(pushed_index, registry, capsy
     assert capsys.readouterr().out.strip() == arm.digest
     assert run(["pull", ref, "--all-platforms"]) == 0
     assert capsys.readouterr().out.strip() == idx.digest
-    store = open_store()
+    store = open_store(home())
     assert isinstance(store.get_document(idx.digest), Index)
     assert store.has_blob(amd.digest) and store.has_blob(arm.digest)
     copy = f"{registry.host}/multi/copy:v2"
@@ -55,9 +56,9 @@ def test_cli_platform_and_all_platforms_round_trip(pushed_index, registry, capsy
 @pytest.mark.skopeo
 def test_skopeo_sees_the_index(pushed_index):
     ref, idx, _, _ = pushed_index
-    raw = LOCAL.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"]).stdout
+    raw = EXEC.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"]).stdout
     assert Digest.of(raw.encode()) == idx.digest
-    out = LOCAL.run(["skopeo", "inspect", "--tls-verify=false", "--override-arch", "arm64",
+    out = EXEC.run(["skopeo", "inspect", "--tls-verify=false", "--override-arch", "arm64",
                      f"docker://{ref}"]).stdout
     assert '"Architecture": "arm64"' in out
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from imgbuild.engine.exec import LOCAL
+from tests.support.local import EXEC
 from imgbuild.oci.model import Digest
 from imgbuild.oci.store import Store
 from imgbuild.oci.transfer import inspect_remote, pull, push
+from imgbuild.home import home
 from tests.support.images import make_random_image
 
 pytestmark = pytest.mark.registry
@@ -82,10 +83,10 @@ def test_skopeo_sees_the_pushed_image_and_copies_it_back_identically(registry, t
     ref = f"{registry.host}/sk/app:v1"
     desc = make_random_image(store, ref, [5 << 20, 777, 1 << 20], workdir=tmp_path)
     push(ref, store=store)
-    raw = LOCAL.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"]).stdout
+    raw = EXEC.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"]).stdout
     assert Digest.of(raw.encode()) == desc.digest
     layout = tmp_path / "back"
-    LOCAL.run(["skopeo", "copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{layout}:v1"])
+    EXEC.run(["skopeo", "copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{layout}:v1"])
     index = json.loads((layout / "index.json").read_text())
     assert index["manifests"][0]["digest"] == desc.digest
     for d in _blob_digests(store, ref):
@@ -105,4 +106,4 @@ def test_cli_inspect_remote_stores_nothing(registry, tmp_path: Path, capsys):
     assert desc.digest in out and "Layers:     2" in out
     assert run(["inspect", "--remote", ref, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["digest"] == desc.digest
-    assert open_store().tags() == []
+    assert open_store(home()).tags() == []

@@ -16,12 +16,13 @@ import pytest
 import requests
 
 from imgbuild.cli.main import run
-from imgbuild.engine.exec import LOCAL
+from tests.support.local import EXEC
 from imgbuild.errors import AuthError
-from imgbuild.oci.auth import Credentials, StaticAuth
+from imgbuild.oci.auth import ConfigAuth, Credentials, StaticAuth
 from imgbuild.oci.registry import RegistryClient
 from imgbuild.oci.store import Store, open_store
 from imgbuild.oci.transfer import pull, push
+from imgbuild.home import home
 from tests.conftest import start_token_registry
 from tests.support.images import make_random_image
 
@@ -64,12 +65,13 @@ def test_login_then_push_and_pull_give_the_same_digests(token_registry, imgbuild
     assert "s3cret-pw" not in "".join(capsys.readouterr())
     assert token_registry.extra["tokens"].requests[0].scopes == ()  # login asks for no scope, as docker does
     ref = f"{token_registry.host}/team/a:v1"
-    desc = make_random_image(open_store(), ref, [5000, 300_000])
+    desc = make_random_image(open_store(home()), ref, [5000, 300_000])
     assert run(["push", ref]) == 0
     assert capsys.readouterr().out.strip() == desc.digest
     other = Store(tmp_path / "other")
-    assert pull(ref, store=other).digest == desc.digest  # saved credentials, a fresh client
-    assert _blobs(other, ref) == _blobs(open_store(), ref)
+    saved = ConfigAuth.for_home(home(), None)  # what the CLI would pass: the Home's saved credentials
+    assert pull(ref, store=other, auth=saved).digest == desc.digest  # saved credentials, a fresh client
+    assert _blobs(other, ref) == _blobs(open_store(home()), ref)
     tokens = token_registry.extra["tokens"].requests
     assert any(r.user == "alice" and r.granted == ("repository:team/a:pull,push",) for r in tokens)
     assert all(r.status == 200 for r in tokens)
@@ -96,7 +98,7 @@ def test_a_pull_only_user_is_refused_push_clearly_without_the_password(token_reg
     caplog.set_level("DEBUG")
     assert _login(token_registry.host, "bob", "bob-pw-77", monkeypatch) == 0
     ref = f"{token_registry.host}/team/a:v1"
-    make_random_image(open_store(), ref, [1000])
+    make_random_image(open_store(home()), ref, [1000])
     for argv in (["push", ref], ["--debug", "push", ref]):
         assert run(argv) == 1
         out = capsys.readouterr()
@@ -178,19 +180,19 @@ def test_skopeo_reads_what_we_pushed_with_the_same_saved_credentials(token_regis
                                                                      monkeypatch, tmp_path):
     assert _login(token_registry.host, "alice", "s3cret-pw", monkeypatch) == 0
     ref = f"{token_registry.host}/team/a:v1"
-    desc = make_random_image(open_store(), ref, [50_000, 1000])
+    desc = make_random_image(open_store(home()), ref, [50_000, 1000])
     assert run(["push", ref]) == 0
     authfile = str(imgbuild_home / "auth.json")
     common = ["--authfile", authfile, "--tls-verify=false"]
-    raw = LOCAL.run(["skopeo", "inspect", "--raw", *common, f"docker://{ref}"]).stdout
-    assert json.loads(raw)["config"]["digest"] == str(open_store().image(ref).manifest.config.digest)
+    raw = EXEC.run(["skopeo", "inspect", "--raw", *common, f"docker://{ref}"]).stdout
+    assert json.loads(raw)["config"]["digest"] == str(open_store(home()).image(ref).manifest.config.digest)
     layout = tmp_path / "layout"
-    LOCAL.run(["skopeo", "copy", "-q", "--src-authfile", authfile, "--src-tls-verify=false",
+    EXEC.run(["skopeo", "copy", "-q", "--src-authfile", authfile, "--src-tls-verify=false",
                "--preserve-digests", f"docker://{ref}", f"oci:{layout}:x"])
     index = json.loads((layout / "index.json").read_text())
     assert index["manifests"][0]["digest"] == desc.digest
     empty = tmp_path / "empty-auth.json"
     empty.write_text('{"auths": {}}')
-    anon = LOCAL.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "--authfile", str(empty),
+    anon = EXEC.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "--authfile", str(empty),
                       f"docker://{ref}"], check=False)
     assert not anon.ok  # the credentials, not an open registry, let skopeo in

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 from imgbuild import api
+from imgbuild.home import home
 from imgbuild.oci.store import open_store
 from tests.support.oci_images import make_image
 
@@ -18,24 +19,26 @@ REPO = Path(__file__).resolve().parents[2]
 WRITER = textwrap.dedent("""
     import sys, time
     from imgbuild import api
+    from imgbuild.home import home
     from imgbuild.oci.store import open_store
     from tests.support.oci_images import make_image
     who, archive, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    store, n, end = open_store(), 0, time.time() + seconds
+    store, n, end = open_store(home()), 0, time.time() + seconds
     while time.time() < end:
         n += 1
-        api.load(archive)                                   # re-tags base:1 (same content)
-        api.tag("base:1", f"{who}/copy:{n % 5}")
+        api.load(archive, store=store)                      # re-tags base:1 (same content)
+        api.tag("base:1", f"{who}/copy:{n % 5}", store)
         make_image(store, f"{who}/own:{n % 3}", {"n": f"{who}{n}".encode()})
         if n % 4 == 0:
-            api.rmi([f"{who}/own:{(n + 1) % 3}"])           # untag + gc while the other writes
+            api.rmi([f"{who}/own:{(n + 1) % 3}"], store=store)  # untag + gc while the other writes
     print(n)
 """)
 
 READER = textwrap.dedent("""
     import json, sys, time
+    from imgbuild.home import home
     from imgbuild.oci.store import open_store
-    store, end, reads = open_store(), time.time() + float(sys.argv[1]), 0
+    store, end, reads = open_store(home()), time.time() + float(sys.argv[1]), 0
     while time.time() < end:
         try:
             raw = (store.root / "index.json").read_bytes()
@@ -56,10 +59,10 @@ def _spawn(script: str, *args: str) -> subprocess.Popen:
 
 
 def test_two_writers_and_a_reader(tmp_path):
-    store = open_store()
+    store = open_store(home())
     make_image(store, "base:1", {"etc/base": b"base" * 1000})
     archive = tmp_path / "base.tar"
-    api.save(["base:1"], archive)
+    api.save(["base:1"], archive, store=store)
     procs = [_spawn(WRITER, "alpha", str(archive), "4"), _spawn(WRITER, "beta", str(archive), "4"),
              _spawn(READER, "4")]
     outs = [p.communicate(timeout=120) for p in procs]

@@ -10,6 +10,7 @@ import pytest
 
 from imgbuild import api
 from imgbuild.oci.store import Store, open_store
+from imgbuild.home import home
 from tests.support.oci_images import make_image
 
 pytestmark = pytest.mark.skopeo
@@ -31,16 +32,16 @@ def layout(tmp_path):
 
 
 def _check_loaded(ref: str) -> None:
-    d = api.inspect(ref)
+    d = api.inspect(ref, open_store(home()))
     assert d.type == "rootfs" and d.labels["init"] == "init.sh"
     assert d.env == ["registryPort=5000"] and d.cmd == ["init.sh"] and len(d.layers) == 2
-    assert open_store().verify() == []
+    assert open_store(home()).verify() == []
 
 
 def test_skopeo_written_layout_loads(layout, tmp_path):
     out = tmp_path / "by-skopeo"
     skopeo("copy", f"oci:{layout.root}:localhost/demo/app:v1", f"oci:{out}:localhost/demo/app:v1")
-    loaded = api.load(out)
+    loaded = api.load(out, store=open_store(home()))
     assert loaded[0].names == ("localhost/demo/app:v1",)
     _check_loaded("localhost/demo/app:v1")
 
@@ -48,25 +49,25 @@ def test_skopeo_written_layout_loads(layout, tmp_path):
 def test_skopeo_oci_archive_loads(layout, tmp_path):
     out = tmp_path / "skopeo-oci.tar"
     skopeo("copy", f"oci:{layout.root}:localhost/demo/app:v1", f"oci-archive:{out}:localhost/demo/app:v1")
-    api.load(out)
-    assert api.inspect("localhost/demo/app:v1").digest == str(layout.resolve("localhost/demo/app:v1").digest)
+    api.load(out, store=open_store(home()))
+    assert api.inspect("localhost/demo/app:v1", open_store(home())).digest == str(layout.resolve("localhost/demo/app:v1").digest)
     _check_loaded("localhost/demo/app:v1")
 
 
 def test_skopeo_docker_archive_loads(layout, tmp_path):
     out = tmp_path / "skopeo-docker.tar"
     skopeo("copy", f"oci:{layout.root}:localhost/demo/app:v1", f"docker-archive:{out}:localhost/demo/app:v1")
-    api.load(out)
+    api.load(out, store=open_store(home()))
     _check_loaded("localhost/demo/app:v1")
     # skopeo keeps the config bytes, so the IMAGE ID survives the docker-archive trip
-    assert api.inspect("localhost/demo/app:v1").image_id == str(layout.image("localhost/demo/app:v1").id)
+    assert api.inspect("localhost/demo/app:v1", open_store(home())).image_id == str(layout.image("localhost/demo/app:v1").id)
 
 
 def test_store_read_by_skopeo_and_registry_roundtrip(layout, registry, tmp_path):
-    api.load(layout.root)
-    store = open_store()
+    api.load(layout.root, store=open_store(home()))
+    store = open_store(home())
     ref = "docker.io/library/app:v1"
-    api.tag("localhost/demo/app:v1", ref)
+    api.tag("localhost/demo/app:v1", ref, open_store(home()))
     info = json.loads(skopeo("inspect", f"oci:{store.root}:{ref}"))
     digest = str(store.resolve(ref).digest)
     assert info["Digest"] == digest and info["Labels"]["sealos.io.type"] == "rootfs"
@@ -80,9 +81,9 @@ def test_store_read_by_skopeo_and_registry_roundtrip(layout, registry, tmp_path)
 
 
 def test_our_docker_archive_is_read_by_skopeo(layout, tmp_path):
-    api.load(layout.root)
+    api.load(layout.root, store=open_store(home()))
     out = tmp_path / "ours-docker.tar"
-    api.save(["localhost/demo/app:v1"], out, "docker-archive")
+    api.save(["localhost/demo/app:v1"], out, "docker-archive", store=open_store(home()))
     info = json.loads(skopeo("inspect", f"docker-archive:{out}"))
     cfg = layout.image("localhost/demo/app:v1").config
     assert info["Labels"]["init"] == "init.sh" and len(info["Layers"]) == 2
@@ -95,17 +96,17 @@ def test_our_docker_archive_is_read_by_skopeo(layout, tmp_path):
 
 
 def test_our_oci_archive_is_read_by_skopeo(layout, tmp_path):
-    api.load(layout.root)
+    api.load(layout.root, store=open_store(home()))
     out = tmp_path / "ours-oci.tar"
-    api.save(["localhost/demo/app:v1"], out)
+    api.save(["localhost/demo/app:v1"], out, store=open_store(home()))
     info = json.loads(skopeo("inspect", f"oci-archive:{out}:localhost/demo/app:v1"))
     assert info["Digest"] == str(layout.resolve("localhost/demo/app:v1").digest)
 
 
 def test_zstd_image_to_docker_archive(tmp_path):
-    st = open_store()
+    st = open_store(home())
     make_image(st, "zs:1", {"big": bytes(range(256)) * 400}, compression="zstd")
     out = tmp_path / "zs.tar"
-    api.save(["zs:1"], out, "docker-archive")
+    api.save(["zs:1"], out, "docker-archive", store=open_store(home()))
     info = json.loads(skopeo("inspect", f"docker-archive:{out}"))
     assert info["Layers"] == [str(d) for d in st.image("zs:1").config.diff_ids]

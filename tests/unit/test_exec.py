@@ -2,7 +2,9 @@
 
 import pytest
 
-from imgbuild.engine.exec import LOCAL, FakeExecutor
+from imgbuild.engine.exec import FakeExecutor, LocalExecutor
+
+LOCAL = LocalExecutor()
 from imgbuild.errors import CommandFailed, ToolMissing
 
 

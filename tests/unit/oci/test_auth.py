@@ -15,6 +15,8 @@ from imgbuild.oci.auth import (
     Authenticator, ConfigAuth, Credentials, StaticAuth, auth_files, registry_host, remove_credentials, split_scopes,
     save_credentials,
 )
+from imgbuild.engine.exec import LocalExecutor
+from imgbuild.home import home
 from imgbuild.oci.registry import insecure_hosts, is_loopback
 
 
@@ -30,16 +32,17 @@ def test_credentials_hide_the_password():
 
 
 def test_save_and_remove_write_0600_docker_format(imgbuild_home: Path):
-    path = save_credentials("localhost:5000", Credentials("alice", "pw"))
+    path = save_credentials("localhost:5000", Credentials("alice", "pw"), home().auth_file)
     assert path == imgbuild_home / "auth.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     data = json.loads(path.read_text())
     assert data == {"auths": {"localhost:5000": {"auth": _b64("alice:pw")}}}
-    assert ConfigAuth().credentials("localhost:5000") == Credentials("alice", "pw")
-    assert ConfigAuth().credentials("127.0.0.1:5000") == Credentials("alice", "pw")  # same host
-    assert ConfigAuth().credentials("localhost:5001") is None
-    assert remove_credentials("localhost:5000") is True
-    assert remove_credentials("localhost:5000") is False
+    auth = ConfigAuth.for_home(home(), None)
+    assert auth.credentials("localhost:5000") == Credentials("alice", "pw")
+    assert auth.credentials("127.0.0.1:5000") == Credentials("alice", "pw")  # same host
+    assert auth.credentials("localhost:5001") is None
+    assert remove_credentials("localhost:5000", home().auth_file) is True
+    assert remove_credentials("localhost:5000", home().auth_file) is False
 
 
 def test_lookup_order_ours_then_podman_then_docker(imgbuild_home: Path, tmp_path: Path, monkeypatch):
@@ -49,13 +52,13 @@ def test_lookup_order_ours_then_podman_then_docker(imgbuild_home: Path, tmp_path
     docker = Path(os.environ["DOCKER_CONFIG"])
     docker.mkdir()
     (docker / "config.json").write_text(json.dumps({"auths": {"https://docker.example/v1/": {"auth": _b64("d:p4")}}}))
-    save_credentials("reg.example", Credentials("alice", "p1"))
-    auth = ConfigAuth()
+    save_credentials("reg.example", Credentials("alice", "p1"), home().auth_file)
+    auth = ConfigAuth.for_home(home(), None)
     assert auth.credentials("reg.example").username == "alice"
     assert auth.credentials("other.example").username == "carol"
     assert auth.credentials("docker.example").username == "d"
     assert auth.credentials("nowhere.example") is None
-    assert auth_files()[0] == imgbuild_home / "auth.json"
+    assert auth_files(home())[0] == imgbuild_home / "auth.json"
 
 
 def test_credential_helper_is_asked(tmp_path: Path, monkeypatch):
@@ -67,7 +70,7 @@ def test_credential_helper_is_asked(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"credHelpers": {"h.example": "fake"}, "credsStore": "missing-helper"}))
-    auth = ConfigAuth((cfg,))
+    auth = ConfigAuth((cfg,), LocalExecutor())
     assert auth.credentials("h.example") == Credentials("u-h.example", "s")
     assert auth.credentials("x.example") is None  # credsStore helper not installed: no credentials
 

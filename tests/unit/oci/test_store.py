@@ -9,6 +9,7 @@ import time
 import pytest
 
 from imgbuild.errors import DigestMismatch, ImageNotFound, InputError, StoreError
+from imgbuild.home import home
 from imgbuild.oci.model import Digest, Index, MediaType, Platform
 from imgbuild.oci.store import REF_NAME, TEMP_MAX_AGE, Store, open_store
 from tests.support.oci_images import make_image
@@ -28,7 +29,7 @@ def test_layout_files_are_standard(store):
 
 
 def test_open_store_lives_in_home(imgbuild_home):
-    assert open_store().root == imgbuild_home / "store"
+    assert open_store(home()).root == imgbuild_home / "store"
 
 
 def test_blob_roundtrip_and_digest_check(store):
