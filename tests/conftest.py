@@ -45,12 +45,13 @@ def imgbuild_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 
 def _unmount_below(root: Path) -> None:
     """Lazily unmount whatever a test left mounted under ``root`` (deepest first), so no test leaks a mount."""
-    from imgbuild.engine.exec import LOCAL
+    from imgbuild.engine.exec import LocalExecutor
     from imgbuild.rootfs.records import mounted_points
 
+    local = LocalExecutor()
     for point in sorted(mounted_points(), key=len, reverse=True):
         if point.startswith(f"{root}/"):
-            LOCAL.run(["umount", "-l", point], check=False)
+            local.run(["umount", "-l", point], check=False)
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from imgbuild.errors import CommandFailed, ToolMissing
 
 __all__ = [
     "Result", "Call", "Executor", "LocalExecutor", "FakeExecutor", "Input", "which", "require_tool",
-    "tar_stream", "LOCAL",
+    "tar_stream",
 ]
 
 Input = Union[str, bytes, IO[bytes], Iterable[bytes], None]
@@ -349,10 +349,6 @@ class FakeExecutor:
         if self.default is not None:
             return self.default
         raise AssertionError(f"FakeExecutor({self.host}): unexpected command {line}")
-
-
-LOCAL = LocalExecutor()
-"""Transitional: the CLI edge makes its own LocalExecutor and passes it down (issue 11 removes this)."""
 
 
 def which(tool: str) -> str | None:
