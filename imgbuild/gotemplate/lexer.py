@@ -146,7 +146,7 @@ class _Lexer:
         if c == '"':
             return self.quoted(_QUOTED, "string", "unterminated quoted string", pos)
         if c == "'":
-            return self.quoted(_CHARC, "char", "unterminated character constant", pos)
+            return self.quoted(_CHARC, "charconst", "unterminated character constant", pos)
         if c == "`":
             close = text.find("`", pos + 1)
             if close < 0:

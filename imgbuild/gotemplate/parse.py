@@ -23,7 +23,7 @@ _ESCAPE = re.compile(r"\\(?:([abfnrtv\\'\"])|([0-7]{3})|x([0-9a-fA-F]{2})|u([0-9
                      re.S)
 _SIMPLE_ESC = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\",
                "'": "'", '"': '"'}
-_OPERAND_START = {"bool", "char", "dot", "field", "ident", "number", "nil", "raw", "string", "var", "("}
+_OPERAND_START = {"bool", "charconst", "dot", "field", "ident", "number", "nil", "raw", "string", "var", "("}
 _NOT_EXECUTABLE = (n.Literal, n.Dot)
 
 
@@ -401,7 +401,7 @@ class _Parser:
         try:
             if tok.kind == "bool":
                 return n.Literal(tok.pos, tok.val == "true", tok.val)
-            if tok.kind in ("number", "char"):
+            if tok.kind in ("number", "charconst"):
                 return n.Literal(tok.pos, _number(tok), tok.val)
             if tok.kind in ("string", "raw"):
                 return n.Literal(tok.pos, unquote(tok.val), tok.val)

@@ -258,6 +258,8 @@ def to_yaml(v: object) -> str:
     data = _plain(v)
     try:
         return _direct_yaml(data)
+    except ValueError:  # a value JSON cannot hold (Inf, NaN): helm's toYaml gives ""
+        return ""
     except _Fallback:
         pass
     try:

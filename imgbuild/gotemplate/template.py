@@ -16,6 +16,7 @@ from imgbuild.gotemplate.errors import TemplateError
 from imgbuild.gotemplate.execute import MISSINGKEY, State, compile_tree, run_template
 from imgbuild.gotemplate.parse import Tree, is_empty, parse
 from imgbuild.gotemplate.sprig import SPRIG
+from imgbuild.gotemplate.values import NOVALUE
 
 __all__ = ["Template"]
 
@@ -108,7 +109,7 @@ class Template:
         """Run template ``name`` of the set on ``data`` (helm's ``include``); TemplateError on failure."""
         st = State(self, _mode(missingkey or self.missingkey))
         try:
-            run_template(st, name, data, None)
+            run_template(st, name, NOVALUE if data is None else data, None)
         except RecursionError:
             raise TemplateError("exceeded maximum template depth (Python recursion limit)", name) from None
         return "".join(st.out)
