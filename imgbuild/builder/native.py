@@ -30,12 +30,13 @@ from imgbuild.builder.plan import (ROLE_ANNOTATION, BuildPlan, StagePlan, app_di
 from imgbuild.engine.exec import Executor
 from imgbuild.errors import BuildError, ImageNotFound, InputError
 from imgbuild.kubefile import model as m
+from imgbuild.labels import INIT, TYPE_LABEL
 from imgbuild.oci.layer import Entry, LayerResult, extract_layer, iter_layer_members, write_layer
 from imgbuild.oci.model import Descriptor, ImageConfig, Manifest, Platform, canonical_json
 
 __all__ = ["BuildOptions", "BuildResult", "Reporter", "build_native", "finish_image", "tag_image"]
 
-_ROLE_ORDER = ("rootfs", "application", "scripts", "registry")
+_ROLE_ORDER = ("rootfs", "application", "scripts", "registry")  # the order of a step's role layers (LAYER_ROLES)
 
 
 class Reporter:
@@ -386,8 +387,8 @@ def _finish(b: _Builder, st: _Stage, opts: BuildOptions) -> tuple[ImageConfig, s
         apply_config(section, st.doc, m.Env(keyword="ENV", line=0, end_line=0, original="",
                                             pairs=tuple(opts.env.items())), {})
     labels = {**(section.get("Labels") or {}), **opts.labels}
-    kind = detect_type(labels, "scripts/init.sh" in st.tree.kinds, st.has_base)
-    labels.setdefault("sealos.io.type", kind)
+    kind = detect_type(labels, f"scripts/{INIT}.sh" in st.tree.kinds, st.has_base)
+    labels.setdefault(TYPE_LABEL, kind)
     section["Labels"] = dict(sorted(labels.items()))
     st.doc["created"] = b.created
     order = ["created", "author", "architecture", "os", "variant", "config", "rootfs", "history"]

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from imgbuild import labels as contract
 from imgbuild.builder.context import BuildContext, default_kubefile
 from imgbuild.errors import InputError, KubefileError
 from imgbuild.kubefile import model as m
@@ -50,9 +51,9 @@ __all__ = [
     "shell_words",
 ]
 
-LABEL_PREFIX = "io.imgbuild."
-ROLE_ANNOTATION = "io.imgbuild.layer.role"
-ROLES = ("rootfs", "registry", "scripts", "application")
+LABEL_PREFIX = contract.LABEL_PREFIX        # re-exported from imgbuild.labels, where the contract names live
+ROLE_ANNOTATION = contract.ROLE_ANNOTATION
+ROLES = contract.LAYER_ROLES
 _LAYER_KEYWORDS = frozenset({"COPY", "ADD", "APP", "CNI", "CSI"})
 _DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
@@ -77,7 +78,7 @@ def build_epoch(timestamp: int | None = None) -> int:
 def role_of(arcname: str) -> str:
     """The layer role of a path in the image, by its top-level directory."""
     top = arcname.lstrip("/").split("/", 1)[0]
-    return {"registry": "registry", "scripts": "scripts", "application": "application"}.get(top, "rootfs")
+    return top if top in contract.LAYER_ROLES else "rootfs"
 
 
 def app_dir(name: str) -> str:
@@ -200,11 +201,11 @@ def sealer_labels(ins: m.Instruction, current: Mapping[str, str]) -> dict[str, s
 
 def detect_type(labels: Mapping[str, str], has_init_script: bool, has_base: bool) -> str:
     """``sealos.io.type``: the explicit label, else rootfs for a base-less image with init, else application."""
-    if labels.get("sealos.io.type"):
-        return labels["sealos.io.type"]
-    if not has_base and (has_init_script or labels.get("init")):
-        return "rootfs"
-    return "application"
+    if labels.get(contract.TYPE_LABEL):
+        return labels[contract.TYPE_LABEL]
+    if not has_base and (has_init_script or labels.get(contract.INIT)):
+        return contract.TYPE_ROOTFS
+    return contract.TYPE_APPLICATION
 
 
 @dataclass(frozen=True)
