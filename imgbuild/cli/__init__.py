@@ -5,3 +5,5 @@ One module per command group registers its commands on the app in
 :mod:`imgbuild.cli.output` and :mod:`imgbuild.cli.main`. Heavy imports happen
 inside command bodies so ``imgbuild --help`` stays instant.
 """
+
+__all__: list[str] = []

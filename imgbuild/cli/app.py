@@ -8,6 +8,8 @@ import typer.core
 from imgbuild import __version__
 from imgbuild.cli import output
 
+__all__ = ["app"]
+
 # Help is plain text. With rich importable, typer escapes "[default: x]" as "\[default: x]" even when markup
 # is off, and importing rich slows start-up; so typer's rich path is switched off here, once.
 typer.core.HAS_RICH = False

@@ -18,6 +18,8 @@ from imgbuild.cli import output
 from imgbuild.cli.app import app
 from imgbuild.cli.edge import local_executor, local_store
 
+__all__ = ["registry_app", "save_cmd", "serve_cmd", "ls_cmd"]
+
 registry_app = typer.Typer(
     name="registry",
     help="Save images into a registry/ directory (docker distribution layout), serve it, list it.",

@@ -6,3 +6,5 @@ OCI image layout; :mod:`.archive` saves and loads oci-/docker-archives;
 :mod:`.registry` talks to remote registries; :mod:`.regdir` writes the
 ``registry/`` directory a stock registry serves.
 """
+
+__all__: list[str] = []
