@@ -3,7 +3,8 @@
 A tree is one or more layers (a local directory whose tree lands under a
 prefix, minus top-level excludes; later layers win, directories merge, as an
 overlay merges them). Each path's entry holds its type, mode, owner, size,
-mtime, link target and the sha256 of its content, plus a local *stat key*
+mtime, link target and a 128-bit hash of its content (xxh3-128, as rsync uses
+for the same job: change detection, not a security boundary), plus a local *stat key*
 (device, inode, size, mtime and ctime in ns). The manifest's digest covers
 everything but the stat keys, so it names the content: two mounts of the same
 image give the same digest. Content digests are what tell a changed file from
@@ -25,10 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, NamedTuple, Protocol, Sequence
 
+import xxhash
+
 from imgbuild.errors import InputError
 
 __all__ = ["TreeLayer", "Entry", "Manifest", "DigestCache", "scan", "diff", "with_digest", "layers_of", "MARKER",
-           "file_digest"]
+           "file_digest", "HASH"]
+
+HASH = "xxh3-128"
+"""The content hash of manifest entries (a manifest made with another is treated as absent)."""
 
 MARKER = ".imgbuild-manifest"
 """The manifest of what imgbuild put in a destination, kept at its top (JSON lines)."""
@@ -62,7 +68,7 @@ class Entry(NamedTuple):
     size: int
     mtime: int
     link: str = ""
-    sha: str = ""
+    hash: str = ""
     key: str = ""
     rdev: int = 0
     src: str = ""  # the local file it comes from (not part of a host's manifest)
@@ -75,7 +81,7 @@ class Entry(NamedTuple):
         """What names the entry's content and metadata (directories: type, mode and owner only)."""
         if self.type == "d":
             return ("d", self.mode, self.uid, self.gid)
-        return (self.type, self.mode, self.uid, self.gid, self.size, self.mtime, self.link, self.sha, self.rdev)
+        return (self.type, self.mode, self.uid, self.gid, self.size, self.mtime, self.link, self.hash, self.rdev)
 
 
 class Manifest:
@@ -94,7 +100,7 @@ class Manifest:
 
     def dumps(self) -> bytes:
         """The manifest as JSON lines: a header with the digest, then one row per path (stat keys kept)."""
-        rows = [json.dumps({"imgbuild-manifest": 1, "digest": self.digest()})]
+        rows = [json.dumps({"imgbuild-manifest": 1, "hash": HASH, "digest": self.digest()})]
         rows += [json.dumps([rel, *self.entries[rel][:10]], separators=(",", ":")) for rel in sorted(self.entries)]
         return ("\n".join(rows) + "\n").encode()
 
@@ -103,7 +109,7 @@ class Manifest:
         """Parse :meth:`dumps` output; None when it is missing or not a manifest (treated as an empty host)."""
         try:
             head = json.loads(lines[0])
-            if head.get("imgbuild-manifest") != 1:
+            if head.get("imgbuild-manifest") != 1 or head.get("hash") != HASH:
                 return None
             rows = json.loads("[" + ",".join(line for line in lines[1:] if line.strip()) + "]")
             return cls({row[0]: Entry(*row[1:11]) for row in rows})
@@ -112,8 +118,8 @@ class Manifest:
 
 
 def file_digest(path: str) -> str:
-    """The sha256 of a local file's content, hex."""
-    h = hashlib.sha256()
+    """The xxh3-128 hash of a local file's content, hex."""
+    h = xxhash.xxh3_128()
     with open(path, "rb", buffering=0) as fh:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
@@ -129,8 +135,8 @@ class DigestCache:
         self._lock = threading.Lock()
         for m in known:
             for e in m.entries.values():
-                if e.type == "f" and e.key and e.sha:
-                    self._done[e.key] = e.sha
+                if e.type == "f" and e.key and e.hash:
+                    self._done[e.key] = e.hash
 
     def known(self, key: str) -> str | None:
         """The digest recorded for ``key``, if any."""
@@ -144,11 +150,11 @@ class DigestCache:
             self._busy.add(key)
             return True
 
-    def put(self, key: str, sha: str | None) -> None:
+    def put(self, key: str, digest: str | None) -> None:
         """Record the digest of a claimed file (None: the claimer gave up)."""
         with self._lock:
-            if sha is not None:
-                self._done[key] = sha
+            if digest is not None:
+                self._done[key] = digest
             self._busy.discard(key)
 
     def get(self, key: str, path: str) -> str:
@@ -276,6 +282,6 @@ def _topmost(paths: list[str]) -> list[str]:
 
 def with_digest(entry: Entry, cache: DigestCache) -> Entry:
     """``entry`` with its content digest filled in (from the cache when its stat key is known)."""
-    if entry.type != "f" or entry.sha:
+    if entry.type != "f" or entry.hash:
         return entry
-    return entry._replace(sha=cache.known(entry.key) or cache.get(entry.key, entry.src))
+    return entry._replace(hash=cache.known(entry.key) or cache.get(entry.key, entry.src))

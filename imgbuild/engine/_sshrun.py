@@ -15,8 +15,10 @@ enforced by signalling the command and closing its channel.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shlex
+import threading
 from concurrent.futures import Executor as ThreadPool
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Iterator, Sequence
@@ -98,6 +100,7 @@ async def run_process(conn: asyncssh.SSHClientConnection, command: str, argv: tu
                       timeout: float | None, feeders: ThreadPool) -> Exited:
     """Run ``command`` on ``conn``: feed ``prefix`` + ``input``, stream output, enforce ``timeout``."""
     proc = await conn.create_process(command, encoding=None)
+    proc.channel.set_write_buffer_limits(high=_CHUNK * 4, low=_CHUNK * 2)  # keep the link fed across hand-offs
     out, err = _Stream(on_line), _Stream(on_line)
     work = asyncio.gather(_read(proc.stdout, out), _read(proc.stderr, err),
                           _feed(proc.stdin, prefix, input, feeders))
@@ -151,7 +154,7 @@ async def _feed(writer: asyncssh.SSHWriter, prefix: bytes, data: Input, feeders:
 
 
 async def _chunks(data: Input, feeders: ThreadPool) -> AsyncIterator[bytes]:
-    """``data`` as byte chunks; files and iterables are read on a worker thread."""
+    """``data`` as byte chunks; files and iterables are read ahead on a worker thread."""
     if data is None:
         return
     if isinstance(data, str):
@@ -161,17 +164,59 @@ async def _chunks(data: Input, feeders: ThreadPool) -> AsyncIterator[bytes]:
         for start in range(0, len(view), _CHUNK):
             yield bytes(view[start:start + _CHUNK])
         return
-    loop = asyncio.get_running_loop()
     if hasattr(data, "read"):
-        while chunk := await loop.run_in_executor(feeders, data.read, _CHUNK):  # type: ignore[union-attr]
-            yield chunk
-        return
-    it = iter(data)  # type: ignore[arg-type]
-    ended = False
-    while not ended:
-        chunk, ended = await loop.run_in_executor(feeders, _pull, it)
-        if chunk:
-            yield chunk
+        reader = data
+
+        def from_file() -> Iterator[bytes]:
+            while chunk := reader.read(_CHUNK):  # type: ignore[union-attr]
+                yield chunk
+
+        data = from_file()
+    async for chunk in _read_ahead(iter(data), feeders):  # type: ignore[arg-type]
+        yield chunk
+
+
+async def _read_ahead(it: Iterator[bytes], feeders: ThreadPool, depth: int = 4) -> AsyncIterator[bytes]:
+    """Chunks of ``it`` pulled on a worker thread up to ``depth`` batches ahead of the writer.
+
+    The producer runs while the channel sends, so the link never waits for a thread hand-off per chunk
+    (which costs a scheduler slice each on a loaded machine).
+    """
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Queue[tuple[bytes, bool, BaseException | None]] = asyncio.Queue()
+    room = threading.Semaphore(depth)
+    stop = threading.Event()
+
+    def hand(item: tuple[bytes, bool, BaseException | None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is reading any more
+            loop.call_soon_threadsafe(ready.put_nowait, item)
+
+    def produce() -> None:
+        try:
+            ended = False
+            while not ended and not stop.is_set():
+                room.acquire()
+                if stop.is_set():
+                    return
+                chunk, ended = _pull(it)
+                hand((chunk, ended, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the writer, which raises it
+            hand((b"", True, exc))
+
+    loop.run_in_executor(feeders, produce)
+    try:
+        while True:
+            chunk, ended, exc = await ready.get()
+            room.release()
+            if exc is not None:
+                raise exc
+            if chunk:
+                yield chunk
+            if ended:
+                return
+    finally:
+        stop.set()
+        room.release()
 
 
 def _pull(it: Iterator[bytes]) -> tuple[bytes, bool]:

@@ -12,10 +12,11 @@ while it was read is an error: the tree must not change while it ships.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tarfile
 from typing import Callable, Iterator, Sequence
+
+import xxhash
 
 from imgbuild.engine._manifest import DigestCache, Entry
 from imgbuild.errors import InputError
@@ -54,7 +55,7 @@ def tar_members(entries: dict[str, Entry], names: Sequence[str], cache: DigestCa
         buf += _header(rel, e)
         if e.type != "f" or e.size == 0:
             if e.type == "f" and e.key and cache.claim(e.key):
-                cache.put(e.key, hashlib.sha256().hexdigest())
+                cache.put(e.key, xxhash.xxh3_128().hexdigest())
         else:
             if len(buf) + e.size > _BATCH:
                 yield bytes(buf)
@@ -85,7 +86,7 @@ def _pad(size: int) -> bytes:
 
 def _content(rel: str, e: Entry, cache: DigestCache) -> Iterator[bytes]:
     """A regular file's bytes padded to 512, hashed on the way when this stream claimed it."""
-    h = hashlib.sha256() if (not e.sha and cache.claim(e.key)) else None
+    h = xxhash.xxh3_128() if (not e.hash and cache.claim(e.key)) else None
     digest = None
     left = e.size
     try:

@@ -38,6 +38,8 @@ from typing import Any, Callable, Coroutine, Sequence, TypeVar
 import asyncssh
 
 from imgbuild.engine._hostkeys import KnownHosts, TofuClient
+from imgbuild.engine._openssh import have_ssh, run_ssh, ssh_argv, streamed
+from imgbuild.engine._sshsock import CoalescingConnector
 from imgbuild.engine._sshrun import SUDO_NONE, SUDO_NOPASSWD, SUDO_PASSWORD, remote_command, run_process
 from imgbuild.engine.exec import Executor, Input, Result, tar_stream
 from imgbuild.errors import CommandFailed, HostUnreachable, InputError
@@ -80,7 +82,7 @@ class SSHPool:
     """One asyncio loop on one thread, one reused connection per target, at most ``max_parallel`` sessions."""
 
     def __init__(self, *, known_hosts: Path, insecure_host_key: bool = False, max_parallel: int = 32,
-                 connect_timeout: float = 10.0, keepalive: float = 15.0) -> None:
+                 connect_timeout: float = 10.0, keepalive: float = 15.0, openssh: bool | None = None) -> None:
         if max_parallel < 1:
             raise InputError(f"--max-parallel must be at least 1, not {max_parallel}")
         self.known_hosts = KnownHosts(Path(known_hosts))
@@ -88,8 +90,10 @@ class SSHPool:
         self.max_parallel = max_parallel
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive
+        self.openssh = have_ssh() if openssh is None else openssh
         self.peak_sessions = 0
         self._open_sessions = 0
+        self._gauge_lock = threading.Lock()
         self._conns: dict[SSHTarget, _Conn] = {}
         self._locks: dict[SSHTarget, asyncio.Lock] = {}
         self._executors: dict[SSHTarget, SSHExecutor] = {}
@@ -142,20 +146,50 @@ class SSHPool:
         """Coroutine: run ``argv`` on ``target`` inside one of the ``max_parallel`` session slots."""
         argv_t = tuple(str(a) for a in argv)
         async with self._sem:
-            self._open_sessions += 1
-            self.peak_sessions = max(self.peak_sessions, self._open_sessions)
+            self._gauge(1)
             try:
                 conn = await self._connection(target)
                 command = remote_command(argv_t, env=env, cwd=cwd, sudo=conn.sudo)
                 exited = await run_process(conn.conn, command, argv_t, target.label, prefix=_sudo_prefix(target, conn),
                                            input=input, on_line=on_line, timeout=timeout, feeders=self._feeders)
             finally:
-                self._open_sessions -= 1
+                self._gauge(-1)
         if exited.lost:
             self._conns.pop(target, None)
             raise HostUnreachable(f"connection to {target.label} lost while running: {exited.result.command_line()}",
                                   target.label)
         return exited.result
+
+    def run_streamed(self, target: SSHTarget, argv: Sequence[str], *, input: Input, env: dict[str, str] | None,
+                     cwd: str | None, on_line: Callable[[str], None] | None, timeout: float | None) -> Result:
+        """Run ``argv`` with a streamed stdin through OpenSSH's ``ssh`` (see :mod:`~imgbuild.engine._openssh`).
+
+        The asyncssh connection is made first (host key trusted or checked, sudo mode found) and a session slot
+        is held for the whole command, so ``max_parallel`` bounds these too.
+        """
+        argv_t = tuple(str(a) for a in argv)
+        self.call(self._sem.acquire())
+        self._gauge(1)
+        try:
+            conn = self.call(self._connection(target))
+            command = remote_command(argv_t, env=env, cwd=cwd, sudo=conn.sudo)
+            base = ssh_argv(target.host, target.port, target.user, target.key_file,
+                            None if self.insecure_host_key else self.known_hosts.path, self.connect_timeout,
+                            self.keepalive)
+            return run_ssh(base, command, argv_t, target.label, prefix=_sudo_prefix(target, conn), input=input,
+                           on_line=on_line, timeout=timeout)
+        finally:
+            self._gauge(-1)
+            self._loop.call_soon_threadsafe(self._sem.release)
+
+    def uses_openssh(self, target: SSHTarget, input: Input) -> bool:
+        """True when a command with this stdin goes through ``ssh``: a stream, and a login without secrets."""
+        return (self.openssh and streamed(input) and target.password is None and target.key_passphrase is None)
+
+    def _gauge(self, delta: int) -> None:
+        with self._gauge_lock:
+            self._open_sessions += delta
+            self.peak_sessions = max(self.peak_sessions, self._open_sessions)
 
     async def _connection(self, target: SSHTarget) -> _Conn:
         lock = self._locks.setdefault(target, asyncio.Lock())
@@ -179,7 +213,7 @@ class SSHPool:
             username=target.user, password=target.password, passphrase=target.key_passphrase,
             known_hosts=None if self.insecure_host_key else (trusted, [], []), config=None,
             connect_timeout=self.connect_timeout, keepalive_interval=self.keepalive, keepalive_count_max=3,
-            encryption_algs=_ENCRYPTION, compression_algs=None)
+            encryption_algs=_ENCRYPTION, compression_algs=None, tunnel=CoalescingConnector())
         if target.key_file:
             options["client_keys"] = [target.key_file]
         try:
@@ -247,8 +281,12 @@ class SSHExecutor:
             env: dict[str, str] | None = None, cwd: str | None = None,
             on_line: Callable[[str], None] | None = None, timeout: float | None = None) -> Result:
         """Run ``argv`` on the host (as root, through sudo for other users); ``check`` raises CommandFailed."""
-        result = self.pool.call(self.pool.run(self.target, argv, input=input, env=env, cwd=cwd,
-                                              on_line=on_line, timeout=timeout))
+        if self.pool.uses_openssh(self.target, input):
+            result = self.pool.run_streamed(self.target, argv, input=input, env=env, cwd=cwd, on_line=on_line,
+                                            timeout=timeout)
+        else:
+            result = self.pool.call(self.pool.run(self.target, argv, input=input, env=env, cwd=cwd,
+                                                  on_line=on_line, timeout=timeout))
         if check and not result.ok:
             raise CommandFailed(result)
         return result

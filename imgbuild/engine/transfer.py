@@ -9,7 +9,7 @@ and a re-run completes it.
 
 Per host, the first command reads the destination's marker, ``.imgbuild-manifest``:
 the file manifest of what imgbuild put there (path, type, mode, owner, size,
-mtime, link target, sha256 of the content; see :mod:`imgbuild.engine._manifest`
+mtime, link target, a hash of the content; see :mod:`imgbuild.engine._manifest`
 -- a per-file manifest, not layer digests, because a destination holds merged
 layers plus rendered files, and a file manifest tells exactly which files of
 it changed). Its digest, returned as ``HostResult.digest`` for the caller to
@@ -42,6 +42,7 @@ per host label, in bytes of the uncompressed stream); the library never prints.
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import threading
 import time
@@ -75,7 +76,10 @@ class Progress(Protocol):
 
 @dataclass(frozen=True)
 class Job:
-    """One tree to one host: the executor, the local tree (a directory or layers) and the destination."""
+    """One tree to one host: the executor, the local tree (a directory or layers) and the destination.
+
+    A ``source`` that is a single file is sent to the path ``dest`` (not into it).
+    """
 
     executor: Executor
     source: Path | Sequence[TreeLayer]
@@ -105,19 +109,27 @@ class HostResult:
 
 
 def distribute(jobs: Sequence[Job], *, progress: Progress | None = None, compress: bool | None = None,
-               max_workers: int | None = None) -> list[HostResult]:
-    """Run every job in parallel; one result per job, in order (failures recorded, not raised)."""
+               replace: bool = True, max_workers: int | None = None) -> list[HostResult]:
+    """Run every job in parallel; one result per job, in order (failures recorded, not raised).
+
+    ``replace=False`` refuses (per host) a destination that exists but holds no imgbuild marker, so a
+    user's directory is never swapped out by mistake.
+    """
     for job in jobs:
         if not job.dest.startswith("/") or job.dest.rstrip("/") == "":
             raise InputError(f"transfer destination must be an absolute directory below /, not {job.dest!r}")
-    run = _Run(DigestCache(), progress, compress)
+    run = _Run(DigestCache(), progress, compress, replace)
     for job in jobs:
-        if id(job.source) not in run.scans:
+        if id(job.source) not in run.scans and not _is_file(job.source):
             run.scans[id(job.source)] = scan(job.source)
     workers = max(1, min(max_workers or len(jobs), 256))
     with ThreadPoolExecutor(workers, thread_name_prefix="imgbuild-transfer") as pool:
         futures = [pool.submit(_send_one, job, run) for job in jobs]
         return [f.result() for f in futures]
+
+
+def _is_file(source: object) -> bool:
+    return isinstance(source, (str, os.PathLike)) and Path(source).is_file()
 
 
 def raise_failures(results: Sequence[HostResult]) -> None:
@@ -137,6 +149,7 @@ class _Run:
     cache: DigestCache
     progress: Progress | None
     compress: bool | None
+    replace: bool = True
     scans: dict[int, dict[str, Entry]] = field(default_factory=dict)
     samples: dict[int, tuple[float, float]] = field(default_factory=dict)
     finals: dict[int, Manifest] = field(default_factory=dict)
@@ -156,26 +169,14 @@ class _Run:
 
 
 def _send_one(job: Job, run: _Run) -> HostResult:
-    ex, dest, key = job.executor, job.dest.rstrip("/"), id(job.source)
-    res = HostResult(ex.host, dest)
+    """One job, its outcome recorded in its result (an error included) and reported as finished."""
+    res = HostResult(job.executor.host, job.dest.rstrip("/"))
     start = time.monotonic()
     try:
-        held, has_zstd = _read_marker(ex, dest)
-        entries = run.scans[key]
-        send, remove = diff(entries, held, _Chain(DigestCache([held]) if held else None, run.cache))
-        total = tar_size(entries, send)
-        if run.progress:
-            run.progress.started(ex.host, total if (send or remove) else 0)
-        if held is not None and not send and not remove:
-            res.digest, res.unchanged = _refresh_marker(ex, dest, run.final(key), held), True
+        if id(job.source) in run.scans:
+            _send_tree(job.executor, res, id(job.source), run)
         else:
-            choice = decide(ex, run.compress, has_zstd, total, entries, send, run.samples, key)
-            if choice.zstd and not has_zstd:
-                raise ImgbuildError(f"zstd is not installed on {ex.host}; it is needed to compress the stream",
-                                    ex.host)
-            res.compressed, res.zstd_why = choice.zstd, choice.why
-            res.digest = _ship(ex, dest, key, send, remove, held is not None, run, res)
-        res.sent_files, res.removed = len(send), len(remove)
+            _send_file(job.executor, res, Path(job.source), run)  # type: ignore[arg-type]
     except BaseException as exc:  # noqa: BLE001 - recorded per host; Ctrl-C is re-raised below
         res.error = exc
         if not isinstance(exc, Exception):
@@ -183,8 +184,60 @@ def _send_one(job: Job, run: _Run) -> HostResult:
     finally:
         res.seconds = time.monotonic() - start
         if run.progress:
-            run.progress.finished(ex.host, _note(res))
+            run.progress.finished(res.host, _note(res))
     return res
+
+
+def _send_tree(ex: Executor, res: HostResult, key: int, run: _Run) -> None:
+    found = _read_marker(ex, res.dest)
+    held = found.manifest
+    if held is None and found.exists and not run.replace:
+        raise ImgbuildError(f"{res.dest} exists on {ex.host} and was not written by imgbuild: not replacing it",
+                            ex.host)
+    entries = run.scans[key]
+    send, remove = diff(entries, held, _Chain(DigestCache([held]) if held else None, run.cache))
+    total = tar_size(entries, send)
+    if run.progress:
+        run.progress.started(ex.host, total if (send or remove) else 0)
+    if held is not None and not send and not remove:
+        res.digest, res.unchanged = _refresh_marker(ex, res.dest, run.final(key), held), True
+        return
+    choice = decide(ex, run.compress, found.zstd, total, entries, send, run.samples, key)
+    if choice.zstd and not found.zstd:
+        raise ImgbuildError(f"zstd is not installed on {ex.host}; it is needed to compress the stream", ex.host)
+    res.compressed, res.zstd_why = choice.zstd, choice.why
+    res.digest = _ship(ex, res.dest, key, send, remove, held is not None, run, res)
+    res.sent_files, res.removed = len(send), len(remove)
+
+
+_FILE_SUM = 'if [ -f "$1" ]; then sha256sum -- "$1"; stat -c %a -- "$1"; fi'
+_FILE = ('set -e; if [ -d "$1" ]; then echo "$1 is a directory" >&2; exit 1; fi; mkdir -p -- "$(dirname -- "$1")"; '
+         'cat > "$1.imgbuild-new"; chmod "$2" "$1.imgbuild-new"; mv -f -- "$1.imgbuild-new" "$1"')
+
+
+def _send_file(ex: Executor, res: HostResult, source: Path, run: _Run) -> None:
+    """One file to the path ``res.dest``: skipped when the host's copy has the same sha256 and mode."""
+    st = source.stat()
+    sha = _sha256_file(source)
+    mode = f"{st.st_mode & 0o7777:o}"
+    there = ex.run(["sh", "-c", _FILE_SUM, "sh", res.dest]).stdout.split()
+    res.digest = f"sha256:{sha}"
+    if run.progress:
+        run.progress.started(ex.host, 0 if there[:1] == [sha] and there[-1:] == [mode] else st.st_size)
+    if there[:1] == [sha] and there[-1:] == [mode]:
+        res.unchanged = True
+        return
+
+    def chunks() -> Iterator[bytes]:
+        with open(source, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                res.bytes += len(chunk)
+                if run.progress:
+                    run.progress.advanced(ex.host, len(chunk))
+                yield chunk
+
+    ex.run(["sh", "-c", _FILE, "sh", res.dest, mode], input=chunks())
+    res.sent_files = 1
 
 
 def _note(res: HostResult) -> str:
@@ -207,26 +260,47 @@ class _Chain(DigestCache):
     def claim(self, key: str) -> bool:
         return self.run.claim(key)
 
-    def put(self, key: str, sha: str | None) -> None:
-        self.run.put(key, sha)
+    def put(self, key: str, digest: str | None) -> None:
+        self.run.put(key, digest)
 
     def get(self, key: str, path: str) -> str:
         return self.known(key) or self.run.get(key, path)
 
 
 _READ = ('if command -v zstd >/dev/null 2>&1; then echo "imgbuild-zstd yes"; else echo "imgbuild-zstd no"; fi; '
+         'if [ -e "$1" ] || [ -L "$1" ]; then echo imgbuild-dest-exists; fi; '
          'echo imgbuild-manifest-begin; cat -- "$1/' + MARKER + '" 2>/dev/null || true')
 
 
-def _read_marker(ex: Executor, dest: str) -> tuple[Manifest | None, bool]:
-    """The manifest the host holds at ``dest`` (None: none there) and whether it has zstd."""
+@dataclass(frozen=True)
+class _Held:
+    """What the first command found on the host."""
+
+    manifest: Manifest | None
+    zstd: bool
+    exists: bool
+
+
+def _read_marker(ex: Executor, dest: str) -> _Held:
+    """The manifest the host holds at ``dest`` (None: none there), whether it has zstd, whether ``dest`` exists."""
     lines: list[str] = []
     ex.run(["sh", "-c", _READ, "sh", dest], on_line=lines.append)
-    zstd = "imgbuild-zstd yes" in lines
+    zstd, exists = "imgbuild-zstd yes" in lines, "imgbuild-dest-exists" in lines
     if "imgbuild-manifest-begin" not in lines:
-        return None, zstd
+        return _Held(None, zstd, exists)
     body = lines[lines.index("imgbuild-manifest-begin") + 1:]
-    return Manifest.loads(body), zstd
+    return _Held(Manifest.loads(body), zstd, exists)
+
+
+def _sha256_file(path: Path) -> str:
+    """The sha256 of a local file, hex (single files are compared with the host's ``sha256sum``)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _refresh_marker(ex: Executor, dest: str, final: Manifest, held: Manifest) -> str:

@@ -166,3 +166,24 @@ def test_host_killed_mid_transfer_is_named_and_a_rerun_completes_it(tmp_path):
     finally:
         for s in servers:
             s.stop()
+
+
+def test_a_single_file_and_a_foreign_destination(tmp_path, hosts):
+    _, exs = hosts
+    f = tmp_path / "kubeadm.yaml"
+    f.write_text("kind: InitConfiguration\n")
+    f.chmod(0o640)
+    dest = tmp_path / "etc" / "kubeadm.yaml"
+    first = distribute([Job(exs[0], f, str(dest))])[0]
+    assert first.ok and first.sent_files == 1 and dest.read_text() == f.read_text()
+    assert oct(dest.stat().st_mode & 0o777) == "0o640"
+    again = distribute([Job(exs[0], f, str(dest))])[0]
+    assert again.unchanged and again.bytes == 0 and again.digest == first.digest
+
+    src = make_tree(tmp_path / "src")
+    users = tmp_path / "users-dir"
+    users.mkdir()
+    (users / "keep-me").write_text("not imgbuild's")
+    refused = distribute([Job(exs[0], src, str(users))], replace=False)[0]
+    assert not refused.ok and "not written by imgbuild" in str(refused.error)
+    assert (users / "keep-me").exists()

@@ -84,7 +84,7 @@ def test_tar_members_hash_on_the_way_and_end_with_the_tail(tmp_path):
     data = b"".join(tar_members(local, sorted(local), cache, lambda: [(MARKER, b"m")]))
     names = tarfile.open(fileobj=io.BytesIO(data)).getnames()
     assert names == ["d", "d/sub", "d/sub/f", "link", "top", MARKER]
-    assert cache.known(local["top"].key) == with_digest(local["top"], DigestCache()).sha
+    assert cache.known(local["top"].key) == with_digest(local["top"], DigestCache()).hash
 
 
 def test_a_file_that_changes_while_sent_is_an_error(tmp_path):
