@@ -9,7 +9,8 @@ import pytest
 from imgbuild.builder.plan import make_plan
 
 ROOT = Path(__file__).resolve().parents[3]
-EXAMPLES = sorted(p.parent.name for p in (ROOT / "kubefiles").glob("*/Kubefile"))
+EXAMPLES = sorted(p.parent.name for p in (ROOT / "kubefiles").glob("*/Kubefile") if not (p.parent / "fetch.sh").exists())
+"""Contexts a fetch.sh assembles (etcd, etcd-app, hello) plan in tests/integration/test_etcd_images.py, after fetching."""
 
 
 def test_examples_exist() -> None:
