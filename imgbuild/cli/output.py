@@ -1,17 +1,27 @@
-"""All terminal output of the CLI: plain lines, tables, JSON, one-line errors.
+"""All terminal output of the CLI: plain lines, tables, JSON, one-line errors, progress bars.
 
 Commands never call ``print`` themselves; they hand data to these functions,
 which honour the global ``--json``/``--quiet`` switches kept in :data:`state`.
+The library reports progress through :class:`imgbuild.progress.Progress`;
+:func:`transfer_progress` makes the CLI's receiver: tqdm bars on a terminal (one
+per item in flight and one for the whole task), else one line per finished item
+(``pushed sha256:abcd1234ef56 12.3MB``). tqdm is imported only to draw bars.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-__all__ = ["state", "echo", "info", "warn", "emit_json", "table", "error_line", "want_json"]
+from imgbuild.progress import SKIPPED, Progress, split
+
+__all__ = [
+    "state", "echo", "info", "warn", "emit_json", "table", "error_line", "want_json", "human_size",
+    "short_size", "transfer_progress", "LineProgress", "BarProgress",
+]
 
 
 @dataclass
@@ -81,3 +91,99 @@ def human_size(n: int | float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
         n /= 1000
     return f"{n} B"
+
+
+def short_size(n: int | float) -> str:
+    """Bytes as tqdm writes them (``240B``, ``1.50kB``, ``132MB``), decimal units."""
+    for unit in ("", "k", "M", "G", "T", "P", "E", "Z"):
+        if abs(n) < 999.5:
+            if abs(n) < 99.95:
+                return f"{n:1.2f}{unit}B" if abs(n) < 9.995 else f"{n:2.1f}{unit}B"
+            return f"{n:3.0f}{unit}B"
+        n /= 1000
+    return f"{n:3.1f}YB"
+
+
+def _short(name: str) -> str:
+    """A digest cut to its first 12 hex digits (``sha256:abcd1234ef56``); other names whole."""
+    return name[:19] if name.startswith("sha256:") else name
+
+
+class LineProgress:
+    """One line per finished item on stderr: ``<outcome> <item> <size>`` (tasks print nothing)."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self._lock = threading.Lock()
+        self._totals: dict[str, int] = {}
+
+    def started(self, label: str, total_bytes: int | None = None) -> None:
+        """Remember the item's size for its line."""
+        with self._lock:
+            self._totals[label] = total_bytes or 0
+
+    def advanced(self, label: str, nbytes: int) -> None:
+        """Lines are printed at the end only."""
+
+    def finished(self, label: str, outcome: str = "done") -> None:
+        """Print the item's line."""
+        task, name = split(label)
+        with self._lock:
+            total = self._totals.pop(label, 0)
+            if task is not None:
+                self.stream.write(f"{outcome} {_short(name)} {short_size(total)}\n")
+                self.stream.flush()
+
+
+class BarProgress:
+    """tqdm bars on stderr: one per task (its total) and one per item in flight."""
+
+    def __init__(self, stream=None) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.stream = stream or sys.stderr
+        self._lock = threading.Lock()
+        self._bars: dict[str, Any] = {}
+        self._left: dict[str, int] = {}
+
+    def _bar(self, total: int | None, desc: str, **kw: Any) -> Any:
+        return self._tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1000, file=self.stream,
+                          dynamic_ncols=True, **kw)
+
+    def started(self, label: str, total_bytes: int | None = None) -> None:
+        """Open the task's bar (kept when done) or an item's bar (removed when done)."""
+        task, name = split(label)
+        with self._lock:
+            if task is None:
+                self._bars[label] = self._bar(total_bytes, f"{label} total", position=0, leave=True)
+            else:
+                self._bars[label] = self._bar(total_bytes, f"{task} {_short(name)}", leave=False)
+                self._left[label] = total_bytes or 0
+
+    def advanced(self, label: str, nbytes: int) -> None:
+        """Advance the item's bar and its task's."""
+        task, _ = split(label)
+        with self._lock:
+            for key in (label, task):
+                if key in self._bars:
+                    self._bars[key].update(nbytes)
+            self._left[label] = self._left.get(label, 0) - nbytes
+
+    def finished(self, label: str, outcome: str = "done") -> None:
+        """Close the bar; an item skipped (already there) counts fully towards its task."""
+        task, _ = split(label)
+        with self._lock:
+            bar = self._bars.pop(label, None)
+            if bar is not None:
+                bar.close()
+            left = self._left.pop(label, 0)
+            if task in self._bars and outcome in SKIPPED and left > 0:
+                self._bars[task].update(left)
+
+
+def transfer_progress() -> Progress:
+    """The CLI's receiver for transfers: bars on a terminal unless ``--quiet``, one line per item otherwise."""
+    if state.quiet or not sys.stderr.isatty():
+        return LineProgress(sys.stderr)
+    return BarProgress(sys.stderr)

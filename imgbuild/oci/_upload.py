@@ -25,7 +25,8 @@ from imgbuild.errors import AuthError, DigestMismatch, RegistryError
 from imgbuild.oci.model import Descriptor
 
 if TYPE_CHECKING:
-    from imgbuild.oci.registry import ProgressFn, RegistryClient
+    from imgbuild.oci.image import OnBytes as ProgressFn
+    from imgbuild.oci.registry import RegistryClient
 
 __all__ = [
     "RETRY_STATUS", "Section", "Dropped", "noop", "location", "push_blob", "mount_blob", "start_upload",
@@ -42,8 +43,11 @@ class Section:
 
     def __init__(self, opener: Callable[[], BinaryIO], offset: int, length: int, on_bytes: ProgressFn) -> None:
         self._fh = opener()
-        if offset:
+        if offset and self._fh.seekable():
             self._fh.seek(offset)
+        elif offset:  # a stream (another registry, an archive member): read up to the window
+            while offset and (skipped := len(self._fh.read(min(offset, 1 << 20)))):
+                offset -= skipped
         self._left = length
         self._length = length
         self._on_bytes = on_bytes
@@ -114,9 +118,10 @@ def start_upload(client: RegistryClient, repository: str) -> str:
 
 
 def push_blob(client: RegistryClient, repository: str, desc: Descriptor, opener: Callable[[], BinaryIO], *,
-              mount_from: str | None = None, on_bytes: ProgressFn | None = None) -> str:
-    """Upload a blob unless present (``"exists"``); mount it (``"mounted"``) or stream it (``"pushed"``)."""
-    if client.has_blob(repository, str(desc.digest)):
+              mount_from: str | None = None, on_bytes: ProgressFn | None = None, check_exists: bool = True) -> str:
+    """Upload a blob unless present (``"exists"``, asked only if ``check_exists``); mount it (``"mounted"``)
+    or stream it (``"pushed"``)."""
+    if check_exists and client.has_blob(repository, str(desc.digest)):
         return "exists"
     where = f"{client.registry}/{repository}@{desc.digest}"
     url = None

@@ -8,44 +8,50 @@ A **docker-archive** is what ``docker load`` accepts: ``manifest.json``
 and ``<diffid-hex>.tar`` layers, always uncompressed (docker cannot read zstd),
 so the file name is the diffID the config promises.
 
-:func:`load` reads both (plain or gzip-compressed tars) and a plain OCI layout
-directory. Archives are read as one stream: member names are checked (no
-absolute paths, no ``..``), every blob streams into the store through
-:meth:`Store.blob_writer` (digest-checked where the name is a digest), and no
-blob is held in memory. A docker-archive becomes an OCI image: config bytes
-kept exactly (same IMAGE ID), layers stored as they are, a new OCI manifest.
-Archives are written to a temp file beside the target and renamed into place.
+Both directions go through the one copy (:func:`imgbuild.oci.transfer.copy_each`):
+saving an oci-archive copies the store's images into a sink that writes tar members
+(blobs digest-checked as they pass); loading copies the images an archive holds
+(:func:`open_archive`: oci-archive or docker-archive, plain or compressed, or an OCI
+layout directory) into the store. Member names are checked (no absolute paths, no
+``..``), blobs stream from the archive file into the store (digest-checked) and a
+blob member nothing names is still verified, so a corrupt archive is refused. A
+docker-archive becomes an OCI image: config bytes kept exactly (same IMAGE ID),
+layers stored as they are, a new OCI manifest. A docker-archive is written by
+converting layers, not by a copy. Archives are written to a temp file beside the
+target and renamed into place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
-import posixpath
-import re
 import tarfile
 import tempfile
+import threading
 import zlib
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
+from typing import BinaryIO, Callable, Iterator, Sequence
 
 import zstandard
 
-from imgbuild.errors import DigestMismatch, ImgbuildError, InputError, InvalidReference, StoreError, UnsafePathError
-from imgbuild.oci.model import Descriptor, Digest, Index, Manifest, MediaType
+from imgbuild.errors import DigestMismatch, ImgbuildError, InputError, InvalidReference, StoreError
+from imgbuild.oci._tarblobs import TarBlobs, open_tar
+from imgbuild.oci.image import BlobSource, Layout, LayoutImage, OnBytes, Source, child_images, is_index, open_layout
+from imgbuild.oci.model import Descriptor, Digest, ImageConfig, Index, Manifest, MediaType
 from imgbuild.oci.store import REF_NAME, Image, Store
+from imgbuild.oci.transfer import StoreSink, copy_each
+from imgbuild.oci.validate import HashingReader
 from imgbuild.reference import Reference, parse_reference
 
-__all__ = ["FORMATS", "Loaded", "save", "load", "save_oci_archive", "save_docker_archive"]
+__all__ = ["FORMATS", "Loaded", "ArchiveEntry", "save", "load", "open_archive", "save_oci_archive",
+           "save_docker_archive"]
 
 FORMATS = ("oci-archive", "docker-archive")
 CONTAINERD_NAME = "io.containerd.image.name"
 _CHUNK = 1 << 20
-_TOP_DOCS = frozenset({"oci-layout", "index.json", "manifest.json", "repositories"})
-_BLOB_NAME = re.compile(r"blobs/(sha256|sha512)/([a-f0-9]{64}|[a-f0-9]{128})")
 _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 
 
@@ -55,6 +61,15 @@ class Loaded:
 
     names: tuple[str, ...]
     descriptor: Descriptor
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """One image an archive holds: the name it carries (None: untagged), its descriptor, and the image itself."""
+
+    name: Reference | None
+    descriptor: Descriptor
+    source: Source
 
 
 # ----------------------------------------------------------------------------------------- save
@@ -80,7 +95,7 @@ def _named(store: Store, ref: str) -> tuple[str | None, Descriptor]:
     return (name if name == parsed.normalized else None), desc
 
 
-@contextmanager
+@contextlib.contextmanager
 def _atomic_tar(out: Path) -> Iterator[tarfile.TarFile]:
     """A tar writer onto a temp file beside ``out``, renamed to ``out`` only when complete."""
     out = Path(out)
@@ -116,46 +131,67 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     _add(tar, name, len(data), io.BytesIO(data))
 
 
-def _complete(store: Store, desc: Descriptor) -> Descriptor:
-    """``desc``, or, for an index with platforms missing locally, the manifest of this machine's platform."""
-    doc = store.get_document(desc.digest)
-    if isinstance(doc, Index) and any(not store.has_blob(c.digest) for c in doc.manifests):
-        return store.image(desc).manifest.descriptor()
-    return desc
+def _local(store: Store, desc: Descriptor) -> Source:
+    """The image or index ``desc``; an index missing platforms locally becomes this machine's image."""
+    source = open_layout(store, desc)
+    if is_index(source) and any(not store.has_blob(c.digest) for c in source.index.manifests):  # type: ignore[union-attr]
+        return store.image(desc)
+    return source
 
 
-def _blobs_of(store: Store, desc: Descriptor) -> list[Descriptor]:
-    """``desc`` and every blob under it."""
-    doc = store.get_document(desc.digest)
-    if isinstance(doc, Manifest):
-        return [desc, *doc.blobs()]
-    out = [desc]
-    for child in doc.manifests:
-        out += _blobs_of(store, child)
-    return out
+class _OciArchiveSink:
+    """An oci-archive being written, as a copy's sink: each blob once as a member, digest-checked as it passes."""
+
+    def __init__(self, tar: tarfile.TarFile) -> None:
+        self.tar = tar
+        self.entries: list[Descriptor] = []
+        self._written: set[str] = set()
+        self._lock = threading.Lock()
+
+    def has_blob(self, desc: Descriptor) -> bool:
+        """True if the archive already holds the blob."""
+        return str(desc.digest) in self._written
+
+    def put_blob(self, desc: Descriptor, open_blob: Callable[[], BinaryIO], on_bytes: OnBytes) -> str:
+        """Add the blob as ``blobs/<alg>/<hex>`` (one at a time), checking its digest."""
+        with self._lock, open_blob() as fh:
+            reader = HashingReader(fh, desc.digest.algorithm)
+            _add(self.tar, f"blobs/{desc.digest.algorithm}/{desc.digest.hex}", desc.size, reader)  # type: ignore[arg-type]
+            if reader.digest() != desc.digest:
+                raise DigestMismatch(desc.digest, reader.digest(), f"blob {desc.digest} in the store")
+            self._written.add(str(desc.digest))
+        on_bytes(desc.size)
+        return "saved"
+
+    def put_manifest(self, desc: Descriptor, raw: bytes, name: Reference | None) -> None:
+        """Add a child manifest as a blob."""
+        with self._lock:
+            if str(desc.digest) not in self._written:
+                _add_bytes(self.tar, f"blobs/{desc.digest.algorithm}/{desc.digest.hex}", raw)
+                self._written.add(str(desc.digest))
+
+    def tag(self, desc: Descriptor, raw: bytes, name: Reference | None) -> None:
+        """Add the top document and an ``index.json`` entry naming it."""
+        self.put_manifest(desc, raw, name)
+        entry = Descriptor(desc.media_type, desc.digest, desc.size, {REF_NAME: name.normalized} if name else {},
+                           desc.platform)
+        if entry not in self.entries:
+            self.entries.append(entry)
 
 
 def save_oci_archive(store: Store, refs: Sequence[str], out: Path) -> None:
     """Write ``refs`` as a tar of an OCI layout; tags become ref.name annotations with the full reference."""
-    entries: list[Descriptor] = []
-    blobs: dict[str, Descriptor] = {}
+    sources = []
     for ref in refs:
         name, desc = _named(store, ref)
-        desc = _complete(store, desc)
-        entry = Descriptor(desc.media_type, desc.digest, desc.size, {REF_NAME: name} if name else {}, desc.platform)
-        if entry not in entries:
-            entries.append(entry)
-        for b in _blobs_of(store, desc):
-            blobs.setdefault(b.digest, b)
+        sources.append((_local(store, desc), parse_reference(name) if name else None))
     with _atomic_tar(out) as tar:
         _add_bytes(tar, "oci-layout", _LAYOUT)
         for d in ("blobs", "blobs/sha256"):
             _add(tar, d, 0, None, 0o755, tarfile.DIRTYPE)
-        for digest in sorted(blobs):
-            d = Digest(digest)
-            with store.open_blob(d) as fh:
-                _add(tar, f"blobs/{d.algorithm}/{d.hex}", store.blob_size(d), fh)
-        _add_bytes(tar, "index.json", Index.build(entries).raw)
+        sink = _OciArchiveSink(tar)
+        copy_each(sources, sink, jobs=1, verb="save")
+        _add_bytes(tar, "index.json", Index.build(sink.entries).raw)
 
 
 def save_docker_archive(store: Store, refs: Sequence[str], out: Path) -> None:
@@ -195,7 +231,7 @@ def _docker_layer(store: Store, img: Image, i: int, tar: tarfile.TarFile, writte
     if desc.media_type in (MediaType.OCI_LAYER, "application/vnd.docker.image.rootfs.diff.tar"):
         name = f"{desc.digest.hex}.tar"
         if name not in written:
-            with store.open_blob(desc.digest) as fh:
+            with img.open_blob(desc) as fh:
                 _add(tar, name, desc.size, fh)
             written.add(name)
         return name
@@ -204,7 +240,7 @@ def _docker_layer(store: Store, img: Image, i: int, tar: tarfile.TarFile, writte
     with tempfile.TemporaryFile(dir=store.tmp_dir) as spool:
         h, size = (expected or Digest.of(b"")).hasher(), 0
         try:
-            with store.open_blob(desc.digest) as raw:
+            with img.open_blob(desc) as raw:
                 src = open_layer(raw, desc.media_type)
                 while chunk := src.read(_CHUNK):
                     spool.write(chunk)
@@ -226,190 +262,119 @@ def _docker_layer(store: Store, img: Image, i: int, tar: tarfile.TarFile, writte
 # ----------------------------------------------------------------------------------------- load
 
 
-@dataclass
-class _Scan:
-    """What one pass over an archive found: small top-level documents, blob digests by member name, links."""
-
-    docs: dict[str, bytes] = field(default_factory=dict)
-    blobs: dict[str, tuple[Digest, int]] = field(default_factory=dict)
-    links: dict[str, str] = field(default_factory=dict)
-
-    def blob(self, name: str, where: str) -> tuple[Digest, int]:
-        """The blob stored for archive member ``name`` (following links)."""
-        name = _safe_name(name)
-        for _ in range(10):
-            if name in self.blobs:
-                return self.blobs[name]
-            if name not in self.links:
-                break
-            name = self.links[name]
-        raise InputError(f"archive names {name!r} but does not contain it", where)
-
-
-def _safe_name(name: str) -> str:
-    """A member name as a clean relative path; raises UnsafePathError for absolute paths or '..'."""
-    if name.startswith("/") or "\\" in name:
-        raise UnsafePathError("archive member has an absolute or odd path", name)
-    clean = posixpath.normpath(name)
-    if clean == ".." or clean.startswith("../") or clean in (".", ""):
-        raise UnsafePathError("archive member escapes the archive", name)
-    return clean
-
-
 def load(store: Store, path: Path) -> list[Loaded]:
     """Load every image of an oci-archive, docker-archive (tar or tar.gz) or OCI layout directory."""
-    path = Path(path)
-    with store.writing():
-        if path.is_dir():
-            return _load_layout_dir(store, path)
-        if not path.is_file():
-            raise InputError("no such archive file", str(path))
-        scan = _scan_archive(store, path)
-        if "index.json" in scan.docs and "oci-layout" in scan.docs:
-            return _register_oci(store, scan.docs["index.json"], str(path))
-        if "manifest.json" in scan.docs:
-            return _register_docker(store, scan, str(path))
-        if "index.json" in scan.docs:
-            return _register_oci(store, scan.docs["index.json"], str(path))
-    raise InputError("not an oci-archive or docker-archive: no index.json or manifest.json", str(path))
+    with store.writing(), open_archive(Path(path), store.tmp_dir) as entries:
+        copied = copy_each([(e.source, e.name) for e in entries], StoreSink(store), verb="load")
+    loaded: dict[str, tuple[Descriptor, list[str]]] = {}
+    for entry, result in zip(entries, copied.results):
+        names = loaded.setdefault(str(result.digest), (entry.descriptor, []))[1]  # type: ignore[union-attr]
+        if entry.name is not None and entry.name.normalized not in names:
+            names.append(entry.name.normalized)
+    return [Loaded(tuple(names), desc) for desc, names in loaded.values()]
 
 
-def _scan_archive(store: Store, path: Path) -> _Scan:
-    scan = _Scan()
-    try:
-        with tarfile.open(path, mode="r|*", bufsize=_CHUNK) as tf:
-            for member in tf:
-                _scan_member(store, tf, member, scan)
-    except tarfile.TarError as exc:
-        raise InputError(f"not a readable tar archive: {exc}", str(path)) from exc
-    except (OSError, EOFError, zlib.error) as exc:
-        raise InputError(f"archive is truncated or unreadable: {exc}", str(path)) from exc
-    return scan
+@contextlib.contextmanager
+def open_archive(path: Path, scratch: Path) -> Iterator[list[ArchiveEntry]]:
+    """The images an oci-archive, docker-archive or OCI layout directory holds, readable inside the block.
 
-
-def _scan_member(store: Store, tf: tarfile.TarFile, member: tarfile.TarInfo, scan: _Scan) -> None:
-    name = _safe_name(member.name)
-    if member.issym():
-        scan.links[name] = _safe_name(posixpath.join(posixpath.dirname(name), member.linkname))
-    elif member.islnk():
-        scan.links[name] = _safe_name(member.linkname)
-    elif not member.isfile():
+    A compressed archive is decompressed into ``scratch`` first (removed on exit); every
+    ``blobs/`` member no image uses is verified now, so a corrupt archive fails before anything
+    is copied. An entry named by a bare tag (``v1``) or by nothing is untagged.
+    """
+    if Path(path).is_dir():
+        layout = Layout(path)
+        yield _oci_entries(layout, layout.entries(), str(path))
         return
-    elif name in _TOP_DOCS:
-        if member.size > 64 << 20:
-            raise InputError(f"archive {name} is implausibly large ({member.size} bytes)", name)
-        scan.docs[name] = tf.extractfile(member).read()
-    else:
-        m = _BLOB_NAME.fullmatch(name)
-        expected = f"{m.group(1)}:{m.group(2)}" if m else None
-        if expected and store.has_blob(expected):
-            scan.blobs[name] = (Digest(expected), member.size)
-            return
-        src = tf.extractfile(member)
-        with store.blob_writer(expected, member.size) as w:
-            while chunk := src.read(_CHUNK):
-                w.write(chunk)
-        scan.blobs[name] = (w.digest, w.size)
+    with open_tar(Path(path), scratch) as blobs:
+        if "index.json" in blobs.members and ("oci-layout" in blobs.members or "manifest.json" not in blobs.members):
+            entries = _oci_entries(blobs, _index_entries(blobs), blobs.where)
+        elif "manifest.json" in blobs.members:
+            entries = _docker_entries(blobs)
+        else:
+            raise InputError("not an oci-archive or docker-archive: no index.json or manifest.json", str(path))
+        blobs.verify_blobs(_used(entries))
+        yield entries
+
+
+def _used(entries: list[ArchiveEntry]) -> set[str]:
+    """Every digest the entries' documents and images use."""
+    used: set[str] = set()
+    for e in entries:
+        used.add(str(e.source.descriptor.digest))
+        for image in child_images(e.source):
+            used.add(str(image.descriptor.digest))
+            used.update(str(b.digest) for b in image.manifest.blobs())
+    return used
 
 
 def _entry_ref(entry: Descriptor) -> Reference | None:
-    """The reference an index entry names, or None (a bare tag like ``v1`` names no repository)."""
+    """The tagged reference an index entry names, or None (a bare tag like ``v1`` names no repository)."""
     name = entry.annotations.get(CONTAINERD_NAME) or entry.annotations.get(REF_NAME)
     if not name or ("/" not in name and ":" not in name):
         return None
     try:
-        return parse_reference(name)
+        ref = parse_reference(name)
     except InvalidReference:
         return None
+    return ref if ref.tag else None
 
 
-def _register_oci(store: Store, index_raw: bytes, where: str) -> list[Loaded]:
-    """Tag (or keep untagged) every entry of an OCI ``index.json`` whose blobs are now in the store."""
+def _index_entries(blobs: TarBlobs) -> tuple[Descriptor, ...]:
     try:
-        entries = Index.from_bytes(index_raw).manifests
+        return Index.from_bytes(blobs.read_member("index.json")).manifests
     except InputError as exc:
-        raise InputError(f"index.json is invalid: {exc.message}", where) from exc
-    loaded: dict[str, list[str]] = {}
-    descs: dict[str, Descriptor] = {}
+        raise InputError(f"index.json is invalid: {exc.message}", blobs.where) from exc
+
+
+def _oci_entries(blobs: BlobSource, entries: Sequence[Descriptor], where: str) -> list[ArchiveEntry]:
+    """The images ``index.json`` entries name (each entry's manifest read and checked now)."""
+    out = []
     for entry in entries:
-        missing = store.missing_blobs(entry)
-        if missing:
-            raise InputError(f"archive is incomplete: blob {missing[0]} is missing", where)
-        ref = _entry_ref(entry)
-        if ref is not None and ref.tag:
-            store.tag(ref, entry)
-        else:
-            store.add_untagged(entry)
-        descs.setdefault(entry.digest, entry)
-        loaded.setdefault(entry.digest, [])
-        if ref is not None and ref.tag:
-            loaded[entry.digest].append(ref.normalized)
-    return [Loaded(tuple(names), descs[d]) for d, names in loaded.items()]
+        if not blobs.has_blob(entry.digest):
+            raise InputError(f"archive is incomplete: blob {entry.digest} is missing", where)
+        out.append(ArchiveEntry(_entry_ref(entry), entry, open_layout(blobs, entry)))
+    return out
 
 
-def _load_layout_dir(store: Store, root: Path) -> list[Loaded]:
-    """Copy the images of an OCI layout directory into the store."""
+def _docker_entries(blobs: TarBlobs) -> list[ArchiveEntry]:
+    """Each ``manifest.json`` item as an OCI image (config kept, layers as they are), once per RepoTag."""
     try:
-        index_raw = (root / "index.json").read_bytes()
-    except OSError as exc:
-        raise InputError("not an OCI layout: no readable index.json", str(root)) from exc
-    try:
-        stack = list(Index.from_bytes(index_raw).manifests)
-    except InputError as exc:
-        raise InputError(f"index.json is invalid: {exc.message}", str(root)) from exc
-    while stack:
-        desc = stack.pop()
-        src = root / "blobs" / desc.digest.algorithm / desc.digest.hex
-        if not src.is_file():
-            continue  # a platform the layout does not carry; missing_blobs() judges completeness
-        store.ingest_file(src, desc.digest)
-        if desc.media_type in (MediaType.OCI_INDEX, MediaType.DOCKER_LIST, MediaType.OCI_MANIFEST,
-                               MediaType.DOCKER_MANIFEST) or not desc.media_type:
-            doc = store.get_document(desc.digest)
-            stack.extend(doc.blobs() if isinstance(doc, Manifest) else doc.manifests)
-    return _register_oci(store, index_raw, str(root))
-
-
-def _layer_media_type(store: Store, digest: Digest) -> str:
-    with store.open_blob(digest) as fh:
-        head = fh.read(4)
-    if head.startswith(b"\x1f\x8b"):
-        return MediaType.OCI_LAYER_GZIP
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        return MediaType.OCI_LAYER_ZSTD
-    return MediaType.OCI_LAYER
-
-
-def _register_docker(store: Store, scan: _Scan, where: str) -> list[Loaded]:
-    """Turn each ``manifest.json`` item into an OCI image in the store and tag it with its RepoTags."""
-    try:
-        items = json.loads(scan.docs["manifest.json"])
+        items = json.loads(blobs.read_member("manifest.json"))
         assert isinstance(items, list)
     except (ValueError, AssertionError) as exc:
-        raise InputError("manifest.json is not a JSON list", where) from exc
+        raise InputError("manifest.json is not a JSON list", blobs.where) from exc
     out = []
     for item in items:
         try:
             config_name, layer_names = item["Config"], list(item.get("Layers") or [])
         except (KeyError, TypeError) as exc:
-            raise InputError("manifest.json item lacks Config", where) from exc
-        cdigest, csize = scan.blob(config_name, where)
-        config = store.get_config(Descriptor(MediaType.OCI_CONFIG, cdigest, csize))
-        layers = []
-        for i, lname in enumerate(layer_names):
-            digest, size = scan.blob(lname, where)
-            mt = _layer_media_type(store, digest)
-            ids = config.diff_ids
-            if mt == MediaType.OCI_LAYER and i < len(ids) and ids[i] != digest:
-                raise DigestMismatch(str(ids[i]), str(digest), f"{where}: layer {lname} (diffID)")
-            layers.append(Descriptor(mt, digest, size))
-        desc = store.put_manifest(Manifest.build(Descriptor(MediaType.OCI_CONFIG, cdigest, csize), layers))
-        names = []
-        for tag in item.get("RepoTags") or []:
-            ref = parse_reference(tag)
-            store.tag(ref, desc)
-            names.append(ref.normalized)
-        if not names:
-            store.add_untagged(desc)
-        out.append(Loaded(tuple(names), desc))
+            raise InputError("manifest.json item lacks Config", blobs.where) from exc
+        image = _docker_image(blobs, config_name, layer_names)
+        names = [parse_reference(t) for t in item.get("RepoTags") or []]
+        out += [ArchiveEntry(n, image.descriptor, image) for n in names or [None]]
     return out
+
+
+def _docker_image(blobs: TarBlobs, config_name: str, layer_names: list[str]) -> LayoutImage:
+    raw = blobs.read_member(config_name)
+    try:
+        config = ImageConfig.from_bytes(raw, MediaType.OCI_CONFIG)
+    except InputError as exc:
+        raise InputError(f"image config {config_name} is invalid: {exc.message}", blobs.where) from exc
+    blobs.name_blob(config.digest, config_name)
+    layers = [_docker_layer_desc(blobs, name, config.diff_ids[i] if i < len(config.diff_ids) else None)
+              for i, name in enumerate(layer_names)]
+    manifest = Manifest.build(config.descriptor(), layers)
+    return LayoutImage(blobs, manifest.descriptor(), manifest, config)
+
+
+def _docker_layer_desc(blobs: TarBlobs, name: str, diff_id: Digest | None) -> Descriptor:
+    """A layer member's descriptor: media type by its magic bytes; an uncompressed layer's digest is its diffID."""
+    with blobs.open_member(name) as fh:
+        head = fh.read(4)
+    media_type = (MediaType.OCI_LAYER_GZIP if head.startswith(b"\x1f\x8b") else
+                  MediaType.OCI_LAYER_ZSTD if head.startswith(b"\x28\xb5\x2f\xfd") else MediaType.OCI_LAYER)
+    digest = diff_id if media_type == MediaType.OCI_LAYER and diff_id else blobs.hash_member(name)
+    blobs.name_blob(digest, name)
+    return Descriptor(media_type, digest, blobs.member(name).size)

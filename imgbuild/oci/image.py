@@ -19,6 +19,7 @@ OCI layout's blobs (a :class:`Layout` directory, the store, an archive's members
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Protocol, Union
@@ -30,7 +31,7 @@ from imgbuild.reference import Reference
 
 __all__ = [
     "Image", "ImageIndex", "Source", "Sink", "BlobSource", "OnBytes",
-    "LayoutImage", "LayoutIndex", "Layout", "open_layout", "is_index", "child_images",
+    "LayoutImage", "LayoutIndex", "Layout", "open_layout", "is_index", "child_images", "ReadStream",
 ]
 
 OnBytes = Callable[[int], None]
@@ -108,6 +109,20 @@ class BlobSource(Protocol):
 
     def read_blob(self, digest: str) -> bytes:
         """The whole blob, verified against its digest (for documents)."""
+
+
+class ReadStream(io.RawIOBase):
+    """A read-only, unseekable stream whose subclass gives ``read(n)``; ``readinto`` and the rest follow."""
+
+    def readable(self) -> bool:
+        """Always readable."""
+        return True
+
+    def readinto(self, buf) -> int:  # type: ignore[override]
+        """Fill ``buf`` from one ``read``."""
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
 
 
 def is_index(source: Source) -> bool:
@@ -195,6 +210,12 @@ class Layout(BlobReads):
         """Where the blob ``digest`` lives (whether or not it exists)."""
         d = Digest(digest)
         return self.root / "blobs" / d.algorithm / d.hex
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        """A blob of the layout; InputError if the layout lacks it (an incomplete copy of an image)."""
+        if not self.has_blob(digest):
+            raise InputError(f"the layout is incomplete: blob {digest} is missing", str(self.root))
+        return super().open_blob(digest)
 
     def entries(self) -> list[Descriptor]:
         """The ``index.json`` entries; InputError if there is no readable, valid one."""

@@ -2,7 +2,7 @@
 
 :class:`RegistryClient` speaks the distribution API over a pooled ``requests.Session``:
 manifests are fetched and pushed with their exact bytes and media type (digests checked),
-blobs are streamed from disk and to a sink (never read whole), resumed after a dropped
+blobs are streamed from disk and as streams (never read whole), resumed after a dropped
 connection (``Range`` on download, the upload URL's ``Range`` on a chunked upload),
 skipped when the registry already has them and mounted across repositories. Requests
 are retried with backoff on 429/5xx and connection resets, a bounded number of times.
@@ -10,9 +10,11 @@ Authentication (challenges, bearer tokens, credential files) is in :mod:`imgbuil
 which uses oras-py for token negotiation; oras-py's own ``Registry`` is not used for data:
 it reads whole blobs into memory, keeps one token for all scopes, does not resume and
 raises bare ``ValueError``s. The upload half (PUT/PATCH, resume, mount) lives in
-:mod:`imgbuild.oci._upload`, which the client's upload methods delegate to. The image-level
-verbs (``pull``, ``push``, ``copy_image_to``) and the parallel mover are in
-:mod:`imgbuild.oci.transfer`, which builds on this module (never the other way round).
+:mod:`imgbuild.oci._upload` and the download half (a resumable blob stream) in
+:mod:`imgbuild.oci._download`; the client's blob methods delegate to them. Images in a
+registry (read as :class:`~imgbuild.oci.image.Image`, written through a sink) are in
+:mod:`imgbuild.oci.remote`, the copy and the ``pull``/``push`` verbs in
+:mod:`imgbuild.oci.transfer`; both build on this module (never the other way round).
 
 Transport security, like skopeo/podman: https with verified certificates by default
 (``ca_file``: a CA file, or a directory of ``*.crt`` as in containers' certs.d; default ``$REGISTRY_CA``).
@@ -38,33 +40,25 @@ from requests.adapters import HTTPAdapter
 
 from imgbuild.errors import AuthError, DigestMismatch, ImageNotFound, RegistryError
 from imgbuild.oci import _upload
-from imgbuild.oci._upload import RETRY_STATUS as _RETRY_STATUS, Dropped as _Dropped, Section as _Section, noop as _noop
+from imgbuild.oci._download import NET_ERRORS, BlobStream
+from imgbuild.oci._upload import RETRY_STATUS as _RETRY_STATUS, Section as _Section
 from imgbuild.oci.auth import AuthProvider, Authenticator
+from imgbuild.oci.image import OnBytes
 from imgbuild.oci.model import (
     INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, Descriptor, Digest, MediaType, parse_document,
 )
 from imgbuild.reference import Reference
 
 __all__ = [
-    "RegistryClient", "BlobSink", "ProgressFn", "insecure_hosts", "is_loopback", "MANIFEST_ACCEPT",
+    "RegistryClient", "insecure_hosts", "is_loopback", "MANIFEST_ACCEPT",
 ]
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int], None]
-_NET_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+_NET_ERRORS = NET_ERRORS
 MANIFEST_ACCEPT = ", ".join([MediaType.OCI_MANIFEST, MediaType.OCI_INDEX, MediaType.DOCKER_MANIFEST,
                              MediaType.DOCKER_LIST])
 _READ = 1 << 20           # socket write block for uploads
-_DOWN = 256 << 10         # download read size: what a cut connection can lose before a Range resume
-
-
-class BlobSink:
-    """What a download writes into: anything with ``blob_writer(expected, size)`` like the Store (a protocol)."""
-
-    def blob_writer(self, expected: str | None = None, size: int | None = None):  # pragma: no cover - protocol
-        """A context manager yielding a writer with ``write(bytes)``; it verifies and commits on exit."""
-        raise NotImplementedError
 
 
 def insecure_hosts() -> frozenset[str]:
@@ -138,12 +132,11 @@ class RegistryClient:
     """A client for one registry host: manifests, blobs, uploads; thread-safe for parallel blob moves."""
 
     def __init__(self, registry: str, *, tls_verify: bool | None = None, ca_file: str | None = None,
-                 auth: AuthProvider | None = None, jobs: int = 4, progress: object = True,
+                 auth: AuthProvider | None = None, jobs: int = 4,
                  retries: int = 5, backoff: float = 0.25, timeout: float = 120.0,
                  chunk_size: int = 64 << 20, monolithic_max: int = 32 << 20) -> None:
         self.registry = registry
         self.jobs = max(1, int(jobs))
-        self.progress = progress
         self.retries, self.backoff, self.timeout = retries, backoff, timeout
         self.chunk_size, self.monolithic_max = chunk_size, monolithic_max
         self.insecure = tls_verify is False or registry in insecure_hosts()
@@ -365,59 +358,9 @@ class RegistryClient:
             self.check_response(r, (200,), "checking a blob", where)
             return True
 
-    def fetch_blob(self, repository: str, desc: Descriptor, sink: BlobSink, on_bytes: ProgressFn | None = None) -> None:
-        """Stream a blob into ``sink`` (digest and size verified), resuming with Range after a drop."""
-        where = f"{self.registry}/{repository}@{desc.digest}"
-        on_bytes = on_bytes or _noop
-        with sink.blob_writer(str(desc.digest), desc.size) as writer:
-            got, drops = 0, 0
-            while True:
-                try:
-                    got = self._fetch_from(repository, desc, writer, got, on_bytes, where)
-                    break
-                except _Dropped as exc:
-                    drops += 1
-                    if drops > self.retries:
-                        raise RegistryError(f"download kept failing after {drops} attempts", where=where) from exc
-                    log.debug("download of %s dropped at %d bytes, resuming", desc.digest, got)
-                    got = exc.args[0]
-                    self.wait_before_retry(drops - 1)
-        actual = getattr(writer, "digest", None)
-        if actual is not None and str(actual) != str(desc.digest):
-            raise DigestMismatch(str(desc.digest), str(actual), where)
-
-    def _fetch_from(self, repository: str, desc: Descriptor, writer, got: int, on_bytes: ProgressFn,
-                    where: str) -> int:
-        """One GET (ranged when ``got`` > 0) appended to ``writer``; raises _Dropped(got) on a cut."""
-        headers = {"Range": f"bytes={got}-"} if got else {}
-        try:
-            r = self.request("GET", f"/v2/{repository}/blobs/{desc.digest}", scope=self.scope(repository),
-                              headers=headers, stream=True, where=where)
-        except RegistryError as exc:
-            if exc.status is None and not isinstance(exc, AuthError):
-                raise _Dropped(got) from exc
-            raise
-        with r:
-            if r.status_code == 404:
-                raise RegistryError("blob not found in the registry", where=where, status=404)
-            self.check_response(r, (200, 206), "downloading a blob", where)
-            skip = got if r.status_code == 200 else 0
-            try:
-                for chunk in r.iter_content(_DOWN):
-                    if skip:
-                        cut = min(skip, len(chunk))
-                        chunk, skip = chunk[cut:], skip - cut
-                    if got + len(chunk) > desc.size:
-                        raise RegistryError(f"blob is larger than its descriptor's {desc.size} bytes", where=where)
-                    if chunk:
-                        writer.write(chunk)
-                        got += len(chunk)
-                        on_bytes(len(chunk))
-            except _NET_ERRORS as exc:
-                raise _Dropped(got) from exc
-        if got < desc.size:
-            raise _Dropped(got)
-        return got
+    def open_blob(self, repository: str, desc: Descriptor) -> BinaryIO:
+        """The blob as a stream that resumes with Range after a dropped connection (see :mod:`._download`)."""
+        return BlobStream(self, repository, desc)  # type: ignore[return-value]
 
     def mount_blob(self, repository: str, digest: str, source: str) -> str | None:
         """Mount ``digest`` from ``source`` into ``repository``; None if mounted, else an upload URL to use."""
@@ -428,9 +371,11 @@ class RegistryClient:
         return _upload.start_upload(self, repository)
 
     def push_blob(self, repository: str, desc: Descriptor, opener: Callable[[], BinaryIO], *,
-                  mount_from: str | None = None, on_bytes: ProgressFn | None = None) -> str:
-        """Upload a blob unless present (``"exists"``); mount it (``"mounted"``) or stream it (``"pushed"``)."""
-        return _upload.push_blob(self, repository, desc, opener, mount_from=mount_from, on_bytes=on_bytes)
+                  mount_from: str | None = None, on_bytes: OnBytes | None = None, check_exists: bool = True) -> str:
+        """Upload a blob unless present (``"exists"``; not asked with ``check_exists=False``); mount it
+        (``"mounted"``) or stream it from ``opener()`` (``"pushed"``)."""
+        return _upload.push_blob(self, repository, desc, opener, mount_from=mount_from, on_bytes=on_bytes,
+                                 check_exists=check_exists)
 
     def upload_status(self, location: str, scope: str) -> tuple[str, int] | None:
         """Ask an upload URL how much it holds: (new location, next offset), or None if the session is gone."""

@@ -6,16 +6,18 @@ named without its registry host (``docker.io/library/nginx`` -> ``library/nginx`
 in three steps so that nothing heavy happens before every image is known to be reachable:
 
 1. **resolve**: for each image, in parallel, find its manifests. Sources in order: the
-   archive named in ``images/skopeo/tar.txt`` (loaded once into a temporary store), the
-   local store (if it holds the reference completely), the image's registry. An index
+   archive named in ``images/skopeo/tar.txt`` (opened once, read in place), the local
+   store (if it holds the reference completely), the image's registry. An index
    becomes the child for ``platform`` (default this machine) — tagged as such, as
    ``skopeo copy`` does without ``--all`` — or, with ``all_platforms``, the index and all
    its children. A reference pinned by digest to an index keeps the index (its digest is
    what clients ask for) with the chosen child only. Images already complete in the
    directory are skipped without asking any registry, so a re-run copies nothing.
-2. **copy blobs**: every blob any image needs that the directory lacks, each once, on one
-   pool of ``jobs`` threads, streamed and digest-checked into the directory.
-3. **write manifests**: children, then the manifest or index, then the tag link.
+2. **copy**: one :func:`~imgbuild.oci.transfer.copy_each` of every image into the directory
+   (:class:`RegistryDirSink`): every blob the directory lacks, each once, on one pool of
+   ``jobs`` threads, streamed and digest-checked; then per image its child manifests, the
+   manifest or index, and the tag link last. An image whose blob failed is reported, the
+   others complete.
 
 A missing or unreachable image is one error naming every such image with where it was
 found (file:line) and the registry's answer; ``skip_missing`` reports them instead.
@@ -23,22 +25,22 @@ found (file:line) and the registry's answer; ``skip_missing`` reports them inste
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from imgbuild.errors import ImageNotFound, ImgbuildError, InputError, RegistryError, StoreError
-from imgbuild.oci.model import Descriptor, Digest, Index, Manifest, Platform, parse_document
+from imgbuild.oci.archive import ArchiveEntry, open_archive
+from imgbuild.oci.image import BlobSource, Image, ImageIndex, Source, child_images, is_index, open_layout
+from imgbuild.oci.model import Descriptor, Digest, Platform
 from imgbuild.oci.regdir import RegistryDir, repository_name
+from imgbuild.oci.transfer import Failed, copy_each, stream_blob
+from imgbuild.progress import Progress
 from imgbuild.reference import Reference, parse_reference
 
-__all__ = ["Wanted", "Missing", "Saved", "SaveReport", "wanted_images", "save_images"]
-
-_CHUNK = 1 << 20
-Getter = Callable[[Digest], tuple[bytes, str]]
+__all__ = ["Wanted", "Missing", "Saved", "SaveReport", "RegistryDirSink", "wanted_images", "save_images"]
 
 
 @dataclass(frozen=True)
@@ -95,17 +97,64 @@ class SaveReport:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Plan:
-    """What resolve found for one image: documents to write (children first), blobs, how to copy them."""
+    """What resolve found for one image: where it comes from and what to copy (an image, or an index)."""
 
     wanted: Wanted
     source: str
-    docs: list[tuple[Descriptor, bytes]]
-    target: Descriptor
-    partial: bool
-    copy: Callable[[Descriptor, Callable[[int], None]], None]
-    blobs: list[Descriptor] = field(default_factory=list)
+    image: Source
+    partial: bool = False
+
+
+class _FixedIndex:
+    """An index with the children chosen (and fetched) at resolve time: all of them, or one platform's."""
+
+    def __init__(self, top: ImageIndex, children: list[Image]) -> None:
+        self.descriptor, self.index, self._children = top.descriptor, top.index, children
+
+    def image(self, desc: Descriptor) -> Image:
+        """The chosen child ``desc``."""
+        for child in self._children:
+            if child.descriptor.digest == desc.digest:
+                return child
+        raise ImageNotFound("not one of the chosen children", str(desc.digest))
+
+    def images(self) -> list[Image]:
+        """The chosen children."""
+        return list(self._children)
+
+
+class RegistryDirSink:
+    """The registry/ directory as a copy's sink: each blob once, manifests linked into the image's repository."""
+
+    def __init__(self, regdir: RegistryDir, partial: set[str] | None = None) -> None:
+        self.regdir, self.partial = regdir, partial or set()
+
+    def has_blob(self, desc: Descriptor) -> bool:
+        """True if the directory holds the blob."""
+        return self.regdir.has_blob(desc.digest)
+
+    def put_blob(self, desc: Descriptor, open_blob: Callable[[], BinaryIO], on_bytes: Callable[[int], None]) -> str:
+        """Stream the blob in (verified, fsynced, renamed into place)."""
+        stream_blob(self.regdir.blob_writer, desc, open_blob, on_bytes)
+        return "copied"
+
+    def put_manifest(self, desc: Descriptor, raw: bytes, name: Reference | None) -> None:
+        """Store a child manifest in ``name``'s repository."""
+        self.regdir.put_manifest(repository_name(_named(name)), None, raw, desc.media_type)
+
+    def tag(self, desc: Descriptor, raw: bytes, name: Reference | None) -> None:
+        """Store the top manifest or index in ``name``'s repository and tag it (tag link last)."""
+        ref = _named(name)
+        self.regdir.put_manifest(repository_name(ref), ref.tag, raw, desc.media_type,
+                                 partial=str(desc.digest) in self.partial)
+
+
+def _named(name: Reference | None) -> Reference:
+    if name is None:
+        raise InputError("an image in a registry directory needs a repository name")
+    return name
 
 
 def wanted_images(images, context_dir: Path | str | None = None) -> list[Wanted]:
@@ -126,7 +175,8 @@ def wanted_images(images, context_dir: Path | str | None = None) -> list[Wanted]
 
 
 def save_images(images, regdir: RegistryDir | Path | str, *, platform: Platform | str | None = None,
-                all_platforms: bool = False, store=None, jobs: int = 4, skip_missing: bool = False, progress: object = False,
+                all_platforms: bool = False, store=None, jobs: int = 4, skip_missing: bool = False,
+                progress: Progress | None = None,
                 context_dir: Path | str | None = None, notify: Callable[[str], None] | None = None,
                 executor=None, **client_kw) -> SaveReport:
     """Save ``images`` (an ImageSet, references or :class:`Wanted`) into ``regdir`` (a RegistryDir or its path).
@@ -134,8 +184,8 @@ def save_images(images, regdir: RegistryDir | Path | str, *, platform: Platform 
     Pass the ImageSet itself (with ``context_dir``) rather than its ``refs``: then errors name
     file:line and the ``tar.txt`` archives are saved too.
 
-    ``store``: a local Store to take images from when it holds them; ``progress``: as for pull
-    (True: bars on a TTY, else lines); ``notify``: called with one line per saved/skipped image;
+    ``store``: a local Store to take images from when it holds them; ``progress``: hears of the
+    copy (task ``save``, one item per blob); ``notify``: called with one line per saved/skipped image;
     ``client_kw``: RegistryClient options (``tls_verify``, ``ca_file``, ``auth``); without ``auth``,
     the credentials of the store's Home and docker/podman files (helpers run through ``executor``).
     """
@@ -157,11 +207,27 @@ def save_images(images, regdir: RegistryDir | Path | str, *, platform: Platform 
     with _Sources(regdir, store, jobs, client_kw) as sources:
         plans, missing = sources.resolve(todo, plat, all_platforms)
         _fail_or_warn(missing, skip_missing)
-        copied, nbytes, failed = _copy_blobs(plans, regdir, jobs, progress)
-        done, more_missing = _write_manifests(plans, regdir, failed, say)
+        sink = RegistryDirSink(regdir, {str(p.image.descriptor.digest) for p in plans if p.partial})
+        copied = copy_each([(p.image, p.wanted.ref) for p in plans], sink, jobs=jobs, progress=progress,
+                           verb="save", keep_going=True)
+    done, more_missing = _outcome(plans, copied.results, say)
     missing += more_missing
     _fail_or_warn(more_missing, skip_missing)
-    return SaveReport(tuple(done), tuple(skipped), tuple(missing), copied, nbytes)
+    moved = copied.moved()
+    return SaveReport(tuple(done), tuple(skipped), tuple(missing), len(moved), sum(d.size for d in moved))
+
+
+def _outcome(plans: list[_Plan], results, say: Callable[[str], None]) -> tuple[list[Saved], list[Missing]]:
+    """Saved for each image copied, Missing (naming the blob and why) for each whose blob failed."""
+    saved, missing = [], []
+    for plan, result in zip(plans, results):
+        w = plan.wanted
+        if isinstance(result, Failed):
+            missing.append(Missing(w.ref.normalized, w.where, str(result)))
+            continue
+        saved.append(Saved(w.ref.normalized, repository_name(w.ref), w.ref.tag, result.digest, plan.source))
+        say(f"saved {w.ref.normalized} ({plan.source}) {result.digest}")
+    return saved, missing
 
 
 def _fail_or_warn(missing: list[Missing], skip_missing: bool) -> None:
@@ -177,13 +243,13 @@ def _fail_or_warn(missing: list[Missing], skip_missing: bool) -> None:
 
 
 class _Sources:
-    """The places images come from: archives (temp stores), the local store, registries (one client each)."""
+    """The places images come from: archives (opened once), the local store, registries (one client each)."""
 
     def __init__(self, regdir: RegistryDir, store, jobs: int, client_kw: dict) -> None:
         self.regdir, self.store, self.jobs, self.client_kw = regdir, store, max(1, jobs), client_kw
         self.clients: dict[str, object] = {}
-        self.archives: dict[Path, tuple[object, list]] = {}
-        self._tmp: Path | None = None
+        self.archives: dict[Path, list[ArchiveEntry] | ImgbuildError] = {}
+        self._open = contextlib.ExitStack()
 
     def __enter__(self) -> "_Sources":
         return self
@@ -191,22 +257,21 @@ class _Sources:
     def __exit__(self, *exc: object) -> None:
         for c in self.clients.values():
             c.close()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+        self._open.close()
 
     def client(self, registry: str):
         """The shared client of ``registry``."""
         if registry not in self.clients:
             from imgbuild.oci.registry import RegistryClient
 
-            self.clients[registry] = RegistryClient(registry, jobs=self.jobs, progress=False, **self.client_kw)
+            self.clients[registry] = RegistryClient(registry, jobs=self.jobs, **self.client_kw)
         return self.clients[registry]
 
     def resolve(self, wanted: list[Wanted], plat: Platform, all_platforms: bool) -> tuple[list[_Plan], list[Missing]]:
         """Plans for every image that can be found, Missing for the others (archives first, then in parallel)."""
         for w in wanted:
             if w.archive is not None:
-                self._load_archive(w)
+                self._open_archive(w)
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="imgbuild-resolve") as pool:
             results = list(pool.map(lambda w: self._resolve_one(w, plat, all_platforms), wanted))
         plans = [r for r in results if isinstance(r, _Plan)]
@@ -217,170 +282,81 @@ class _Sources:
             if w.archive is not None:
                 return self._from_archive(w, plat, all_platforms)
             if self.store is not None:
-                plan = self._from_store(self.store, w, plat, all_platforms, "store")
+                plan = self._from_store(w, plat, all_platforms)
                 if plan is not None:
                     return plan
             return self._from_registry(w, plat, all_platforms)
         except ImgbuildError as exc:
             return Missing(w.ref.normalized, w.where, str(exc), isinstance(exc, ImageNotFound))
 
-    # -- archives ---------------------------------------------------------------------------------
-    def _load_archive(self, w: Wanted) -> None:
+    def _open_archive(self, w: Wanted) -> None:
         path = Path(w.archive).resolve()
-        if path in self.archives:
-            return
-        from imgbuild.oci import archive
-        from imgbuild.oci.store import Store
-
-        if self._tmp is None:
-            self._tmp = Path(tempfile.mkdtemp(prefix="archives-", dir=self.regdir.scratch_dir()))
-        tmp_store = Store(self._tmp / f"a{len(self.archives)}")
-        try:
-            loaded = archive.load(tmp_store, path)
-        except ImgbuildError as exc:
-            loaded = exc
-        self.archives[path] = (tmp_store, loaded)
+        if path not in self.archives:
+            try:
+                self.archives[path] = self._open.enter_context(open_archive(path, self.regdir.scratch_dir()))
+            except ImgbuildError as exc:
+                self.archives[path] = exc
 
     def _from_archive(self, w: Wanted, plat: Platform, all_platforms: bool) -> _Plan:
-        tmp_store, loaded = self.archives[Path(w.archive).resolve()]
-        if isinstance(loaded, ImgbuildError):
-            raise loaded
-        try:
-            desc = tmp_store.resolve(w.ref)
-        except ImageNotFound:
-            if len(loaded) != 1:
-                names = ", ".join(n for item in loaded for n in item.names) or "none named"
-                raise ImageNotFound(f"the archive holds {len(loaded)} images ({names}), none named {w.ref.normalized}",
-                                    str(w.archive)) from None
-            desc = loaded[0].descriptor
-        plan = self._from_store(tmp_store, w, plat, all_platforms, "archive", desc)
+        entries = self.archives[Path(w.archive).resolve()]
+        if isinstance(entries, ImgbuildError):
+            raise entries
+        match = [e for e in entries if (e.name is not None and e.name.normalized == w.ref.normalized)
+                 or (w.ref.digest and e.source.descriptor.digest == w.ref.digest)]
+        distinct = {str(e.source.descriptor.digest) for e in entries}
+        if not match and len(distinct) != 1:
+            names = ", ".join(e.name.normalized for e in entries if e.name is not None) or "none named"
+            raise ImageNotFound(f"the archive holds {len(distinct)} images ({names}), none named {w.ref.normalized}",
+                                str(w.archive))
+        top = (match or entries)[0].source
+        plan = _from_layout(top.blobs, top, w, plat, all_platforms, "archive")  # type: ignore[union-attr]
         if plan is None:
             raise ImageNotFound(f"the archive's image is incomplete or has no {plat} image", str(w.archive))
         return plan
 
-    # -- the local store --------------------------------------------------------------------------
-    def _from_store(self, store, w: Wanted, plat: Platform, all_platforms: bool, source: str,
-                    desc: Descriptor | None = None) -> _Plan | None:
-        """A plan copying from ``store``, or None when it lacks the image or part of it."""
+    def _from_store(self, w: Wanted, plat: Platform, all_platforms: bool) -> _Plan | None:
+        """A plan copying from the local store, or None when it lacks the image or part of it."""
         try:
-            desc = desc or store.resolve(w.ref)
+            desc = self.store.resolve(w.ref)
             if w.ref.digest and desc.digest != w.ref.digest:
                 return None
-            raw = store.read_blob(desc.digest)
-
-            def get(d: Digest) -> tuple[bytes, str]:
-                data = store.read_blob(d)
-                return data, parse_document(data).media_type
-
-            plan = _plan(w, raw, parse_document(raw, desc.media_type or None).media_type, get, plat,
-                         all_platforms, source, _store_copier(store, self.regdir))
+            top = open_layout(self.store, desc)
         except (ImageNotFound, StoreError):
             return None
-        return plan if all(store.has_blob(b.digest) for b in plan.blobs) else None
+        return _from_layout(self.store, top, w, plat, all_platforms, "store")
 
-    # -- registries -------------------------------------------------------------------------------
     def _from_registry(self, w: Wanted, plat: Platform, all_platforms: bool) -> _Plan:
-        client = self.client(w.ref.registry)
-        raw, media_type = client.get_manifest(w.ref)
+        from imgbuild.oci.remote import open_remote
 
-        def get(d: Digest) -> tuple[bytes, str]:
-            return client.get_manifest(w.ref.with_digest(str(d)))
-
-        def copy(desc: Descriptor, on_bytes: Callable[[int], None]) -> None:
-            client.fetch_blob(w.ref.repository, desc, self.regdir, on_bytes)
-
-        return _plan(w, raw, media_type, get, plat, all_platforms, "registry", copy)
+        source, partial = _choose(open_remote(self.client(w.ref.registry), w.ref), w, plat, all_platforms)
+        return _Plan(w, "registry", source, partial)
 
 
-def _store_copier(store, regdir: RegistryDir):
-    """A blob copier streaming from a Store into ``regdir``."""
-    def copy(desc: Descriptor, on_bytes: Callable[[int], None]) -> None:
-        with store.open_blob(desc.digest) as src, regdir.blob_writer(str(desc.digest), desc.size) as w:
-            while chunk := src.read(_CHUNK):
-                w.write(chunk)
-                on_bytes(len(chunk))
-    return copy
-
-
-def _plan(w: Wanted, raw: bytes, media_type: str, get: Getter, plat: Platform, all_platforms: bool, source: str,
-          copy) -> _Plan:
-    """Choose what to store of a manifest or index (see the module doc) and list its blobs."""
-    top = Descriptor(media_type, Digest.of(raw), len(raw))
-    if w.ref.digest and top.digest != w.ref.digest:
-        raise RegistryError(f"got {top.digest}, not the pinned digest", w.ref.normalized)
-    doc = parse_document(raw, media_type)
-    if isinstance(doc, Manifest):
-        return _with_blobs(_Plan(w, source, [(top, raw)], top, False, copy))
+def _choose(top: Source, w: Wanted, plat: Platform, all_platforms: bool) -> tuple[Source, bool]:
+    """What to store of a manifest or index (see the module doc) and whether it is a partial index."""
+    if w.ref.digest and top.descriptor.digest != w.ref.digest:
+        raise RegistryError(f"got {top.descriptor.digest}, not the pinned digest", w.ref.normalized)
+    if not is_index(top):
+        return top, False
+    index: ImageIndex = top  # type: ignore[assignment]
     if all_platforms:
-        children = list(doc.manifests)
-    else:
-        child = doc.select(plat)
-        if child is None:
-            have = ", ".join(str(p) for p in doc.platforms()) or "none"
-            raise ImageNotFound(f"no image for platform {plat} (the index has: {have})", w.ref.normalized)
-        children = [child]
-    docs = []
-    for c in children:
-        data, mt = get(c.digest)
-        Digest(c.digest).verify(data, w.ref.normalized)
-        if isinstance(parse_document(data, mt), Index):
-            raise RegistryError("nested image indexes are not supported", w.ref.normalized)
-        docs.append((Descriptor(mt, c.digest, len(data), platform=c.platform), data))
-    if all_platforms or w.ref.digest:
-        return _with_blobs(_Plan(w, source, docs + [(top, raw)], top, not all_platforms, copy))
-    return _with_blobs(_Plan(w, source, docs, docs[0][0], False, copy))
+        return _FixedIndex(index, [index.image(c) for c in index.index.manifests]), False
+    child = index.index.select(plat)
+    if child is None:
+        have = ", ".join(str(p) for p in index.index.platforms()) or "none"
+        raise ImageNotFound(f"no image for platform {plat} (the index has: {have})", w.ref.normalized)
+    if w.ref.digest:
+        return _FixedIndex(index, [index.image(child)]), True
+    return index.image(child), False
 
 
-def _with_blobs(plan: _Plan) -> _Plan:
-    seen: dict[str, Descriptor] = {}
-    for desc, raw in plan.docs:
-        doc = parse_document(raw, desc.media_type)
-        if isinstance(doc, Manifest):
-            for b in doc.blobs():
-                seen.setdefault(str(b.digest), b)
-    plan.blobs = list(seen.values())
-    return plan
-
-
-def _copy_blobs(plans: list[_Plan], regdir: RegistryDir, jobs: int, progress: object) -> tuple[int, int, dict[str, str]]:
-    """Copy every needed blob the directory lacks, once each, on one pool; returns (count, bytes, failures)."""
-    from imgbuild.oci.transfer import move_blobs
-
-    owner: dict[str, tuple[Descriptor, _Plan]] = {}
-    for plan in plans:
-        for b in plan.blobs:
-            if str(b.digest) not in owner and not regdir.has_blob(b.digest):
-                owner[str(b.digest)] = (b, plan)
-    failed: dict[str, str] = {}
-
-    def action(desc: Descriptor, on_bytes: Callable[[int], None]) -> str:
-        try:
-            owner[str(desc.digest)][1].copy(desc, on_bytes)
-            return "copied"
-        except ImgbuildError as exc:
-            failed[str(desc.digest)] = str(exc)
-            return "failed"
-
-    results = move_blobs([d for d, _ in owner.values()], action, jobs=jobs, progress=progress, verb="save")
-    copied = [owner[d][0] for d, outcome in results.items() if outcome == "copied"]
-    return len(copied), sum(d.size for d in copied), failed
-
-
-def _write_manifests(plans: list[_Plan], regdir: RegistryDir, failed: dict[str, str],
-                     say: Callable[[str], None]) -> tuple[list[Saved], list[Missing]]:
-    """Write each complete image's manifests (children first, tag last); images with failed blobs are Missing."""
-    saved, missing = [], []
-    for plan in plans:
-        w = plan.wanted
-        bad = [b for b in plan.blobs if str(b.digest) in failed]
-        if bad:
-            missing.append(Missing(w.ref.normalized, w.where, f"blob {bad[0].digest}: {failed[str(bad[0].digest)]}"))
-            continue
-        repo = repository_name(w.ref)
-        for desc, raw in plan.docs:
-            is_target = desc.digest == plan.target.digest
-            tag = w.ref.tag if is_target else None
-            regdir.put_manifest(repo, tag, raw, desc.media_type, partial=plan.partial and is_target)
-        saved.append(Saved(w.ref.normalized, repo, w.ref.tag, plan.target.digest, plan.source))
-        say(f"saved {w.ref.normalized} ({plan.source}) {plan.target.digest}")
-    return saved, missing
+def _from_layout(blobs: BlobSource, top: Source, w: Wanted, plat: Platform, all_platforms: bool,
+                 source: str) -> _Plan | None:
+    """A plan copying from the store or an archive, or None when ``blobs`` lacks part of the image."""
+    try:
+        image, partial = _choose(top, w, plat, all_platforms)
+    except (ImageNotFound, StoreError, RegistryError):
+        return None
+    if not all(blobs.has_blob(b.digest) for img in child_images(image) for b in img.manifest.blobs()):
+        return None
+    return _Plan(w, source, image, partial)

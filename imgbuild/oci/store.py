@@ -411,6 +411,17 @@ class Image:
         """The raw (compressed) blob stream of one layer."""
         return self.store.open_blob(desc.digest)
 
+    @property
+    def descriptor(self) -> Descriptor:
+        """The manifest's descriptor, with its platform when the image was picked from an index."""
+        child = next((d for d in self.index.manifests if d.digest == self.digest), None) if self.index else None
+        return Descriptor(self.manifest.media_type, self.digest, self.manifest.size,
+                          platform=child.platform if child else None)
+
+    def open_blob(self, desc: Descriptor) -> BinaryIO:
+        """The stored bytes of the config or a layer (the :class:`imgbuild.oci.image.Image` protocol)."""
+        return self.store.open_blob(desc.digest)
+
     def size(self) -> int:
         """Config plus layers, compressed sizes."""
         return self.manifest.config.size + sum(d.size for d in self.manifest.layers)

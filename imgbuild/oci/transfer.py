@@ -1,260 +1,206 @@
-"""Image-level transfers: pull, push, copy a remote image into any sink, inspect remotely.
+"""Copy an image from any source to any sink, written once; pull and push are two uses of it.
 
-Blobs move in parallel (``jobs`` threads sharing one pooled :class:`RegistryClient`),
-each reporting bytes to a :class:`Progress`: tqdm bars on a terminal (one per blob in
-flight and an overall bar), one line per finished blob otherwise, or nothing. The
-library never looks at CLI state; callers pass ``progress`` (True: bars on a TTY else
-lines, False: silent, or their own object with ``start``/``finish``/``close``).
+:func:`copy` takes an :class:`~imgbuild.oci.image.Image` or ``ImageIndex`` (the store, a
+registry, an archive, an OCI layout) and a :class:`~imgbuild.oci.image.Sink` (the store,
+a registry repository, the registry/ directory, an archive being written). Blobs move
+first, in parallel on ``jobs`` threads, each once however many images share it, each
+skipped when the sink has it and verified against its digest where it lands; then the
+child manifests; then the top manifest or index with its name. So an interrupted copy
+never leaves a name pointing at something incomplete. :func:`copy_each` does several
+sources into one sink on one pool (``keep_going``: a failed blob fails only the images
+that need it).
 
-Order of writes makes every step safe to interrupt: blobs first, then child manifests,
-then the index, then the tag (locally) or the tagged manifest (remotely).
+Progress goes to a :class:`~imgbuild.progress.Progress`: the copy as task ``verb`` with
+its total bytes, each blob as item ``verb/<digest>`` ending in its outcome (``pulled``,
+``pushed``, ``mounted``, ``exists``, ``copied``, ``failed``). The library never prints.
+
+:func:`pull`, :func:`push` and :func:`inspect_remote` are the registry verbs; they load
+the HTTP stack (:mod:`imgbuild.oci.remote`) when called, so copies between local places
+never import it.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import sys
-import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Callable, ContextManager, Mapping, Sequence
 
-from imgbuild.errors import DigestMismatch, ImageNotFound, InputError, RegistryError, StoreError
-from imgbuild.oci.model import Descriptor, Digest, Index, Manifest, Platform, parse_document
-from imgbuild.oci.registry import ProgressFn, RegistryClient
+from imgbuild.errors import ImgbuildError, InputError, StoreError
+from imgbuild.oci.image import OnBytes, Sink, Source, child_images, is_index, open_layout
+from imgbuild.oci.model import Descriptor, Digest, Manifest, Platform
+from imgbuild.progress import SKIPPED, NullProgress, Progress, item
 from imgbuild.reference import Reference, parse_reference
 
+if TYPE_CHECKING:
+    from imgbuild.oci.registry import RegistryClient
+    from imgbuild.oci.store import Store
+
 __all__ = [
-    "NoProgress", "LineProgress", "BarProgress", "make_progress", "move_blobs",
-    "RemoteImage", "MemorySink", "copy_image_to", "pull", "push", "inspect_remote",
+    "copy", "copy_each", "Copied", "Failed", "StoreSink", "stream_blob",
+    "pull", "push", "inspect_remote", "CHUNK",
 ]
 
-
-def _short(digest: str) -> str:
-    return str(digest)[:19]
+CHUNK = 1 << 20
 
 
-def _size(n: int) -> str:
-    from tqdm import tqdm
+@dataclass(frozen=True)
+class Failed:
+    """Why a source was not copied: the first of its blobs that could not be, and the error."""
 
-    return tqdm.format_sizeof(n, "B", 1000)
+    digest: Digest
+    error: ImgbuildError
 
-
-class NoProgress:
-    """Reports nothing."""
-
-    def start(self, desc: Descriptor, verb: str) -> ProgressFn:
-        """A per-blob byte counter (ignored)."""
-        return lambda n: None
-
-    def finish(self, desc: Descriptor, outcome: str) -> None:
-        """A blob is done (ignored)."""
-
-    def close(self) -> None:
-        """All blobs are done."""
+    def __str__(self) -> str:
+        return f"blob {self.digest}: {self.error}"
 
 
-class LineProgress(NoProgress):
-    """One line per finished blob on ``stream``: ``pushed sha256:abcd1234ef56 12.3MB``."""
+@dataclass(frozen=True)
+class Copied:
+    """What :func:`copy_each` did: per source its top descriptor (or :class:`Failed`), per blob its outcome."""
 
-    def __init__(self, stream=None) -> None:
-        self.stream = stream or sys.stderr
-        self._lock = threading.Lock()
+    results: tuple[Descriptor | Failed, ...]
+    outcomes: Mapping[str, str]
+    blobs: Mapping[str, Descriptor]
 
-    def finish(self, desc: Descriptor, outcome: str) -> None:
-        """Print the blob's line."""
-        with self._lock:
-            self.stream.write(f"{outcome} {_short(desc.digest)} {_size(desc.size)}\n")
-            self.stream.flush()
-
-
-class BarProgress(NoProgress):
-    """tqdm bars on ``stream``: one per blob in flight and an overall bar."""
-
-    def __init__(self, total: int, verb: str, stream=None) -> None:
-        from tqdm import tqdm
-
-        self._tqdm = tqdm
-        self.stream = stream or sys.stderr
-        self._lock = threading.Lock()
-        self.overall = tqdm(total=total, desc=f"{verb} total", unit="B", unit_scale=True, unit_divisor=1000,
-                            file=self.stream, position=0, leave=True, dynamic_ncols=True)
-        self._bars: dict[str, object] = {}
-
-    def start(self, desc: Descriptor, verb: str) -> ProgressFn:
-        """Open a bar for ``desc``; the returned function advances it and the overall bar."""
-        with self._lock:
-            bar = self._tqdm(total=desc.size, desc=f"{verb} {_short(desc.digest)}", unit="B", unit_scale=True,
-                             unit_divisor=1000, file=self.stream, leave=False, dynamic_ncols=True)
-            self._bars[str(desc.digest)] = bar
-
-        def advance(n: int) -> None:
-            with self._lock:
-                bar.update(n)
-                self.overall.update(n)
-        return advance
-
-    def finish(self, desc: Descriptor, outcome: str) -> None:
-        """Close the blob's bar; skipped blobs count fully towards the overall bar."""
-        with self._lock:
-            bar = self._bars.pop(str(desc.digest), None)
-            if bar is not None:
-                bar.close()
-            if outcome in ("exists", "mounted", "present"):
-                self.overall.update(desc.size)
-
-    def close(self) -> None:
-        """Close the overall bar."""
-        with self._lock:
-            self.overall.close()
+    def moved(self) -> list[Descriptor]:
+        """The blobs that were transferred (not skipped, not failed)."""
+        return [self.blobs[d] for d, o in self.outcomes.items() if o not in SKIPPED and o != "failed"]
 
 
-def make_progress(progress: object, total: int, verb: str):
-    """The Progress to use: True = bars on a TTY else lines, False/None = silent, else ``progress`` itself."""
-    if progress is True:
-        return BarProgress(total, verb) if sys.stderr.isatty() else LineProgress()
-    if not progress:
-        return NoProgress()
-    return progress
+@dataclass
+class _Plan:
+    """One source's writes: blobs (with how to open each), then documents, children first and the top last."""
+
+    blobs: list[tuple[Descriptor, Callable[[Descriptor], BinaryIO]]]
+    docs: list[tuple[Descriptor, bytes]]
 
 
-def move_blobs(blobs: Iterable[Descriptor], action: Callable[[Descriptor, ProgressFn], str], *, jobs: int,
-               progress: object, verb: str) -> dict[str, str]:
-    """Run ``action(desc, on_bytes)`` for each distinct blob on ``jobs`` threads; returns digest -> outcome."""
-    unique = list({str(d.digest): d for d in blobs}.values())
-    prog = make_progress(progress, sum(d.size for d in unique), verb)
-    results: dict[str, str] = {}
+def _plan(source: Source) -> _Plan:
+    images = child_images(source)
+    blobs = [(b, img.open_blob) for img in images for b in img.manifest.blobs()]
+    docs = [(img.descriptor, img.manifest.raw) for img in images]
+    if is_index(source):
+        docs.append((source.descriptor, source.index.raw))  # type: ignore[union-attr]
+    return _Plan(blobs, docs)
 
-    def one(desc: Descriptor) -> None:
-        outcome = action(desc, prog.start(desc, verb))
-        results[str(desc.digest)] = outcome
-        prog.finish(desc, outcome)
 
+def copy(source: Source, sink: Sink, *, name: Reference | None = None, jobs: int = 4,
+         progress: Progress | None = None, verb: str = "copy") -> Descriptor:
+    """Copy ``source`` into ``sink`` and name it ``name`` there; returns the top descriptor written."""
+    result = copy_each([(source, name)], sink, jobs=jobs, progress=progress, verb=verb).results[0]
+    assert isinstance(result, Descriptor)  # without keep_going a failure raised
+    return result
+
+
+def copy_each(sources: Sequence[tuple[Source, Reference | None]], sink: Sink, *, jobs: int = 4,
+              progress: Progress | None = None, verb: str = "copy", keep_going: bool = False) -> Copied:
+    """Copy every ``(source, name)`` into ``sink``: all blobs on one pool (each once), then each one's manifests.
+
+    Without ``keep_going`` the first error stops everything and is raised (no name is written);
+    with it, a source whose blob failed gets a :class:`Failed` result and the others complete.
+    """
+    plans = [_plan(src) for src, _ in sources]
+    todo: dict[str, tuple[Descriptor, Callable[[Descriptor], BinaryIO]]] = {}
+    for plan in plans:
+        for desc, opener in plan.blobs:
+            todo.setdefault(str(desc.digest), (desc, opener))
+    outcomes, errors = _move(list(todo.values()), sink, jobs, progress or NullProgress(), verb, keep_going)
+    results: list[Descriptor | Failed] = []
+    for (_, name), plan in zip(sources, plans):
+        bad = next((str(d.digest) for d, _ in plan.blobs if str(d.digest) in errors), None)
+        if bad is not None:
+            results.append(Failed(Digest(bad), errors[bad]))
+            continue
+        for desc, raw in plan.docs[:-1]:
+            sink.put_manifest(desc, raw, name)
+        top, raw = plan.docs[-1]
+        sink.tag(top, raw, name)
+        results.append(top)
+    return Copied(tuple(results), outcomes, {d: desc for d, (desc, _) in todo.items()})
+
+
+def _move(blobs: list[tuple[Descriptor, Callable[[Descriptor], BinaryIO]]], sink: Sink, jobs: int,
+          progress: Progress, verb: str, keep_going: bool) -> tuple[dict[str, str], dict[str, ImgbuildError]]:
+    """Move each blob the sink lacks on ``jobs`` threads; returns digest -> outcome and digest -> error."""
+    outcomes: dict[str, str] = {}
+    errors: dict[str, ImgbuildError] = {}
+
+    def one(desc: Descriptor, opener: Callable[[Descriptor], BinaryIO]) -> None:
+        label = item(verb, str(desc.digest))
+        progress.started(label, desc.size)
+        try:
+            outcome = "exists" if sink.has_blob(desc) else sink.put_blob(
+                desc, lambda: opener(desc), lambda n: progress.advanced(label, n))
+        except ImgbuildError as exc:
+            progress.finished(label, "failed")
+            if not keep_going:
+                raise
+            errors[str(desc.digest)], outcomes[str(desc.digest)] = exc, "failed"
+            return
+        outcomes[str(desc.digest)] = outcome
+        progress.finished(label, outcome)
+
+    progress.started(verb, sum(d.size for d, _ in blobs))
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="imgbuild-blob")
     try:
-        futures = [pool.submit(one, d) for d in unique]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        futures = [pool.submit(one, d, o) for d, o in blobs]
+        wait(futures, return_when=FIRST_EXCEPTION)
         for f in futures:
             if f.done() and f.exception() is not None:
                 raise f.exception()  # type: ignore[misc]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        prog.close()
-    return results
+        progress.finished(verb)
+    return outcomes, errors
 
 
-@dataclass(frozen=True)
-class RemoteImage:
-    """What :func:`copy_image_to` fetched: the reference, its top descriptor, manifests (raw) and blobs."""
-
-    reference: Reference
-    descriptor: Descriptor
-    documents: tuple[tuple[Descriptor, bytes], ...]
-    blobs: tuple[Descriptor, ...]
-
-
-class MemorySink:
-    """A sink that keeps small blobs in memory (config for inspect); refuses blobs above ``limit`` bytes."""
-
-    def __init__(self, limit: int = 64 << 20) -> None:
-        self.limit = limit
-        self.blobs: dict[str, bytes] = {}
-
-    @contextmanager
-    def blob_writer(self, expected: str | None = None, size: int | None = None) -> Iterator[object]:
-        """A writer collecting bytes; verified against ``expected`` on exit."""
-        if size is not None and size > self.limit:
-            raise StoreError(f"blob of {size} bytes is too large to keep in memory", where=expected)
-        buf = _Writer()
-        yield buf
-        data = buf.getvalue()
-        actual = Digest.of(data)
-        if expected and actual != expected:
-            raise DigestMismatch(expected, actual)
-        buf.digest, buf.size = actual, len(data)
-        self.blobs[actual] = data
+def stream_blob(blob_writer: Callable[[str | None, int | None], ContextManager], desc: Descriptor,
+                open_blob: Callable[[], BinaryIO], on_bytes: OnBytes) -> None:
+    """Stream ``open_blob()`` through ``blob_writer(digest, size)`` (which verifies and commits it)."""
+    with open_blob() as src, blob_writer(str(desc.digest), desc.size) as w:
+        while chunk := src.read(CHUNK):
+            w.write(chunk)
+            on_bytes(len(chunk))
 
 
-class _Writer(io.BytesIO):
-    digest: Digest | None = None
-    size: int | None = None
+class StoreSink:
+    """The local store as a copy's sink: blobs streamed in digest-checked, the top tagged (or kept untagged)."""
+
+    def __init__(self, store: Store, *, done: str = "copied") -> None:
+        self.store, self.done = store, done
+
+    def has_blob(self, desc: Descriptor) -> bool:
+        """True if the store has the blob, which is then leased until the tag (a concurrent gc spares it)."""
+        return self.store.claim_blob(desc.digest)
+
+    def put_blob(self, desc: Descriptor, open_blob: Callable[[], BinaryIO], on_bytes: OnBytes) -> str:
+        """Stream the blob in (verified, fsynced, renamed into place)."""
+        stream_blob(self.store.blob_writer, desc, open_blob, on_bytes)
+        return self.done
+
+    def put_manifest(self, desc: Descriptor, raw: bytes, name: Reference | None) -> None:
+        """Store a child manifest by digest."""
+        self.store.write_blob(raw, desc.digest)
+
+    def tag(self, desc: Descriptor, raw: bytes, name: Reference | None) -> None:
+        """Store the top document and tag it ``name`` (untagged: kept alive as ``<none>``)."""
+        self.store.write_blob(raw, desc.digest)
+        if name is not None:
+            self.store.tag(name, desc)
+        else:
+            self.store.add_untagged(desc)
 
 
-def _client(ref: Reference, client: RegistryClient | None, **kw) -> tuple[RegistryClient, bool]:
+# ----------------------------------------------------------------------------------------- registry verbs
+
+
+def _client(ref: Reference, client: RegistryClient | None, jobs: int, client_kw: dict) -> tuple[RegistryClient, bool]:
     if client is not None:
         return client, False
-    return RegistryClient(ref.registry, **kw), True
+    from imgbuild.oci.registry import RegistryClient
 
-
-def _fetch_children(client: RegistryClient, ref: Reference, index: Index, platform: Platform | None,
-                    all_platforms: bool) -> list[tuple[Descriptor, bytes]]:
-    """The child manifests of ``index`` to keep: all of them, or the one for ``platform``."""
-    if all_platforms:
-        wanted = list(index.manifests)
-    else:
-        plat = platform or Platform.current()
-        child = index.select(plat)
-        if child is None:
-            have = ", ".join(str(p) for p in index.platforms()) or "none"
-            raise ImageNotFound(f"no image for platform {plat} (the index has: {have})", where=ref.normalized)
-        wanted = [child]
-    out = []
-    for desc in wanted:
-        raw, media_type = client.get_manifest(ref.with_digest(str(desc.digest)))
-        if isinstance(parse_document(raw, media_type), Index):
-            raise RegistryError("nested image indexes are not supported", where=ref.normalized)
-        out.append((Descriptor(media_type, Digest.of(raw), len(raw), platform=desc.platform), raw))
-    return out
-
-
-def copy_image_to(ref: str | Reference, sink, *, platform: Platform | None = None, all_platforms: bool = False,
-                  client: RegistryClient | None = None, jobs: int = 4, progress: object = False,
-                  **client_kw) -> RemoteImage:
-    """Fetch a remote image's blobs then manifests into ``sink`` (anything with ``blob_writer``).
-
-    An index is resolved to the child for ``platform`` (default this machine), whose descriptor is
-    returned; with ``all_platforms`` every child and the index itself are written and the index is
-    returned. Blobs the sink already has (``sink.has_blob``, if it offers one) are not fetched.
-    This is what pull, regdir and the builder use to bring remote content in.
-    """
-    ref = parse_reference(ref) if isinstance(ref, str) else ref
-    client, own = _client(ref, client, jobs=jobs, progress=progress, **client_kw)
-    try:
-        raw, media_type = client.get_manifest(ref)
-        top = Descriptor(media_type, Digest.of(raw), len(raw))
-        doc = parse_document(raw, media_type)
-        docs = [(top, raw)]
-        if isinstance(doc, Index):
-            docs = _fetch_children(client, ref, doc, platform, all_platforms)
-            if all_platforms:
-                docs.append((top, raw))
-            else:
-                top = docs[0][0]
-        blobs = _blobs_of(docs)
-        has = getattr(sink, "has_blob", lambda d: False)
-        todo = [b for b in blobs if not has(str(b.digest))]
-        move_blobs(todo, lambda d, cb: (client.fetch_blob(ref.repository, d, sink, cb), "pulled")[1],
-                   jobs=client.jobs, progress=progress, verb="pull")
-        for desc, data in docs:
-            with sink.blob_writer(str(desc.digest), desc.size) as w:
-                w.write(data)
-        return RemoteImage(ref, top, tuple(docs), tuple(blobs))
-    finally:
-        if own:
-            client.close()
-
-
-def _blobs_of(docs: Iterable[tuple[Descriptor, bytes]]) -> list[Descriptor]:
-    """Config and layer descriptors of every manifest among ``docs``, each once."""
-    seen: dict[str, Descriptor] = {}
-    for desc, raw in docs:
-        doc = parse_document(raw, desc.media_type)
-        if isinstance(doc, Manifest):
-            for b in doc.blobs():
-                seen.setdefault(str(b.digest), b)
-    return list(seen.values())
+    return RegistryClient(ref.registry, jobs=jobs, **client_kw), True
 
 
 def _with_auth(store, executor, client_kw: dict) -> dict:
@@ -266,77 +212,78 @@ def _with_auth(store, executor, client_kw: dict) -> dict:
     return client_kw
 
 
-def pull(ref: str, *, store, platform: Platform | None = None, all_platforms: bool = False,
-         jobs: int = 4, progress: object = False, executor=None, **client_kw) -> Descriptor:
+def pull(ref: str, *, store: Store, platform: Platform | None = None, all_platforms: bool = False, jobs: int = 4,
+         progress: Progress | None = None, client: RegistryClient | None = None, executor=None,
+         **client_kw) -> Descriptor:
     """Pull ``ref`` into ``store`` and tag it; returns the stored descriptor.
 
-    Credentials come from the store's Home and docker/podman files (credential helpers run through
-    ``executor``) unless ``client_kw`` names an ``auth`` provider.
+    An index becomes the child for ``platform`` (default: this machine), or, with
+    ``all_platforms``, the index and every child. Credentials come from the store's Home and
+    docker/podman files (credential helpers run through ``executor``) unless ``client_kw``
+    names an ``auth`` provider.
     """
-    client_kw = _with_auth(store, executor, client_kw)
-    image = copy_image_to(ref, store, platform=platform, all_platforms=all_platforms, jobs=jobs,
-                          progress=progress, **client_kw)
-    store.tag(image.reference, image.descriptor)
-    return image.descriptor
+    from imgbuild.oci.remote import RemoteIndex, for_platform, open_remote
+
+    target = parse_reference(ref)
+    client, own = _client(target, client, jobs, _with_auth(store, executor, client_kw))
+    try:
+        source = open_remote(client, target)
+        if isinstance(source, RemoteIndex) and not all_platforms:
+            source = for_platform(source, platform)
+        with store.writing():
+            return copy(source, StoreSink(store, done="pulled"), name=target, jobs=client.jobs,
+                        progress=progress, verb="pull")
+    finally:
+        if own:
+            client.close()
 
 
-def _local_documents(store, desc: Descriptor, where: str) -> list[tuple[Descriptor, bytes]]:
-    """The manifest (or index and all its children) of a local image, children first."""
-    raw = store.read_blob(str(desc.digest))
-    doc = parse_document(raw, desc.media_type)
-    top = Descriptor(doc.media_type, Digest.of(raw), len(raw))
-    if isinstance(doc, Manifest):
-        return [(top, raw)]
-    out = []
-    for child in doc.manifests:
-        if not store.has_blob(str(child.digest)):
-            raise StoreError(f"the index lists {child.digest} ({child.platform}) which is not in the store; "
-                             "pull it with --all-platforms to push the whole index", where=where)
-        out.append((child, store.read_blob(str(child.digest))))
-    return out + [(top, raw)]
+def _local_source(store: Store, desc: Descriptor, where: str) -> Source:
+    """The local image (or whole index) ``desc``; StoreError if an index child is not in the store."""
+    source = open_layout(store, desc)
+    if is_index(source):
+        for child in source.index.manifests:  # type: ignore[union-attr]
+            if not store.has_blob(child.digest):
+                raise StoreError(f"the index lists {child.digest} ({child.platform}) which is not in the store; "
+                                 "pull it with --all-platforms to push the whole index", where=where)
+    return source
 
 
-def _mount_sources(store, dest: Reference) -> dict[str, str]:
-    """digest -> another repository of the same registry whose local image holds that blob."""
+def _mount_sources(store: Store, dest: Reference) -> dict[str, str]:
+    """digest -> another repository of the same registry whose local image holds that blob (manifests read only)."""
     sources: dict[str, str] = {}
     for tref, tdesc in store.tags():
         if tref.registry != dest.registry or tref.repository == dest.repository:
             continue
         try:
-            for b in _blobs_of(_local_documents(store, tdesc, tref.normalized)):
+            doc = store.get_document(tdesc.digest)
+            manifests = [doc] if isinstance(doc, Manifest) else \
+                [store.get_document(c.digest) for c in doc.manifests if store.has_blob(c.digest)]
+            for b in (b for m in manifests if isinstance(m, Manifest) for b in m.blobs()):
                 sources.setdefault(str(b.digest), tref.repository)
         except (StoreError, InputError):
             continue
     return sources
 
 
-def push(src: str, dest: str | None = None, *, store, jobs: int = 4, progress: object = False,
+def push(src: str, dest: str | None = None, *, store: Store, jobs: int = 4, progress: Progress | None = None,
          client: RegistryClient | None = None, executor=None, **client_kw) -> Digest:
-    """Push ``src`` from ``store`` to ``dest`` (default: ``src`` itself); returns the pushed manifest digest.
+    """Push ``src`` from ``store`` (manifest or whole index) to ``dest`` (default: ``src``); the pushed digest.
 
     Credentials as for :func:`pull`.
     """
-    client_kw = _with_auth(store, executor, client_kw)
+    from imgbuild.oci.remote import RegistrySink
+
     desc = store.resolve(src)
     try:
         target = parse_reference(dest or src)
     except InputError as exc:
         raise InputError("give a destination reference (registry/repository:tag)", where=src) from exc
-    docs = _local_documents(store, desc, src)
-    blobs = _blobs_of(docs)
-    mounts = _mount_sources(store, target)
-    client, own = _client(target, client, jobs=jobs, progress=progress, **client_kw)
+    source = _local_source(store, desc, src)
+    client, own = _client(target, client, jobs, _with_auth(store, executor, client_kw))
     try:
-        def send(d: Descriptor, cb: ProgressFn) -> str:
-            return client.push_blob(target.repository, d, lambda: store.open_blob(str(d.digest)),
-                                    mount_from=mounts.get(str(d.digest)), on_bytes=cb)
-
-        move_blobs(blobs, send, jobs=client.jobs, progress=progress, verb="push")
-        for child, raw in docs[:-1]:
-            client.put_manifest(target.repository, str(child.digest), raw, child.media_type)
-        top, raw = docs[-1]
-        tag = target.tag if target.tag and not target.digest else str(top.digest)
-        return client.put_manifest(target.repository, tag, raw, top.media_type)
+        sink = RegistrySink(client, target, _mount_sources(store, target))
+        return copy(source, sink, name=target, jobs=client.jobs, progress=progress, verb="push").digest
     finally:
         if own:
             client.close()
@@ -344,17 +291,18 @@ def push(src: str, dest: str | None = None, *, store, jobs: int = 4, progress: o
 
 def inspect_remote(ref: str, *, platform: Platform | None = None, **client_kw) -> dict:
     """The manifest (and config, or the index's platforms) of a remote image; nothing is stored."""
+    from imgbuild.oci.remote import RemoteIndex, open_remote
+
     target = parse_reference(ref)
-    with RegistryClient(target.registry, progress=False, **client_kw) as client:
-        raw, media_type = client.get_manifest(target)
-        doc = parse_document(raw, media_type)
-        out: dict = {"reference": target.normalized, "digest": str(Digest.of(raw)), "mediaType": media_type,
-                     "size": len(raw), "manifest": json.loads(raw)}
-        if isinstance(doc, Index):
-            out["platforms"] = [str(p) for p in doc.platforms()]
+    client, _ = _client(target, None, 1, client_kw)
+    with client:
+        source = open_remote(client, target)
+        out: dict = {"reference": target.normalized, "digest": str(source.descriptor.digest),
+                     "mediaType": source.descriptor.media_type, "size": source.descriptor.size,
+                     "manifest": json.loads(source.index.raw if isinstance(source, RemoteIndex) else source.manifest.raw)}
+        if isinstance(source, RemoteIndex):
+            out["platforms"] = [str(p) for p in source.index.platforms()]
             return out
-        sink = MemorySink()
-        client.fetch_blob(target.repository, doc.config, sink)
-        out["config"] = json.loads(sink.blobs[str(doc.config.digest)])
-        out["layers"] = [{"digest": str(d.digest), "size": d.size, "mediaType": d.media_type} for d in doc.layers]
+        out["config"] = json.loads(source.config.raw)
+        out["layers"] = [{"digest": str(d.digest), "size": d.size, "mediaType": d.media_type} for d in source.layers]
         return out

@@ -39,14 +39,16 @@ class Outcomes:
         self.seen: dict[str, str] = {}
         self.delay = delay_per_mib
 
-    def start(self, desc, verb):
-        return lambda n: time.sleep(max(n, 0) / (1 << 20) * self.delay) if self.delay else None
-
-    def finish(self, desc, outcome):
-        self.seen[str(desc.digest)] = outcome
-
-    def close(self):
+    def started(self, label, total_bytes=None):
         pass
+
+    def advanced(self, label, nbytes):
+        if self.delay:
+            time.sleep(max(nbytes, 0) / (1 << 20) * self.delay)
+
+    def finished(self, label, outcome="done"):
+        if "/" in label:  # a blob (push/sha256:...), not the whole push
+            self.seen[label.split("/", 1)[1]] = outcome
 
 
 def _blobs(store: Store, ref: str) -> list[str]:
@@ -82,7 +84,7 @@ def test_each_scope_gets_its_own_token_and_public_pulls_are_anonymous(token_regi
     team, public = f"{token_registry.host}/team/a:v1", f"{token_registry.host}/public/b:v1"
     d_team = make_random_image(store, team, [2000])
     d_pub = make_random_image(store, public, [3000])
-    with RegistryClient(token_registry.host, auth=ALICE, progress=False) as client:
+    with RegistryClient(token_registry.host, auth=ALICE) as client:
         assert push(team, store=store, client=client) == d_team.digest
         assert push(public, store=store, client=client) == d_pub.digest
         granted = {r.granted for r in token_registry.extra["tokens"].requests}
@@ -160,7 +162,7 @@ def test_a_long_push_outlives_its_token_and_refreshes_before_expiry(tmp_path):
         ref = f"{reg.host}/team/a:v1"
         desc = make_random_image(store, ref, [3 << 20], workdir=tmp_path)
         before = len(tokens.requests)
-        with RegistryClient(reg.host, auth=ALICE, progress=False, chunk_size=512 << 10,
+        with RegistryClient(reg.host, auth=ALICE, chunk_size=512 << 10,
                             monolithic_max=256 << 10) as client:
             started = time.monotonic()
             assert push(ref, store=store, client=client, progress=Outcomes(delay_per_mib=1.5)) == desc.digest

@@ -1,12 +1,14 @@
 """offline's pure decisions: what to save from an ImageSet, what of an index to keep, how misses are reported."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from imgbuild.oci import regsave as offline
 from imgbuild.builder.images import ArchiveImage, FoundImage, ImageSet, Source
 from imgbuild.errors import ImageNotFound, InputError, RegistryError
+from imgbuild.oci.image import LayoutIndex, child_images, is_index
 from imgbuild.oci.model import Descriptor, Index, Platform
 from imgbuild.oci.regdir import RegistryDir
 from imgbuild.reference import parse_reference
@@ -37,22 +39,30 @@ def test_wanted_from_an_imageset_keeps_where_and_prefers_the_archive(tmp_path):
     assert [(w.ref.normalized, w.where) for w in plain] == [("docker.io/library/nginx:latest", "--images")]
 
 
-def _index():
-    amd, _ = make_image(None, [b"amd"], AMD)
-    arm, _ = make_image(None, [b"arm"], ARM)
+def _index(tmp_path):
+    rd = RegistryDir(tmp_path / "src")
+    amd, _ = make_image(rd, [b"amd"], AMD)
+    arm, _ = make_image(rd, [b"arm"], ARM)
     idx = Index.build([Descriptor(amd.media_type, amd.digest, amd.size, platform=AMD),
                        Descriptor(arm.media_type, arm.digest, arm.size, platform=ARM)])
-    docs = {amd.digest: amd.raw, arm.digest: arm.raw}
-    return idx, amd, arm, (lambda d: (docs[d], amd.media_type))
+    for doc in (amd, arm, idx):
+        rd.write_blob(doc.raw)
+    return idx, amd, arm, LayoutIndex(rd, idx.descriptor(), idx)
 
 
-def _plan(ref, idx, get, plat=AMD, all_platforms=False):
+def _plan(ref, idx, source, plat=AMD, all_platforms=False):
+    """What save_images would copy of ``source``: the top descriptor, the documents written, the blobs."""
     w = offline.Wanted(parse_reference(ref), "here:1")
-    return offline._plan(w, idx.raw, idx.media_type, get, plat, all_platforms, "registry", None)
+    chosen, partial = offline._choose(source, w, plat, all_platforms)
+    images = child_images(chosen)
+    docs = [(i.descriptor, i.manifest.raw) for i in images]
+    docs += [(chosen.descriptor, chosen.index.raw)] if is_index(chosen) else []
+    blobs = [b for i in images for b in i.manifest.blobs()]
+    return SimpleNamespace(target=chosen.descriptor, docs=docs, partial=partial, blobs=blobs)
 
 
-def test_index_choices():
-    idx, amd, arm, get = _index()
+def test_index_choices(tmp_path):
+    idx, amd, arm, get = _index(tmp_path)
     one = _plan("r.io/multi:v1", idx, get, ARM)
     assert one.target.digest == arm.digest and [d.digest for d, _ in one.docs] == [arm.digest]
     assert not one.partial and {b.digest for b in one.blobs} == {b.digest for b in arm.blobs()}
