@@ -5,6 +5,7 @@ pkgs=(buildah skopeo docker-registry openssh-server openssh-client iproute2 zstd
       python3 python3-venv python3-dev gcc tar gzip curl ca-certificates
       sudo procps  # sandbox hosts: sudo for non-root SSH users, ps/pkill in the sandbox tests
       etcd-server etcd-client containerd runc busybox-static shellcheck)  # the etcd demo image's binaries
+pkgs+=(podman)  # the docker tests: `podman system service` is the Docker-API daemon they start
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -16,7 +16,7 @@ import pytest
 from tests.support.registry import start_registry
 from tests.support.tokenserver import TokenServer
 
-_TOOLS = {"buildah": "buildah", "registry": "docker-registry", "skopeo": "skopeo", "ssh": "sshd"}
+_TOOLS = {"buildah": "buildah", "registry": "docker-registry", "skopeo": "skopeo", "ssh": "sshd", "docker": "podman"}
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -52,6 +52,17 @@ def _unmount_below(root: Path) -> None:
     for point in sorted(mounted_points(), key=len, reverse=True):
         if point.startswith(f"{root}/"):
             local.run(["umount", "-l", point], check=False)
+
+
+@pytest.fixture
+def podman_service(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """A private podman Docker-API service (mark tests ``docker``), ``DOCKER_HOST`` pointing at it."""
+    from tests.support.podman import start_podman
+
+    service = start_podman(tmp_path_factory.mktemp("podman"))
+    monkeypatch.setenv("DOCKER_HOST", service.docker_host)
+    yield service
+    service.stop()
 
 
 @pytest.fixture

@@ -31,16 +31,27 @@ def save(
 
 @app.command()
 def load(
-    source: Path = typer.Option(..., "--input", "-i", help="An oci-archive, docker-archive or OCI layout directory."),
+    image: str | None = typer.Argument(None, metavar="[docker-daemon:REF]",
+                                       help="An image of the Docker daemon ($DOCKER_HOST) to load instead of a file."),
+    source: Path | None = typer.Option(None, "--input", "-i",
+                                       help="An oci-archive, docker-archive or OCI layout directory."),
     json_out: bool = typer.Option(False, "--json", help="Print the loaded images as JSON."),
 ) -> None:
-    """Load images from an oci-archive, a docker-archive (tar or tar.gz) or an OCI layout directory.
+    """Load images from an oci-archive, a docker-archive (tar or tar.gz), an OCI layout directory or a Docker daemon.
 
-    Example: imgbuild load -i app.tar
+    Example: imgbuild load -i app.tar; imgbuild load docker-daemon:app:v1
     """
     from imgbuild import api
+    from imgbuild.errors import InputError
 
-    loaded = api.load(source, store=local_store())
+    if (image is None) == (source is None):
+        raise InputError("give --input FILE or docker-daemon:REF (one of them)")
+    if image is not None:
+        from imgbuild.cli.transfer import daemon_pull
+
+        loaded = [daemon_pull(image)]
+    else:
+        loaded = api.load(source, store=local_store())
     if output.want_json(json_out):
         output.emit_json([{"names": list(x.names), "digest": str(x.descriptor.digest)} for x in loaded])
         return

@@ -1,0 +1,74 @@
+"""``docker-daemon:REF`` against a real Docker-API service (podman's), images from imgbuild's own store.
+
+An image imgbuild built is pushed into the daemon (``POST /images/load``), loaded back
+(``GET /images/{name}/get``, digests checked) under another name, and comes back with
+the same IMAGE ID and the same files; a missing image is an input error naming the daemon.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from imgbuild.cli.main import run
+from tests.support import local
+
+pytestmark = pytest.mark.docker
+
+
+def _context(tmp_path: Path) -> Path:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "hello.txt").write_text("hello from imgbuild\n")
+    (ctx / "Kubefile").write_text('FROM scratch\nCOPY hello.txt /etc/hello.txt\nLABEL demo=yes\nCMD ["/bin/true"]\n')
+    return ctx
+
+
+def _files(ref: str) -> dict[str, bytes]:
+    """The regular files of ``ref``'s layers (path -> bytes)."""
+    import tarfile
+
+    from imgbuild.oci.layer import open_layer
+
+    image, files = local.store().image(ref), {}
+    for desc in image.layers:
+        with image.open_layer(desc) as raw, tarfile.open(fileobj=open_layer(raw, desc.media_type), mode="r|") as tar:
+            for m in tar:
+                if m.isreg():
+                    files[m.name] = tar.extractfile(m).read()  # type: ignore[union-attr]
+    return files
+
+
+def test_push_into_daemon_then_load_back(tmp_path: Path, podman_service, capsys) -> None:
+    assert run(["build", "-q", "-t", "app:v1", str(_context(tmp_path))]) == 0
+    capsys.readouterr()
+    built = local.store().image("app:v1")
+
+    assert run(["push", "--json", "app:v1", "docker-daemon:demo/app:v2"]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == str(built.id)
+    listed = podman_service.podman("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout
+    assert f"docker.io/demo/app:v2 {built.id.hex[:12]}" in listed
+
+    assert run(["load", "--json", "docker-daemon:demo/app:v2"]) == 0
+    loaded = json.loads(capsys.readouterr().out)
+    assert loaded[0]["names"] == ["docker.io/demo/app:v2"]
+    back = local.store().image("demo/app:v2")
+    assert back.id == built.id and back.config.labels["demo"] == "yes"
+    assert _files("demo/app:v2") == _files("app:v1") == {"etc/hello.txt": b"hello from imgbuild\n"}
+
+    assert run(["pull", "docker-daemon:" + built.id.hex[:12]]) == 0
+    assert capsys.readouterr().out.strip() == loaded[0]["digest"]
+
+
+def test_a_missing_image_is_an_input_error(podman_service, capsys) -> None:
+    assert run(["load", "docker-daemon:nothing/here:v9"]) == 2
+    err = capsys.readouterr().err
+    assert "no image nothing/here:v9 in the docker daemon" in err and podman_service.docker_host in err
+
+
+def test_an_unreachable_daemon_fails_with_its_address(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/absent.sock")
+    assert run(["load", "docker-daemon:app:v1"]) == 1
+    assert "absent.sock" in capsys.readouterr().err

@@ -1,0 +1,125 @@
+"""A private podman Docker-API service for the docker tests, with all of its state under one temp directory.
+
+``start_podman(root)`` writes a ``containers.conf`` (runc, cgroupfs, ``default_ulimits = []``,
+no event log, CNI configs under ``root``) and a ``storage.conf`` (vfs storage under ``root``),
+starts ``podman system service --time=0 unix://<root>/podman.sock`` with ``CONTAINERS_CONF`` /
+``CONTAINERS_STORAGE_CONF`` pointing at them, and waits until ``GET /_ping`` answers. Nothing
+touches the machine's own podman images or containers. :meth:`PodmanService.stop` kills the
+service (and the containers it left) and removes its storage.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["PodmanService", "start_podman"]
+
+_CONTAINERS_CONF = """\
+[containers]
+default_ulimits = []
+log_driver = "k8s-file"
+netns = "bridge"
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "none"
+tmp_dir = "{root}/tmp"
+static_dir = "{root}/static"
+volume_path = "{root}/volumes"
+
+[network]
+network_backend = "cni"
+network_config_dir = "{root}/cni"
+default_subnet = "10.213.0.0/24"
+"""
+
+_STORAGE_CONF = """\
+[storage]
+driver = "vfs"
+runroot = "{root}/run"
+graphroot = "{root}/graph"
+"""
+
+
+@dataclass
+class PodmanService:
+    """A running ``podman system service``: its socket, ``DOCKER_HOST`` value and environment."""
+
+    root: Path
+    proc: subprocess.Popen
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def socket(self) -> Path:
+        """The Unix socket the Docker API is served on."""
+        return self.root / "podman.sock"
+
+    @property
+    def docker_host(self) -> str:
+        """The ``DOCKER_HOST`` value for this service."""
+        return f"unix://{self.socket}"
+
+    def podman(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run ``podman`` against this service's storage (for test set-up and checks only)."""
+        return subprocess.run(["podman", *args], env=self.env, check=check, capture_output=True, text=True,
+                              timeout=120)
+
+    def stop(self) -> None:
+        """Stop the service, remove every container it ran, and delete its storage."""
+        self.podman("rm", "--all", "--force", "--time", "0", check=False)
+        self.podman("network", "prune", "--force", check=False)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        subprocess.run(["umount", "-R", "-l", str(self.root / "run")], capture_output=True, check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _answers(sock: Path) -> bool:
+    if not sock.exists():
+        return False
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(2)
+        try:
+            s.connect(str(sock))
+            s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+            return b" 200 " in s.recv(64)
+        except OSError:
+            return False
+
+
+def start_podman(root: Path, timeout: float = 30) -> PodmanService:
+    """Start a private podman Docker-API service under ``root`` and wait until it answers."""
+    root.mkdir(parents=True, exist_ok=True)
+    for d in ("tmp", "static", "volumes", "cni", "run", "graph"):
+        (root / d).mkdir(exist_ok=True)
+    (root / "containers.conf").write_text(_CONTAINERS_CONF.format(root=root))
+    (root / "storage.conf").write_text(_STORAGE_CONF.format(root=root))
+    env = {**os.environ, "CONTAINERS_CONF": str(root / "containers.conf"),
+           "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"), "XDG_RUNTIME_DIR": str(root / "run")}
+    sock = root / "podman.sock"
+    log = open(root / "service.log", "wb")
+    proc = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    service = PodmanService(root, proc, env)
+    deadline = time.monotonic() + timeout
+    while not _answers(sock):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            text = (root / "service.log").read_text(errors="replace")[-2000:]
+            service.stop()
+            raise RuntimeError(f"podman system service did not start: {text}")
+        time.sleep(0.1)
+    return service
