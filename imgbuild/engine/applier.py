@@ -40,11 +40,12 @@ class ApplyResult:
     steps: tuple[Planned, ...]
     removed: tuple[str, ...] = ()
     dry_run: bool = False
+    actions: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         """As plain data for ``--json``."""
-        return {"cluster": self.cluster, "dry_run": self.dry_run, "removed": list(self.removed),
-                "steps": [s.to_dict() for s in self.steps]}
+        return {"cluster": self.cluster, "dry_run": self.dry_run, "actions": list(self.actions),
+                "removed": list(self.removed), "steps": [s.to_dict() for s in self.steps]}
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Engine:
     def apply(self, desired: Any, options: Options = Options(), *, configs: Sequence[Any] = ()) -> ApplyResult:
         """Make the hosts match ``desired``; returns the steps taken (or, with ``dry_run``, those it would take)."""
         from imgbuild.cluster.clusterfile import Clusterfile
+        from imgbuild.cluster.plan import plan
         from imgbuild.cluster.state import PHASE_IN_PROCESS, ClusterState, now
 
         state = ClusterState.load(self.home, desired.name)
@@ -84,7 +86,8 @@ class Engine:
         configs = tuple(configs) or tuple(state.clusterfile.configs)
         images = image_runs(desired.images, self.store, pull=None if options.dry_run else self.pull)
         check_order(images, new)
-        removed = [] if new else self._removed_hosts(state, desired)
+        actions = plan(desired, None if new else state, cli_env=options.cli_env)  # refuses what sealos refuses
+        removed = [self._name_of(state, a.host) for a in actions if a.kind == "remove_host"]
         planned: list[Planned] = []
         if removed:
             self._clean(state, removed, options, planned)
@@ -106,7 +109,8 @@ class Engine:
             raise
         if not options.dry_run:
             ctx.ledger.update(lambda s: _succeeded(s, ctx))
-        return ApplyResult(desired.name, tuple(ctx.planned), tuple(removed), options.dry_run)
+        return ApplyResult(desired.name, tuple(ctx.planned), tuple(removed), options.dry_run,
+                           tuple(f"{a.kind} {a.host or a.image or ''}".strip() for a in actions))
 
     def reset(self, name: str, options: Options = Options()) -> ApplyResult:
         """Undo the cluster on every host it has (``clean``, ``clean-registry``, files, /etc/hosts) and forget it."""
@@ -123,11 +127,11 @@ class Engine:
         return ApplyResult(name, tuple(planned), tuple(hosts), options.dry_run)
 
     # -- internals -------------------------------------------------------------------------------------
-    def _removed_hosts(self, state: Any, desired: Any) -> list[str]:
-        if state.cluster is None:
-            return []
-        wanted = {_host_name(m) for m in desired.machines()}
-        return [_host_name(m) for m in state.cluster.machines() if _host_name(m) not in wanted]
+    @staticmethod
+    def _name_of(state: Any, address: str) -> str:
+        """The engine's name (``ip`` or ``ip:port``) of the applied host at ``address``."""
+        machine = state.cluster.machine(address)
+        return _host_name(machine) if machine is not None else address
 
     def _clean(self, state: Any, hosts: Sequence[str], options: Options, planned: list[Planned]) -> None:
         """Run the Clean phase on ``hosts`` of the cluster as the state knows it, then drop them from the state."""
@@ -162,8 +166,12 @@ class Engine:
             cluster_id=f"{cluster.name}@{state.created}", configs_digest=_configs_digest(configs), staging=cluster_dir / "staging", expander=lambda env: (lambda t: expand(t, env)),
             mount=lambda image: mount_image(image, self._mount), render=self._render, units=host_units,
             ship=self._ship, apply_configs=self._apply_configs, rendered={}, configured={},
-            pki=ClusterPKI(cluster_dir / "pki"),
+            pki=ClusterPKI(cluster_dir / "pki"), templates={}, ca=_ca_digest(cluster_dir / "pki"),
         )
+        for host in hosts:  # what earlier runs learnt; Check refreshes it (a dry run keeps these)
+            rec = state.hosts.get(host.name)
+            if rec is not None and rec.hostname:
+                host.facts.setdefault("hostname", rec.hostname)
         return ctx
 
     def _executor(self, machine: Any) -> Executor:
@@ -185,16 +193,22 @@ class Engine:
 
         staging: Path = ctx.extra["staging"]
         env = ctx.env_for(host)
+        templates = ctx.extra["templates"]
         for image in ctx.images:
             if not image.is_rootfs and host is not ctx.master0:
                 continue
-            templates = ctx.extra.setdefault("templates", {})
-            if image.id not in templates:
-                templates[image.id] = TemplateSet.load(image.path)
-            dest = staging / "hosts" / host.name / image.id
-            ctx.extra["rendered"][(host.name, image.id)] = templates[image.id].render_into(dest, env)
-        host_bundle(ctx.extra["pki"].ensure(), host.address, host.facts.get("hostname", ""), host.has("master"),
-                    staging / "pki" / host.name)
+            with ctx._plock:
+                if image.id not in templates:
+                    templates[image.id] = TemplateSet.load(image.path)
+            tset = templates[image.id]
+            if ctx.options.dry_run:
+                digests = {t: _sha(text) for t, text in tset.render(env).items()}
+            else:
+                digests = tset.render_into(staging / "hosts" / host.name / image.id, env)
+            ctx.extra["rendered"][(host.name, image.id)] = digests
+        if not ctx.options.dry_run:
+            host_bundle(ctx.extra["pki"].ensure(), host.address, host.facts.get("hostname", ""),
+                        host.has("master"), staging / "pki" / host.name)
 
     def _apply_configs(self, ctx: RunContext) -> None:
         from imgbuild.cluster.configs import apply_configs
@@ -286,6 +300,18 @@ def _succeeded(state: Any, ctx: RunContext) -> None:
         state.images[image.ref] = ImageRecord(image.digest, image.type)
     state.phase = PHASE_SUCCESS
     state.set_condition("Applying", "False", "Succeeded", "every host matches the Clusterfile")
+
+
+def _sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _ca_digest(pki_dir: Path) -> str:
+    """A digest of the cluster CA certificate ('' before there is one): host bundles change with it."""
+    crt = pki_dir / "ca.crt"
+    return _sha(crt.read_text()) if crt.exists() else ""
 
 
 def _configs_digest(configs: Sequence[Any]) -> str:

@@ -26,7 +26,7 @@ from imgbuild.engine.exec import Executor
 from imgbuild.engine.report import NullReporter, Reporter
 from imgbuild.errors import ImgbuildError
 
-__all__ = ["HostRun", "ImageRun", "Options", "Ledger", "RunContext", "PhaseFailed", "Planned", "env_digest"]
+__all__ = ["HostRun", "ImageRun", "Options", "Ledger", "RunContext", "PhaseFailed", "Planned", "env_digest", "TOPOLOGY_ENV"]
 
 
 class PhaseFailed(ImgbuildError):
@@ -209,8 +209,16 @@ class RunContext:
 
     # -- env ----------------------------------------------------------------------------------------
     def env_key(self, host: HostRun) -> str:
-        """A short digest of the host's full env (part of the keys of steps whose outcome depends on it)."""
-        return self._once(f"envkey:{host.name}", lambda: env_digest(self.env_for(host)))
+        """A digest of the host's env without the cluster's topology (the keys of lifecycle steps and CMDs).
+
+        ``MASTERS``, ``NODES`` and ``REGISTRY_HOSTS`` change whenever a host is added or removed; a script is
+        not re-run for that (adding a node runs the phases on the new node only, as sealos does). Files
+        rendered from them do change, and are re-sent: units are keyed by what was rendered.
+        """
+        def make() -> str:
+            return env_digest({k: v for k, v in self.env_for(host).items() if k not in TOPOLOGY_ENV})
+
+        return self._once(f"envkey:{host.name}", make)
 
     def env_for(self, host: HostRun) -> dict[str, str]:
         """The host's full script env: its effective env plus what the engine adds (labels.ENGINE_ENV)."""
@@ -280,6 +288,10 @@ class RunContext:
         on_line = (lambda line: self.reporter.line(host.name, line)) if stream else None
         return host.executor.run(["sh", "-c", script], env=dict(env if env is not None else self.env_for(host)),
                                  on_line=on_line, timeout=timeout)
+
+
+TOPOLOGY_ENV = frozenset({"MASTERS", "NODES", "REGISTRY_HOSTS"})
+"""Engine env that changes with scale up/down; left out of lifecycle step keys (see RunContext.env_key)."""
 
 
 def env_digest(env: Mapping[str, str]) -> str:

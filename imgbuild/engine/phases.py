@@ -79,10 +79,8 @@ def _check_facts(ctx: RunContext) -> None:
 
 
 def mount(ctx: RunContext) -> None:
-    """Pull missing images and mount each one read-only on this machine (``ctx.extra['mount']``)."""
+    """Mount each image read-only on this machine (``ctx.extra['mount']``; a dry run too: it reads, never writes)."""
     ctx.reporter.phase("Mount", ["localhost"])
-    if ctx.options.dry_run:
-        return
     for image in ctx.images:
         image.path, image.scripts = ctx.extra["mount"](image)
 
@@ -96,10 +94,8 @@ def configs(ctx: RunContext) -> None:
 
 
 def render(ctx: RunContext) -> None:
-    """Render every image's ``*.tmpl`` per host with the host's env, into a per-host directory on this machine."""
+    """Render every image's ``*.tmpl`` per host with the host's env (a dry run renders in memory, for the keys)."""
     ctx.reporter.phase("Render", [h.name for h in ctx.hosts])
-    if ctx.options.dry_run:
-        return
     ctx.each("Render", ctx.hosts, lambda host: ctx.extra["render"](ctx, host))
 
 

@@ -44,18 +44,19 @@ class Unit:
 def host_units(ctx: RunContext, host: HostRun) -> list[Unit]:
     """The units ``host`` receives in this run, in order: rootfs, applications (master0), PKI.
 
-    Keys are computed from digests alone (images, the host's env, the Configs, the PKI inputs): rendered
-    files are a function of an image's templates and the env, so a dry run knows a unit's key unrendered.
+    Keys are computed from digests alone (the images, the files rendered for this host, the Configs, the PKI
+    inputs), so a dry run, which renders in memory, knows the same keys a run does.
     """
     staging: Path = ctx.extra["staging"]
     registry = ctx.is_registry(host)
-    common = [ctx.env_key(host), ctx.extra.get("configs_digest", "")]
+    rendered = ctx.extra.get("rendered", {})
+    common = [ctx.extra.get("configs_digest", "")]
     layers: list[Layer] = []
     parts: list[object] = [registry, *common]
     for image in ctx.images:
         if image.is_rootfs:
             layers += _image_layers(image, host, staging, () if registry else ("registry",))
-            parts.append(image.digest)
+            parts.append((image.digest, sorted(rendered.get((host.name, image.id), {}).items())))
         elif registry:
             if image.path is not None and (image.path / "registry").is_dir():
                 layers.append(Layer(image.path / "registry", "registry"))
@@ -66,7 +67,8 @@ def host_units(ctx: RunContext, host: HostRun) -> list[Unit]:
             if not image.is_rootfs:
                 units.append(Unit(f"application {image.app}", ctx.app_dir(image),
                                   tuple(_image_layers(image, host, staging, ())),
-                                  _key(ctx.app_dir(image), [image.digest, *common])))
+                                  _key(ctx.app_dir(image), [image.digest, *common,
+                                                            sorted(rendered.get((host.name, image.id), {}).items())])))
     pki_dir = staging / "pki" / host.name
     pki_parts = [host.address, host.facts.get("hostname", ""), host.has("master"), ctx.extra.get("ca", "")]
     units.append(Unit("pki", ctx.pki, (Layer(pki_dir),), _key(ctx.pki, pki_parts)))

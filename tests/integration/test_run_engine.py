@@ -12,22 +12,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from imgbuild.cli.main import run as cli
-from imgbuild.engine.exec import LocalExecutor
 from imgbuild.home import home as _home
-from imgbuild.infra.sandbox import Sandbox, down_sandbox
+from imgbuild.infra.sandbox import Sandbox
+from tests.support.sandbox import sandbox_slot
 
 pytestmark = [pytest.mark.root, pytest.mark.ssh, pytest.mark.registry, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTEXT = ROOT / "tests" / "data" / "contexts" / "run-e2e"
 IMAGE = "localhost/e2e/rootfs:v1"
-NAME = "ibe2e"
+NAME = "imgbtrun"
 
 
 def _upper_snapshot(host) -> dict[str, str]:
@@ -40,8 +41,15 @@ def _upper_snapshot(host) -> dict[str, str]:
                 rel = str(p.relative_to(host.upper))
                 if rel.startswith(("var/log/", "root/.ssh")) or "/lastlog" in rel or rel.startswith("var/lib/dpkg"):
                     continue
-                out[rel] = "dir" if p.is_dir() and not p.is_symlink() else hashlib.sha256(
-                    os.readlink(p).encode() if p.is_symlink() else p.read_bytes()).hexdigest()
+                st = os.lstat(p)
+                if stat.S_ISDIR(st.st_mode):
+                    out[rel] = "dir"
+                elif stat.S_ISLNK(st.st_mode):
+                    out[rel] = "-> " + os.readlink(p)
+                elif stat.S_ISREG(st.st_mode):
+                    out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+                else:
+                    out[rel] = f"special {st.st_mode:o} {st.st_rdev}"  # overlay whiteouts are 0:0 char devices
     return out
 
 
@@ -53,16 +61,9 @@ def _on(sb: Sandbox, host, command: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def hosts(tmp_path_factory):
-    home_dir = tmp_path_factory.mktemp("sandbox-home")
-    from imgbuild.home import Home
-
-    h = Home(home_dir)
-    ex = LocalExecutor()
-    down_sandbox(h, NAME, ex)
-    sb = Sandbox.up(h, NAME, 4, ex)
-    yield sb
-    sb.down(ex)
+def hosts():
+    with sandbox_slot(NAME, 4) as sb:
+        yield sb
 
 
 def _json(capsys, argv) -> dict:
@@ -97,7 +98,7 @@ def test_run_add_delete_rerun_reset(hosts: Sandbox, capsys):
 
     status = _json(capsys, ["status"])
     assert status["phase"] == "ClusterSuccess" and len(status["hosts"]) == 3
-    assert {h["hostname"] for h in status["hosts"]} == {"ibe2e-1", "ibe2e-2", "ibe2e-3"}
+    assert {h["hostname"] for h in status["hosts"]} == {f"{hosts.name}-{i}" for i in (1, 2, 3)}
 
     runs_before = {h.name: _on(hosts, h, "cat /var/lib/e2e-demo/runs") for h in (h1, h2, h3)}
     added = _json(capsys, ["add", "--nodes", h4.address])

@@ -48,11 +48,11 @@ def test_roles_decide_what_each_host_gets(tmp_path):
     assert any(layer.prefix == "registry" for layer in m0[0].layers)
 
 
-def test_keys_change_with_env_only_for_that_host(tmp_path):
+def test_keys_change_with_what_was_rendered_only_for_that_host(tmp_path):
     ctx = _ctx(tmp_path)
+    ctx.extra["rendered"] = {("10.0.0.2", "rid"): {"etc/x.conf": "d1"}, ("10.0.0.3", "rid"): {"etc/x.conf": "d1"}}
     before = [u.key for h in ctx.hosts for u in host_units(ctx, h)]
-    ctx = _ctx(tmp_path)
-    ctx.hosts[1].env["k"] = "changed"
+    ctx.extra["rendered"][("10.0.0.3", "rid")] = {"etc/x.conf": "d2"}
     after = [u.key for h in ctx.hosts for u in host_units(ctx, h)]
     assert before[:3] == after[:3] and before[3] != after[3]
 
