@@ -196,7 +196,8 @@ def reset(
 
     home = _home()
     options = _options(dry_run, [], force, max_parallel, None)
-    reporter = CliReporter()
+    reporter = CliReporter(None if dry_run else home.cluster_dir(cluster) / "logs" /
+                           f"reset-{time.strftime('%Y%m%d-%H%M%S')}.log")
     try:
         with open_engine(home, reporter=reporter, insecure_host_key=insecure_host_key,
                          max_parallel=max_parallel) as engine:
