@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from imgbuild.gotemplate.values import NOVALUE, go_type, is_seq
 
-__all__ = ["gofunc", "FuncSpec", "spec_of", "converter", "converters", "caller", "failure", "ArgTypeError"]
+__all__ = ["ANY", "gofunc", "FuncSpec", "spec_of", "converter", "converters", "caller", "failure", "ArgTypeError"]
 
 
 class FuncSpec(NamedTuple):
@@ -81,6 +81,9 @@ class ArgTypeError(Exception):
 
 def _any(v: object) -> object:
     return None if v is NOVALUE else v
+
+
+ANY = _any  # the converter of an ``interface{}`` parameter: Go's invalid value becomes nil
 
 
 def _value(v: object) -> object:

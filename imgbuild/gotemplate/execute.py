@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 
 from imgbuild.gotemplate import nodes as n
 from imgbuild.gotemplate.builtins import BUILTINS
-from imgbuild.gotemplate.calls import FuncSpec, caller, converters, failure, spec_of
+from imgbuild.gotemplate.codegen import straight_line
+from imgbuild.gotemplate.calls import ANY, FuncSpec, caller, converters, failure, spec_of
 from imgbuild.gotemplate.errors import TemplateError
 from imgbuild.gotemplate.gofmt import fmt_value, sort_key
 from imgbuild.gotemplate.parse import Tree
@@ -184,30 +185,25 @@ class _Compiler:
 
     # statements
     def block(self, nodes: list) -> Callable:
-        fns: list[Callable] = []
-        text: list[str] = []
+        """One function running ``nodes`` in order (see :mod:`codegen`)."""
+        parts: list[tuple] = []
         for node in nodes:
             if isinstance(node, n.Text):
-                text.append(node.text)
-                continue
-            if text:
-                fns.append(_text("".join(text)))
-                text = []
-            fns.append(self.node(node))
-        if text:
-            fns.append(_text("".join(text)))
-        if len(fns) == 1:
-            return fns[0]
-        seq = tuple(fns)
-
-        def run(st: State, dot: object, vs: list) -> None:
-            for f in seq:
-                f(st, dot, vs)
-        return run
+                if parts and parts[-1][0] == "text":
+                    parts[-1] = ("text", parts[-1][1] + node.text)
+                else:
+                    parts.append(("text", node.text))
+            elif isinstance(node, n.Action) and not node.pipe.decl:
+                parts.append(self.action(node))
+            else:
+                parts.append(("run", self.node(node)))
+        if len(parts) == 1 and parts[0][0] == "run":
+            return parts[0][1]
+        return straight_line(parts, field, printable)
 
     def node(self, node: object) -> Callable:
-        if isinstance(node, n.Action):
-            return self.action(node)
+        if isinstance(node, n.Action):  # one that declares or assigns variables: it prints nothing
+            return self.pipe(node.pipe)
         if isinstance(node, n.Range):
             return self.range_(node)
         if isinstance(node, n.If):
@@ -220,28 +216,13 @@ class _Compiler:
             raise exc
         return jump
 
-    def action(self, node: n.Action) -> Callable:
+    def action(self, node: n.Action) -> tuple:
+        """A printing action as a block part: a field of dot, or an expression."""
         pipe, w = node.pipe, self.where(node)
-        if pipe.decl:
-            return self.pipe(pipe)
         first = pipe.cmds[0].args
         if len(pipe.cmds) == 1 and len(first) == 1 and isinstance(first[0], n.Field) and len(first[0].names) == 1:
-            return self.print_field(first[0].names[0], self.where(first[0]), w)
-        ev = self.command(pipe.cmds[0], False) if len(pipe.cmds) == 1 else self.pipe(pipe)
-
-        def run(st: State, dot: object, vs: list) -> None:
-            v = ev(st, dot, vs)
-            st.out.append(v if type(v) is str else printable(v, w))
-        return run
-
-    def print_field(self, name: str, fw: Where, w: Where) -> Callable:
-        def run(st: State, dot: object, vs: list) -> None:
-            if type(dot) is dict and name in dot:
-                v = dot[name]
-            else:
-                v = field(st, dot, name, fw, None)
-            st.out.append(v if type(v) is str else printable(v, w))
-        return run
+            return ("field", first[0].names[0], self.where(first[0]), w)
+        return ("expr", self.command(pipe.cmds[0], False) if len(pipe.cmds) == 1 else self.pipe(pipe), w)
 
     def if_(self, node: n.If) -> Callable:
         ev = self.pipe(node.pipe)
@@ -390,12 +371,6 @@ class _Compiler:
         return _invoker(spec, argevs, final, w)
 
 
-def _text(s: str) -> Callable:
-    def run(st: State, dot: object, vs: list) -> None:
-        st.out.append(s)
-    return run
-
-
 def _invoker(spec: FuncSpec, argevs: tuple, final: bool, w: Where) -> Callable:
     """The evaluator of a function call: arguments evaluated, checked for their Go types, failures located."""
     fn, name = spec.fn, spec.name
@@ -405,16 +380,38 @@ def _invoker(spec: FuncSpec, argevs: tuple, final: bool, w: Where) -> Callable:
         if isinstance(exc, (TemplateError, RecursionError)):
             raise exc
         return w.error(failure(name, exc))
-    if len(convs) == 1:
-        c0 = convs[0]
+    fast = _fast_invoker(fn, convs, argevs, final, fail)
+    if fast is not None:
+        return fast
+
+    untyped = all(c is ANY for c in convs)
+
+    def ev(st: State, dot: object, vs: list, fin: object = None) -> object:
+        values = [a(st, dot, vs) for a in argevs]
         if final:
-            def ev1f(st: State, dot: object, vs: list, fin: object) -> object:
-                try:
-                    return fn(c0(fin))
-                except Exception as exc:  # a function's own failure: Go's error result
-                    raise fail(exc) from exc
-            return ev1f
-        a0 = argevs[0]
+            values.append(fin)
+        try:
+            if untyped:
+                return fn(*[None if v is NOVALUE else v for v in values])
+            return fn(*[c(v) for c, v in zip(convs, values)])
+        except Exception as exc:  # a function's own failure: Go's error result
+            raise fail(exc) from exc
+    return ev
+
+
+def _fast_invoker(fn: Callable, convs: tuple, argevs: tuple, final: bool, fail: Callable) -> Callable | None:
+    """Evaluators without an argument list for the common shapes: ``f x``, ``x | f``, ``x | f y``."""
+    if len(convs) == 1 and final:
+        c0 = convs[0]
+
+        def ev1f(st: State, dot: object, vs: list, fin: object) -> object:
+            try:
+                return fn(c0(fin))
+            except Exception as exc:  # a function's own failure: Go's error result
+                raise fail(exc) from exc
+        return ev1f
+    if len(convs) == 1:
+        c0, a0 = convs[0], argevs[0]
 
         def ev1(st: State, dot: object, vs: list) -> object:
             try:
@@ -431,16 +428,7 @@ def _invoker(spec: FuncSpec, argevs: tuple, final: bool, w: Where) -> Callable:
             except Exception as exc:  # a function's own failure: Go's error result
                 raise fail(exc) from exc
         return ev2f
-
-    def ev(st: State, dot: object, vs: list, fin: object = None) -> object:
-        values = [a(st, dot, vs) for a in argevs]
-        if final:
-            values.append(fin)
-        try:
-            return fn(*[c(v) for c, v in zip(convs, values)])
-        except Exception as exc:  # a function's own failure: Go's error result
-            raise fail(exc) from exc
-    return ev
+    return None
 
 
 def _walk(recv: Callable | None, names: tuple[str, ...], w: Where) -> Callable:

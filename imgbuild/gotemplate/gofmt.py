@@ -8,6 +8,7 @@ holds: ``map[a:1 b:[x y]]`` (keys sorted), ``<nil>``, floats in Go's shortest
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -157,19 +158,37 @@ class _Spec:
         return ("0" if self.zero else " ") * fill + s
 
 
-def sprintf(fmt: str, args: list) -> str:
-    """fmt.Sprintf for the verbs b c d e E f F g G o O q s t T U v x X and %%."""
-    out: list[str] = []
-    pos = argi = 0
+@functools.lru_cache(maxsize=512)
+def _segments(fmt: str) -> tuple:
+    """A format string split once into literal text and (flags, width, prec, verb) directives."""
+    out: list = []
+    pos = 0
     while True:
         i = fmt.find("%", pos)
         if i < 0:
             out.append(fmt[pos:])
-            break
+            return tuple(x for x in out if x != "")
         out.append(fmt[pos:i])
         m = _SPEC.match(fmt, i)
-        flags, width, prec, verb = m.groups()
+        out.append(m.groups())
         pos = m.end()
+
+
+def sprintf(fmt: str, args: list) -> str:
+    """fmt.Sprintf for the verbs b c d e E f F g G o O q s t T U v x X and %%."""
+    out: list[str] = []
+    argi = 0
+    for seg in _segments(fmt):
+        if type(seg) is str:
+            out.append(seg)
+            continue
+        flags, width, prec, verb = seg
+        if not flags and width is None and prec is None and verb in "sdv" and argi < len(args):
+            a = args[argi]
+            if type(a) is str and verb != "d" or type(a) is int and verb != "s":
+                out.append(a if type(a) is str else str(a))
+                argi += 1
+                continue
         width, argi = _star(width, args, argi)
         prec, argi = _star(prec, args, argi) if prec is not None else (None, argi)
         if verb == "%":

@@ -213,6 +213,8 @@ def _random(chars: str):
 
 
 def _quote(*args: object) -> str:
+    if len(args) == 1 and type(args[0]) is str:
+        return quote(args[0])
     return " ".join(quote(strval(a)) for a in args if a is not None)
 
 

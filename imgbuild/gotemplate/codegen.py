@@ -1,0 +1,52 @@
+"""Straight-line Python for a template block: texts and simple prints inlined, other nodes called.
+
+A block (a template body, or the body of an if/with/range) is a sequence of
+texts and actions. Running it as a loop over one closure per node costs a call
+per node and scatters the work over many small objects; this module instead
+writes one Python function per block, whose lines append the texts, look a
+field up in dot (``{{ .registryDomain }}``) or print an evaluator's value, and
+call the closures of the other nodes (if, range, ...). The generated source
+holds only generated names (``t0``, ``k1``, ``n2``): every constant, key and
+closure is bound through the function's namespace, never written as code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+__all__ = ["straight_line"]
+
+
+def _field_lines(i: int) -> list[str]:
+    return [f"    if isd and k{i} in dot:",
+            f"        v = dot[k{i}]",
+            "    else:",
+            f"        v = F(st, dot, k{i}, fw{i}, None)",
+            f"    w(v if type(v) is str else P(v, aw{i}))"]
+
+
+def straight_line(parts: list[tuple], field: Callable, printable: Callable) -> Callable:
+    """One ``run(st, dot, vs)`` doing ``parts`` in order.
+
+    Parts are ``("text", s)``, ``("field", name, field_where, action_where)`` (print dot's field),
+    ``("expr", ev, action_where)`` (print ``ev(st, dot, vs)``) and ``("run", fn)`` (call ``fn(st, dot, vs)``).
+    """
+    ns: dict[str, object] = {"F": field, "P": printable, "D": dict}
+    lines = ["def run(st, dot, vs):", "    w = st.out.append", "    isd = type(dot) is D"]
+    for i, part in enumerate(parts):
+        kind = part[0]
+        if kind == "text":
+            ns[f"t{i}"] = part[1]
+            lines.append(f"    w(t{i})")
+        elif kind == "field":
+            ns[f"k{i}"], ns[f"fw{i}"], ns[f"aw{i}"] = part[1:]
+            lines.extend(_field_lines(i))
+        elif kind == "expr":
+            ns[f"e{i}"], ns[f"aw{i}"] = part[1:]
+            lines.append(f"    v = e{i}(st, dot, vs)")
+            lines.append(f"    w(v if type(v) is str else P(v, aw{i}))")
+        else:
+            ns[f"n{i}"] = part[1]
+            lines.append(f"    n{i}(st, dot, vs)")
+    exec(compile("\n".join(lines) + "\n", "<gotemplate block>", "exec"), ns)  # noqa: S102 - generated names only
+    return ns["run"]  # type: ignore[return-value]
