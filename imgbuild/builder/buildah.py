@@ -164,6 +164,11 @@ class _Buildah:
     def base(self, ref: str, platform: Platform | None) -> str:
         """Move image ``ref`` from our store (pulling it first per policy) into buildah; return its ID."""
         policy = self.opts.pull
+        from imgbuild.oci.daemon import base_in_store
+
+        stored = base_in_store(ref, self.store, policy)
+        if stored is not None:  # FROM docker-daemon:REF, now in the store
+            ref, policy = stored, "never"
         try:
             if policy == "always":
                 raise ImageNotFound(ref)

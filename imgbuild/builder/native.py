@@ -167,6 +167,10 @@ class _Builder:
         policy = self.opts.pull
         if policy not in ("always", "missing", "never"):
             raise InputError(f"--pull must be always, missing or never, not {policy!r}")
+        from imgbuild.oci.daemon import base_in_store
+
+        if (stored := base_in_store(ref, self.store, policy)) is not None:
+            return self.store.image(stored, platform)
         if policy != "always":
             try:
                 return self.store.image(ref, platform)

@@ -32,7 +32,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from imgbuild.errors import DigestMismatch, ImageNotFound, InputError, RegistryError, ToolMissing, UnsafePathError
 from imgbuild.oci._blobio import CHUNK, OpenWriter, atomic_blob
@@ -44,7 +44,8 @@ from imgbuild.reference import Reference, parse_reference
 if TYPE_CHECKING:
     from imgbuild.oci.store import Store
 
-__all__ = ["TRANSPORT", "Daemon", "daemon_ref", "store_name", "connect", "export", "open_image", "pull", "push"]
+__all__ = ["TRANSPORT", "Daemon", "daemon_ref", "store_name", "connect", "export", "open_image", "pull", "push",
+           "base_in_store"]
 
 TRANSPORT = "docker-daemon:"
 _DOC_MAX = 64 << 20  # manifest.json and configs are read whole; anything larger is refused
@@ -286,6 +287,28 @@ def pull(daemon: Daemon, ref: str, store: Store, name: Reference | None,
         else:
             store.add_untagged(image.descriptor)
     return image.descriptor
+
+
+def base_in_store(text: str, store: Store, policy: str, daemon: Callable[[], Daemon] | None = None) -> str | None:
+    """For a build's ``FROM docker-daemon:REF``: the store reference of REF, exported first unless the pull
+    ``policy`` (always, missing, never) says the store's copy will do; None when ``text`` names no daemon image.
+
+    ``daemon`` gives the daemon (default: the one ``$DOCKER_HOST`` names, as the docker CLI does).
+    """
+    ref = daemon_ref(text)
+    if ref is None:
+        return None
+    name = store_name(ref)
+    key = name.normalized if name else ref
+    if policy != "always":
+        try:
+            store.resolve(key)
+            return key
+        except ImageNotFound:
+            if policy == "never":
+                raise ImageNotFound(f"base image {text} is not in the local store (--pull=never)") from None
+    desc = pull(daemon() if daemon else connect(os.environ), ref, store, name)
+    return key if name else str(desc.digest)
 
 
 def push(daemon: Daemon, store: Store, ref: str, name: Reference, progress: Progress | None = None) -> str:

@@ -7,7 +7,9 @@ in three steps so that nothing heavy happens before every image is known to be r
 
 1. **resolve**: for each image, in parallel, find its manifests. Sources in order: the
    archive named in ``images/skopeo/tar.txt`` (opened once, read in place), the local
-   store (if it holds the reference completely), the image's registry. An index
+   store (if it holds the reference completely), the image's registry; a
+   ``docker-daemon:REF`` reference is exported from the Docker daemon instead
+   (:mod:`imgbuild.oci.daemon`, into the directory's scratch space) and saved as ``REF``. An index
    becomes the child for ``platform`` (default this machine) — tagged as such, as
    ``skopeo copy`` does without ``--all`` — or, with ``all_platforms``, the index and all
    its children. A reference pinned by digest to an index keeps the index (its digest is
@@ -26,6 +28,7 @@ found (file:line) and the registry's answer; ``skip_missing`` reports them inste
 from __future__ import annotations
 
 import contextlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +36,7 @@ from typing import BinaryIO, Callable
 
 from imgbuild.errors import ImageNotFound, ImgbuildError, InputError, RegistryError, StoreError
 from imgbuild.oci.archive import ArchiveEntry, open_archive
+from imgbuild.oci.daemon import Daemon, connect, daemon_ref, open_image
 from imgbuild.oci.image import BlobSource, Image, ImageIndex, Source, child_images, is_index, open_layout
 from imgbuild.oci.model import Descriptor, Digest, Platform
 from imgbuild.oci.regdir import RegistryDir, repository_name
@@ -50,6 +54,7 @@ class Wanted:
     ref: Reference
     where: str
     archive: Path | None = None
+    daemon: bool = False  # exported from the Docker daemon (asked for as docker-daemon:REF)
 
 
 @dataclass(frozen=True)
@@ -169,7 +174,9 @@ def wanted_images(images, context_dir: Path | str | None = None) -> list[Wanted]
     found = getattr(images, "found", None)
     items = [(f.ref, f.where) for f in found] if found is not None else [(r, "--images") for r in images]
     for text, where in items:
-        w = text if isinstance(text, Wanted) else Wanted(parse_reference(str(text)), where)
+        from_daemon = daemon_ref(str(text)) if not isinstance(text, Wanted) else None
+        w = text if isinstance(text, Wanted) else (Wanted(parse_reference(from_daemon), where, daemon=True)
+                                                   if from_daemon else Wanted(parse_reference(str(text)), where))
         out.setdefault(w.ref.normalized, w)
     return list(out.values())
 
@@ -178,7 +185,7 @@ def save_images(images, regdir: RegistryDir | Path | str, *, platform: Platform 
                 all_platforms: bool = False, store=None, jobs: int = 4, skip_missing: bool = False,
                 progress: Progress | None = None,
                 context_dir: Path | str | None = None, notify: Callable[[str], None] | None = None,
-                executor=None, **client_kw) -> SaveReport:
+                executor=None, daemon: Callable[[], Daemon] | None = None, **client_kw) -> SaveReport:
     """Save ``images`` (an ImageSet, references or :class:`Wanted`) into ``regdir`` (a RegistryDir or its path).
 
     Pass the ImageSet itself (with ``context_dir``) rather than its ``refs``: then errors name
@@ -187,7 +194,9 @@ def save_images(images, regdir: RegistryDir | Path | str, *, platform: Platform 
     ``store``: a local Store to take images from when it holds them; ``progress``: hears of the
     copy (task ``save``, one item per blob); ``notify``: called with one line per saved/skipped image;
     ``client_kw``: RegistryClient options (``tls_verify``, ``ca_file``, ``auth``); without ``auth``,
-    the credentials of the store's Home and docker/podman files (helpers run through ``executor``).
+    the credentials of the store's Home and docker/podman files (helpers run through ``executor``);
+    ``daemon``: gives the Docker daemon ``docker-daemon:`` images come from (default: the one
+    ``$DOCKER_HOST`` names), called only if one is wanted.
     """
     if client_kw.get("auth") is None:
         from imgbuild.oci.auth import ConfigAuth
@@ -204,7 +213,7 @@ def save_images(images, regdir: RegistryDir | Path | str, *, platform: Platform 
             say(f"present {w.ref.normalized}")
         else:
             todo.append(w)
-    with _Sources(regdir, store, jobs, client_kw) as sources:
+    with _Sources(regdir, store, jobs, client_kw, daemon) as sources:
         plans, missing = sources.resolve(todo, plat, all_platforms)
         _fail_or_warn(missing, skip_missing)
         sink = RegistryDirSink(regdir, {str(p.image.descriptor.digest) for p in plans if p.partial})
@@ -245,8 +254,10 @@ def _fail_or_warn(missing: list[Missing], skip_missing: bool) -> None:
 class _Sources:
     """The places images come from: archives (opened once), the local store, registries (one client each)."""
 
-    def __init__(self, regdir: RegistryDir, store, jobs: int, client_kw: dict) -> None:
+    def __init__(self, regdir: RegistryDir, store, jobs: int, client_kw: dict,
+                 daemon: Callable[[], Daemon] | None = None) -> None:
         self.regdir, self.store, self.jobs, self.client_kw = regdir, store, max(1, jobs), client_kw
+        self.daemon: Daemon | Callable[[], Daemon] = daemon or (lambda: connect(os.environ))
         self.clients: dict[str, object] = {}
         self.archives: dict[Path, list[ArchiveEntry] | ImgbuildError] = {}
         self._open = contextlib.ExitStack()
@@ -272,10 +283,23 @@ class _Sources:
         for w in wanted:
             if w.archive is not None:
                 self._open_archive(w)
+        daemon_plans = [self._from_daemon(w) for w in wanted if w.daemon]
+        wanted = [w for w in wanted if not w.daemon]
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="imgbuild-resolve") as pool:
             results = list(pool.map(lambda w: self._resolve_one(w, plat, all_platforms), wanted))
+        results += daemon_plans
         plans = [r for r in results if isinstance(r, _Plan)]
         return plans, [r for r in results if isinstance(r, Missing)]
+
+    def _from_daemon(self, w: Wanted) -> _Plan | Missing:
+        """The image exported from the Docker daemon into scratch space (kept until the copy is done)."""
+        try:
+            if not isinstance(self.daemon, Daemon):
+                self.daemon = self.daemon()
+            image = self._open.enter_context(open_image(self.daemon, w.ref.familiar, self.regdir.scratch_dir()))
+        except ImgbuildError as exc:
+            return Missing(w.ref.normalized, w.where, str(exc), isinstance(exc, ImageNotFound))
+        return _Plan(w, "daemon", image)
 
     def _resolve_one(self, w: Wanted, plat: Platform, all_platforms: bool) -> _Plan | Missing:
         try:

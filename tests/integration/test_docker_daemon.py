@@ -72,3 +72,24 @@ def test_an_unreachable_daemon_fails_with_its_address(tmp_path: Path, monkeypatc
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/absent.sock")
     assert run(["load", "docker-daemon:app:v1"]) == 1
     assert "absent.sock" in capsys.readouterr().err
+
+
+def test_from_docker_daemon_and_registry_save(tmp_path: Path, podman_service, capsys) -> None:
+    assert run(["build", "-q", "-t", "app:v1", str(_context(tmp_path))]) == 0
+    assert run(["push", "app:v1", "docker-daemon:demo/base:1"]) == 0
+    assert run(["rmi", "app:v1"]) == 0
+    child = tmp_path / "child"
+    child.mkdir()
+    (child / "more.txt").write_text("more\n")
+    (child / "Kubefile").write_text("FROM docker-daemon:demo/base:1\nCOPY more.txt /etc/more.txt\n")
+    assert run(["build", "-q", "-t", "child:v1", str(child)]) == 0
+    assert _files("child:v1") == {"etc/hello.txt": b"hello from imgbuild\n", "etc/more.txt": b"more\n"}
+    assert local.store().image("demo/base:1").config.labels["demo"] == "yes"  # the base came into the store
+    capsys.readouterr()
+
+    regdir = tmp_path / "registry"
+    assert run(["registry", "save", "--registry-dir", str(regdir), "--images", "docker-daemon:demo/base:1",
+                "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(s["ref"], s["source"]) for s in report["saved"]] == [("docker.io/demo/base:1", "daemon")]
+    assert (regdir / "docker/registry/v2/repositories/demo/base/_manifests/tags/1").is_dir()
