@@ -25,18 +25,13 @@ def _ind(v: object) -> object:
     return NOVALUE if v is None else v
 
 
+_BASIC = frozenset(["bool", "int", "float64", "complex128", "string"])
+
+
 def _basic(v: object) -> str | None:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float"
-    if isinstance(v, complex):
-        return "complex"
-    if isinstance(v, str):
-        return "string"
-    return None
+    """Go's basicKind: the comparable kind of a scalar, None for anything else (nil, lists, maps)."""
+    kind = go_type(v)
+    return kind if kind in _BASIC else None
 
 
 @gofunc("value", variadic="value")
@@ -90,7 +85,7 @@ def _ne(a: object, b: object) -> bool:
 
 def _less(a: object, b: object) -> bool:
     k1, k2 = _basic(_ind(a)), _basic(_ind(b))
-    if k1 is None or k2 is None or k1 in ("bool", "complex"):
+    if k1 is None or k2 is None or k1 in ("bool", "complex128"):
         if k1 is not None and k2 is not None and k1 != k2:
             raise FuncError("incompatible types for comparison")
         raise FuncError("invalid type for comparison")

@@ -111,17 +111,25 @@ def _escape_html(s: str) -> str:
         "\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
+def _json_scalar(x: object) -> str | None:
+    """JSON (and so helm's YAML) text of null, a boolean or a number; None for anything else."""
+    if x is None:
+        return "null"
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        return _json_float(x)
+    return None
+
+
 def go_json(v: object, indent: str | None = None, html: bool = True) -> str:
     """Go's json.Marshal (``indent``: MarshalIndent with that unit) of template data."""
     def enc(x: object, depth: int) -> str:
-        if x is None:
-            return "null"
-        if isinstance(x, bool):
-            return "true" if x else "false"
-        if isinstance(x, int):
-            return str(x)
-        if isinstance(x, float):
-            return _json_float(x)
+        scalar = _json_scalar(x)
+        if scalar is not None:
+            return scalar
         if isinstance(x, str):
             s = json.dumps(x, ensure_ascii=False)
             return _escape_html(s) if html else s
@@ -195,14 +203,9 @@ class _Fallback(Exception):
 
 
 def _scalar(v: object) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return _json_float(v)
+    scalar = _json_scalar(v)
+    if scalar is not None:
+        return scalar
     if isinstance(v, str) and v in _BOOLISH:
         return '"' + v + '"'
     if isinstance(v, str) and _PLAIN_STR.fullmatch(v):

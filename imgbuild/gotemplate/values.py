@@ -46,6 +46,8 @@ def go_type(v: object) -> str:
         return "int"
     if isinstance(v, float):
         return "float64"
+    if isinstance(v, complex):
+        return "complex128"
     if isinstance(v, str):
         return "string"
     if isinstance(v, (bytes, bytearray)):
