@@ -1,4 +1,7 @@
-"""Images of Helm charts, found without helm: from merged values and literal templates.
+"""Images of Helm charts read without rendering them: from merged values and literal templates.
+
+Discovery renders charts (:mod:`imgbuild.builder.helm`); this static read is what a chart
+gets when it cannot be rendered, and what :func:`scan_charts` does without a ``render``.
 
 A chart under ``charts/`` is a directory with a ``Chart.yaml`` or a packaged
 ``.tgz`` (read in memory, never extracted). Its values are ``values.yaml``
@@ -40,7 +43,7 @@ from typing import Any, Callable
 from imgbuild.builder.yamlscan import Hit, Scalar, decode, is_templated, load_tree, scan_yaml_text, walk_images
 from imgbuild.errors import ContextError, UnsafePathError
 
-__all__ = ["ChartScan", "scan_charts", "merge_values"]
+__all__ = ["ChartScan", "Render", "scan_charts", "merge_values"]
 
 _KEEP = (".yaml", ".yml", ".tgz")
 _MAX_FILE = 32 * 1024 * 1024
@@ -49,10 +52,15 @@ _MAX_TOTAL = 256 * 1024 * 1024
 
 @dataclass
 class ChartScan:
-    """What scanning ``charts/`` produced: image hits and human notes (disabled subcharts, oddities)."""
+    """What scanning ``charts/`` produced: image hits, human notes (disabled subcharts, oddities), warnings."""
 
     hits: list[Hit] = field(default_factory=list)
     notes: list[tuple[str, int | None, str]] = field(default_factory=list)
+    warnings: list[tuple[str, int | None, str]] = field(default_factory=list)
+
+
+Render = Callable[[Path, str, list[Path], ChartScan], bool]
+"""A chart renderer for :func:`scan_charts`: ``(entry, label, override files, scan) -> handled``."""
 
 
 @dataclass(frozen=True)
@@ -253,8 +261,13 @@ def _override_files(charts_dir: Path, entry: Path, chart_name: str | None) -> li
     return [p for n in names if (p := charts_dir / f"{n}.values.yaml").is_file()]
 
 
-def scan_charts(context: Path, ignored: Callable[[str], bool] = lambda rel: False) -> ChartScan:
-    """Scan every chart under ``<context>/charts`` (with its ``<chart>.values.yaml``), skipping ``ignored`` paths."""
+def scan_charts(context: Path, ignored: Callable[[str], bool] = lambda rel: False,
+                render: Render | None = None) -> ChartScan:
+    """Scan every chart under ``<context>/charts`` (with its ``<chart>.values.yaml``), skipping ``ignored`` paths.
+
+    With ``render`` (see :mod:`.helm`), each chart is first offered to it; the static read
+    described above is what a chart it did not handle gets.
+    """
     scan = ChartScan()
     charts_dir = context / "charts"
     if not charts_dir.is_dir():
@@ -272,9 +285,12 @@ def scan_charts(context: Path, ignored: Callable[[str], bool] = lambda rel: Fals
             if entry.is_dir() or not entry.name.endswith(".values.yaml"):
                 scan.notes.append((label, None, "not a chart (no Chart.yaml, not a .tgz); ignored"))
             continue
+        paths = _override_files(charts_dir, entry, _text(_meta(chart), "name"))
+        used.update(paths)
+        if render is not None and render(entry, label, paths, scan):
+            continue
         overrides = []
-        for path in _override_files(charts_dir, entry, _text(_meta(chart), "name")):
-            used.add(path)
+        for path in paths:
             rel = path.relative_to(context).as_posix()
             overrides.append(load_tree(decode(path.read_bytes(), rel), rel))
         _scan_chart(chart, overrides, scan)

@@ -8,7 +8,9 @@ sealer lay it out, but YAML-aware instead of line-scanning:
   ``image:`` value anywhere in the tree and every ``{registry?, repository,
   tag|digest}`` map (see :mod:`imgbuild.builder.yamlscan`);
 * ``charts/<chart>/`` and ``charts/*.tgz`` with ``charts/<chart>.values.yaml``
-  overrides and subcharts (see :mod:`imgbuild.builder.charts`);
+  overrides and subcharts, rendered as ``helm template`` renders them (see
+  :mod:`imgbuild.builder.helm`; a chart that cannot be rendered is read
+  statically by :mod:`imgbuild.builder.charts`, with a warning);
 * ``images/shim/*`` and ``manifests/imageList``: one reference per line;
 * ``images/skopeo/tar.txt``: images shipped as archives
   (``docker-archive:file.tar@repo:tag``), reported separately;
@@ -29,7 +31,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from imgbuild.builder.charts import scan_charts
 from imgbuild.builder.context import BuildContext
 from imgbuild.builder.yamlscan import Hit, decode, is_templated, scan_yaml_text
 from imgbuild.errors import ContextError, InputError, InvalidReference, UnsafePathError
@@ -125,6 +126,7 @@ class ImageSet:
     ignored: tuple[FoundImage, ...] = ()
     notes: tuple[Note, ...] = ()
     platform: str | None = None
+    warnings: tuple[Note, ...] = ()
 
     @property
     def refs(self) -> list[str]:
@@ -132,25 +134,31 @@ class ImageSet:
         return [f.ref for f in self.found]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (``images``, ``skipped``, ``archives``, ``ignored``, ``notes``, ``platform``)."""
+        """A JSON-ready dict (``images``, ``skipped``, ``archives``, ``ignored``, ``notes``, ``warnings``, ``platform``)."""
         return {
             "images": [f.to_dict() for f in self.found],
             "skipped": [asdict(s) for s in self.skipped],
             "archives": [asdict(a) for a in self.archives],
             "ignored": [f.to_dict() for f in self.ignored],
             "notes": [asdict(n) for n in self.notes],
+            "warnings": [asdict(n) for n in self.warnings],
             "platform": self.platform,
         }
 
 
 def find_images(context_dir: str | os.PathLike[str], *, image_lists: Iterable[str | os.PathLike[str]] = (),
-                ignore_lists: Iterable[str | os.PathLike[str]] = (), platform: str | None = None) -> ImageSet:
+                ignore_lists: Iterable[str | os.PathLike[str]] = (), platform: str | None = None,
+                helm: str = "auto", executor=None) -> ImageSet:
     """Find every image the build context needs, with sources, skipped values and archives.
 
     ``platform`` (``os/arch[/variant]``) is validated and carried on the result for the pull
     step; discovery itself does not depend on it. Invalid lines in ``image_lists`` or
     ``ignore_lists`` (given by the user) raise :class:`InvalidReference` with ``file:line``.
+    Charts are rendered with the ``helm`` binary on ``executor``'s PATH (``helm``: auto,
+    always or never) or the built-in renderer; see :mod:`imgbuild.builder.helm`.
     """
+    from imgbuild.builder.helm import scan_charts_rendered
+
     root = Path(context_dir).resolve()
     if not root.is_dir():
         raise ContextError("build context is not a directory", str(context_dir))
@@ -160,7 +168,7 @@ def find_images(context_dir: str | os.PathLike[str], *, image_lists: Iterable[st
     hits: list[Hit] = []
     notes: list[Note] = []
     _scan_manifests(root, ignored_file, hits, notes)
-    charts = scan_charts(root, ignored_file)
+    charts = scan_charts_rendered(root, ignored_file, helm=helm, executor=executor)
     hits.extend(charts.hits)
     notes.extend(Note(f, n, m) for f, n, m in charts.notes)
     hits.extend(_context_lists(root, ignored_file))
@@ -170,8 +178,9 @@ def find_images(context_dir: str | os.PathLike[str], *, image_lists: Iterable[st
     ignore = _ignore_refs(root, ignore_lists, notes)
     kept = [f for f in found if f.ref not in ignore]
     ignored = [f for f in found if f.ref in ignore]
+    warnings = tuple(Note(f, n, m) for f, n, m in charts.warnings)
     return ImageSet(tuple(kept), tuple(sorted(set(skipped))), tuple(_archives(root)), tuple(ignored),
-                    tuple(sorted(set(notes), key=lambda n: (n.file, n.line or 0, n.message))), platform)
+                    tuple(sorted(set(notes), key=lambda n: (n.file, n.line or 0, n.message))), platform, warnings)
 
 
 def _walk_files(root: Path, top: Path, ignored: Callable[[str], bool]) -> list[Path]:

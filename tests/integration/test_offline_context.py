@@ -83,6 +83,14 @@ def make_context(root, host, tar):
           registry: {host}
           repository: cache/redis
         """)
+    write(root / "charts/web/charts/cache/templates/sts.yaml", """
+        kind: StatefulSet
+        spec:
+          template:
+            spec:
+              containers:
+                - image: "{{ .Values.image.registry }}/{{ .Values.image.repository }}:{{ .Chart.AppVersion }}"
+        """)
     write(root / "images/shim/extra", f"""
         # tools the installer runs
         {host}/tools/debug:v1

@@ -13,6 +13,14 @@ from tests.unit.builder.test_images_charts import _write
 WORDS = ["off", "on", "yes", "no", "y", "n", "True", "FALSE"]
 
 
+@pytest.fixture(autouse=True)
+def _static_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests pin the static read of charts: what a chart that cannot be rendered gets (builder.helm)."""
+    from imgbuild.builder import charts, helm
+
+    monkeypatch.setattr(helm, "scan_charts_rendered", lambda root, ignored, **_: charts.scan_charts(root, ignored))
+
+
 @pytest.mark.parametrize("word", WORDS)
 def test_a_dependency_named_like_a_boolean_is_matched_and_can_be_disabled(tmp_path: Path, word: str) -> None:
     _write(tmp_path, {

@@ -15,6 +15,14 @@ from imgbuild.errors import ContextError, UnsafePathError
 from tests.unit.builder.test_images import add_bytes, pack
 
 
+@pytest.fixture(autouse=True)
+def _static_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests pin the static read of charts: what a chart that cannot be rendered gets (builder.helm)."""
+    from imgbuild.builder import charts, helm
+
+    monkeypatch.setattr(helm, "scan_charts_rendered", lambda root, ignored, **_: charts.scan_charts(root, ignored))
+
+
 def _write(root: Path, files: dict[str, str]) -> Path:
     for rel, text in files.items():
         path = root / rel
