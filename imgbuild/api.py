@@ -283,15 +283,17 @@ def image_id(digest: str | Digest) -> str:
 
 
 def mount(ref: str, *, store: Store, executor: Executor | None = None, rw: bool = False, mechanism: str = "auto",
-          reuse: bool = False, on_unpack: Any = None):
+          reuse: bool = False, on_unpack: Any = None, policy: Any = None):
     """Mount an image's merged tree (overlay, fuse-overlayfs or extracted copy); returns a :class:`MountedImage`.
 
-    The mount and its unpacked layers live under the Home ``store`` carries.
+    The mount and its unpacked layers live under the Home ``store`` carries; ``policy`` (an
+    :class:`~imgbuild.rootfs.policy.UnpackPolicy`) keeps special files or raises the expansion limit.
     """
     from imgbuild.rootfs import mount as _mount
+    from imgbuild.rootfs.policy import DEFAULT_POLICY
 
     return _mount.mount(ref, store=store, executor=_run_here(executor), rw=rw, mechanism=mechanism, reuse=reuse,
-                        on_unpack=on_unpack)
+                        on_unpack=on_unpack, policy=policy or DEFAULT_POLICY)
 
 
 def umount(target: str | None = None, *, home: Home, executor: Executor | None = None,

@@ -128,7 +128,7 @@ def _open_dir(name: str | Path, dir_fd: int | None) -> int:
 
 
 def _empty_files(fd: int, seen: set) -> list[str]:
-    """Unlink every non-directory in the open directory ``fd`` (noting regular files in ``seen``); its subdirectories."""
+    """Unlink every non-directory in the open directory ``fd`` (regular files noted in ``seen``); its subdirectories."""
     subdirs: list[str] = []
     with os.scandir(fd) as entries:
         names = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]

@@ -18,21 +18,27 @@ def mount(
     ref: str = typer.Argument(..., metavar="REF", help="Image: name[:tag], name@digest, sha256:..., or an ID prefix."),
     rw: bool = typer.Option(False, "--rw", help="Add a writable layer (discarded by umount, or saved by commit)."),
     mechanism: str = typer.Option("auto", "--mechanism", help="auto, overlay, fuse-overlayfs or copy."),
+    special_files: bool = typer.Option(False, "--special-files", help="Keep device nodes and setuid/setgid bits "
+                                       "(as root, in a private extracted copy): only for images you trust."),
+    max_expansion: int = typer.Option(100, "--max-expansion", min=0, help="Refuse a layer that expands past this "
+                                      "many times its compressed size (at least 256 MiB; 0: no limit)."),
     json_out: bool = typer.Option(False, "--json", help="Print the mount as JSON."),
 ) -> None:
     """Mount an image's merged filesystem and print the directory (read-only unless --rw).
 
-    Mounting an image that is already mounted read-only prints the same directory again.
+    Mounting an image that is already mounted read-only prints the same directory again. Layers are
+    unpacked without device nodes and setuid/setgid bits (unless --special-files); overlays are nosuid,nodev.
 
     Example: imgbuild mount localhost:5000/demo/app:v1
     """
     from imgbuild import api
+    from imgbuild.rootfs.policy import UnpackPolicy
 
     def unpacking(desc) -> None:  # a cold mount of a big image takes a while: say what it is doing
         output.info(f"unpacking layer {desc.digest.hex[:12]} ({output.human_size(desc.size)} compressed)")
 
     m = api.mount(ref, store=local_store(), executor=local_executor(), rw=rw, mechanism=mechanism, reuse=True,
-                  on_unpack=unpacking)
+                  on_unpack=unpacking, policy=UnpackPolicy(special_files=special_files, max_ratio=max_expansion))
     if m.note:
         output.warn(m.note)
     if output.want_json(json_out):

@@ -15,6 +15,11 @@ the store carries), by the first mechanism that works (or the one asked for):
 - ``copy``: every layer applied in order into ``merged/`` (no root needed);
   read-only only by convention.
 
+Untrusted layers lose their power: overlays are mounted ``nosuid,nodev``, the
+layer cache and ``<home>/mounts`` are 0700 whatever the Home's mode, and device
+nodes and setuid/setgid bits are unpacked only when the caller's
+:class:`~imgbuild.rootfs.policy.UnpackPolicy` asks (then into a private copy).
+
 The overlay ``lowerdir`` option is limited to one page (4 KiB), so a mount
 never passes the long cache paths: it makes short symlinks ``l/0``, ``l/1``...
 (base layer first) in its own directory and runs ``mount`` there with
@@ -39,12 +44,13 @@ from typing import Callable, Mapping
 from imgbuild import labels
 from imgbuild.engine.exec import Executor, which
 from imgbuild.errors import CommandFailed, ImgbuildError, InputError, MountError, ToolMissing
-from imgbuild.fsutil import remove_tree
+from imgbuild.fsutil import private_dir, remove_tree
 from imgbuild.home import Home
 from imgbuild.rootfs.records import (
     MountRecord, load_records, mounted_points, new_mount_id, read_record, remove_record, staleness, write_record,
 )
 from imgbuild.oci.model import Descriptor, ImageConfig
+from imgbuild.rootfs.policy import DEFAULT_POLICY, UnpackPolicy
 
 __all__ = [
     "MountedImage", "Unmounted", "mount", "umount", "list_mounts", "cleanup_stale", "find_mounts",
@@ -136,7 +142,11 @@ def overlay_available() -> str | None:
     return None
 
 
-def _order(mechanism: str) -> list[str]:
+def _order(mechanism: str, policy: UnpackPolicy) -> list[str]:
+    if policy.special_files:  # never in the shared layer cache: a private extracted copy
+        if mechanism not in ("auto", "copy"):
+            raise InputError(f"special files (devices, setuid) need the copy mechanism, not {mechanism}")
+        return ["copy"]
     if mechanism == "auto":
         return ["copy"] if overlay_available() else ["overlay", "fuse-overlayfs", "copy"]
     if mechanism not in ("overlay", "fuse-overlayfs", "copy"):
@@ -145,28 +155,32 @@ def _order(mechanism: str) -> list[str]:
 
 
 def mount(image: str, *, store, executor: Executor, rw: bool = False, mechanism: str = "auto",
-          reuse: bool = False, on_unpack: Callable[[Descriptor], None] | None = None) -> MountedImage:
+          reuse: bool = False, on_unpack: Callable[[Descriptor], None] | None = None,
+          policy: UnpackPolicy = DEFAULT_POLICY) -> MountedImage:
     """Mount ``image`` (a reference, digest or id in ``store``) and return where and what it is.
 
     The mount lives under the Home ``store`` carries; ``executor`` runs ``mount``/``umount``.
     ``on_unpack`` is called with each layer that has to be unpacked first (none when all are cached).
     With ``reuse`` a live read-only mount of the same image is returned instead of a new one (the CLI
     does this, like ``buildah mount``); without it the caller owns a private mount it may unmount.
+    ``policy`` says whether device nodes and setuid/setgid bits are kept (then in a private extracted
+    copy, never the shared cache) and how far a layer may expand; overlays are mounted nosuid,nodev.
     """
     home = store.needs_home("mounting an image")
     img = store.image(image)
     cleanup_stale(home, executor)
-    if not rw and reuse:
+    if not rw and reuse and not policy.special_files:
         for rec in find_mounts(home, str(img.digest)):
             if not rec.rw and rec.state == "mounted":
                 return mounted_image(rec, img.config, home, executor)
     notes: list[str] = []
-    order = _order(mechanism)
-    if mechanism == "auto" and order == ["copy"]:
+    order = _order(mechanism, policy)
+    if mechanism == "auto" and order == ["copy"] and not policy.special_files:
         notes.append(f"overlay unavailable ({overlay_available()}); using an extracted copy")
     for i, mech in enumerate(order):
         try:
-            rec = _mount_with(img, _Site(home, executor), _ref_text(image), mech, rw, "; ".join(notes), on_unpack)
+            rec = _mount_with(img, _Site(home, executor, policy), _ref_text(image), mech, rw, "; ".join(notes),
+                              on_unpack)
             return mounted_image(rec, img.config, home, executor)
         except (MountError, CommandFailed, ToolMissing) as exc:
             if i == len(order) - 1:
@@ -186,10 +200,11 @@ class _Site:
 
     home: Home
     executor: Executor
+    policy: UnpackPolicy = DEFAULT_POLICY
 
     @property
     def mounts(self) -> Path:
-        return mounts_dir(self.home)
+        return private_dir(mounts_dir(self.home))  # 0700 whatever the Home's mode
 
 
 def _mount_with(img, site: _Site, ref: str, mech: str, rw: bool, note: str, on_unpack=None) -> MountRecord:
@@ -204,7 +219,7 @@ def _mount_with(img, site: _Site, ref: str, mech: str, rw: bool, note: str, on_u
         if mech == "copy":
             from imgbuild.rootfs.unpack import extract_image
 
-            extract_image(img, root / "merged", on_unpack)
+            extract_image(img, root / "merged", on_unpack, site.policy)
         else:
             rec = _overlay(img, site, rec, root, mech, on_unpack)
         rec = rec.with_(state="mounted")
@@ -221,7 +236,7 @@ def _overlay(img, site: _Site, rec: MountRecord, root: Path, mech: str, on_unpac
 
     if len(img.layers) > _MAX_LAYERS:
         raise MountError(f"{len(img.layers)} layers: overlayfs stacks at most {_MAX_LAYERS}", rec.ref)
-    layers = unpack_image(img, site.home, on_unpack)
+    layers = unpack_image(img, site.home, on_unpack, site.policy)
     links = root / "l"
     links.mkdir()
     names = []
@@ -233,7 +248,7 @@ def _overlay(img, site: _Site, rec: MountRecord, root: Path, mech: str, on_unpac
         empty.mkdir()
         os.symlink(empty, links / f"e{len(names)}")
         names.insert(0, f"e{len(names)}")
-    opts = ["lowerdir=" + ":".join(reversed(names))]
+    opts = ["nosuid", "nodev", "lowerdir=" + ":".join(reversed(names))]
     if rec.rw:
         (root / "upper").mkdir()
         (root / "work").mkdir()

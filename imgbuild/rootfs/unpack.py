@@ -10,7 +10,9 @@ checked against the diffID, the data is synced, and the directory is renamed
 into place: concurrent unpackers of the same layer wait for the first and find
 it done, and a crash leaves only a temp directory that the next unpacker of
 that layer removes. Cached directories are never written to (overlays mount
-them read-only as lower layers).
+them read-only as lower layers). The cache is 0700 whatever the Home's mode, and
+holds no device nodes and no setuid/setgid files; every layer's expansion is
+bounded (:mod:`imgbuild.rootfs.policy`).
 
 :func:`extract_image` is the fallback used without overlay support: every
 layer applied in order into one plain directory, whiteouts applied.
@@ -24,13 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from imgbuild.errors import DigestMismatch, StoreError
-from imgbuild.fsutil import remove_tree
+from imgbuild.errors import DigestMismatch, InputError, StoreError
+from imgbuild.fsutil import private_dir, remove_tree
 from imgbuild.home import Home
 from imgbuild.locks import exclusive_lock
 from imgbuild.oci.layer import extract_layer, open_layer
 from imgbuild.oci.model import Descriptor, Digest, MediaType
 from imgbuild.oci.store import Image
+from imgbuild.rootfs.policy import DEFAULT_POLICY, UnpackPolicy
 
 __all__ = ["UnpackedLayer", "HashingReader", "layer_cache", "unpack_layer", "unpack_image", "extract_image", "cached_layers"]
 
@@ -60,15 +63,24 @@ def cached_layers(home: Home) -> list[Digest]:
 
 
 class HashingReader:
-    """A read-only stream that hashes what passes through it (to check a layer against its diffID)."""
+    """A read-only stream that hashes what passes through it (to check a layer against its diffID).
 
-    def __init__(self, raw: BinaryIO) -> None:
+    With ``limit`` it raises InputError(``refusal``) once more than ``limit`` bytes passed (a decompression bomb).
+    """
+
+    def __init__(self, raw: BinaryIO, limit: int = 0, refusal: str = "", where: str | None = None) -> None:
         self.raw = raw
         self.hash = hashlib.sha256()
+        self.count, self.limit, self.refusal, self.where = 0, limit, refusal, where
 
     def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:  # in chunks, so a limit stops a bomb before it is all in memory
+            return b"".join(iter(lambda: self.read(_CHUNK), b""))
         data = self.raw.read(n)
         self.hash.update(data)
+        self.count += len(data)
+        if self.limit and self.count > self.limit:
+            raise InputError(self.refusal or f"layer expands past {self.limit:,} bytes", self.where)
         return data
 
     def drain(self) -> None:
@@ -77,11 +89,14 @@ class HashingReader:
             pass
 
 
-def _extract_checked(image: Image, desc: Descriptor, diff_id: Digest, dest: Path, *, overlay: bool) -> None:
-    """Extract one layer into ``dest``, verifying its uncompressed bytes against ``diff_id``."""
+def _extract_checked(image: Image, desc: Descriptor, diff_id: Digest, dest: Path, *, overlay: bool,
+                     policy: UnpackPolicy = DEFAULT_POLICY) -> None:
+    """Extract one layer into ``dest`` as ``policy`` allows, verifying its uncompressed bytes against ``diff_id``."""
     with image.open_layer(desc) as raw:
-        reader = HashingReader(open_layer(raw, desc.media_type))
-        extract_layer(reader, MediaType.OCI_LAYER, dest, whiteouts=True, devices=True, keep_whiteout_files=overlay)
+        reader = HashingReader(open_layer(raw, desc.media_type), policy.allowance(desc.size),
+                               policy.refusal(desc.size), f"layer {desc.digest}")
+        extract_layer(reader, MediaType.OCI_LAYER, dest, whiteouts=True, devices=policy.special_files,
+                      setid=policy.special_files, keep_whiteout_files=overlay)
         reader.drain()
     actual = f"sha256:{reader.hash.hexdigest()}"
     if diff_id.algorithm == "sha256" and actual != diff_id:
@@ -123,8 +138,15 @@ def _discard(tree: Path) -> None:
 
 
 def unpack_layer(image: Image, desc: Descriptor, diff_id: Digest, home: Home,
-                 on_unpack: OnUnpack | None = None) -> UnpackedLayer:
-    """The directory of one layer of ``image`` in ``home``'s cache, unpacked first if no one has yet (``on_unpack`` is told)."""
+                 on_unpack: OnUnpack | None = None, policy: UnpackPolicy = DEFAULT_POLICY) -> UnpackedLayer:
+    """The directory of one layer of ``image`` in ``home``'s cache, unpacked first if no one has yet (``on_unpack`` is told).
+
+    The cache (0700, whatever the Home's mode) never holds device nodes or setuid/setgid files: a ``policy``
+    asking for them is refused; its expansion limit applies.
+    """
+    if policy.special_files:
+        raise InputError("the shared layer cache holds no device nodes or setuid files: extract a private copy")
+    private_dir(home.cache)
     root = layer_cache(home)
     final = root / diff_id.hex
     if final.is_dir():
@@ -138,7 +160,7 @@ def unpack_layer(image: Image, desc: Descriptor, diff_id: Digest, home: Home,
         if on_unpack:
             on_unpack(desc)
         try:
-            _extract_checked(image, desc, diff_id, tmp, overlay=True)
+            _extract_checked(image, desc, diff_id, tmp, overlay=True, policy=policy)
             _sync(tmp)
             os.rename(tmp, final)
         except BaseException:
@@ -147,19 +169,21 @@ def unpack_layer(image: Image, desc: Descriptor, diff_id: Digest, home: Home,
     return UnpackedLayer(diff_id, final, True)
 
 
-def unpack_image(image: Image, home: Home | None = None, on_unpack: OnUnpack | None = None) -> list[UnpackedLayer]:
+def unpack_image(image: Image, home: Home | None = None, on_unpack: OnUnpack | None = None,
+                 policy: UnpackPolicy = DEFAULT_POLICY) -> list[UnpackedLayer]:
     """Every layer of ``image`` in ``home``'s cache (default: the Home of the image's store), base first.
 
-    ``on_unpack`` hears of each layer actually unpacked.
+    ``on_unpack`` hears of each layer actually unpacked; ``policy`` bounds how far each may expand.
     """
     home = home or image.store.needs_home("the unpacked-layer cache")
-    return [unpack_layer(image, desc, diff_id, home, on_unpack) for desc, diff_id in _layer_pairs(image)]
+    return [unpack_layer(image, desc, diff_id, home, on_unpack, policy) for desc, diff_id in _layer_pairs(image)]
 
 
-def extract_image(image: Image, dest: Path, on_unpack: OnUnpack | None = None) -> None:
-    """Apply every layer of ``image`` in order into the plain directory ``dest`` (whiteouts applied)."""
+def extract_image(image: Image, dest: Path, on_unpack: OnUnpack | None = None,
+                  policy: UnpackPolicy = DEFAULT_POLICY) -> None:
+    """Apply each layer of ``image`` in order into the plain directory ``dest``, whiteouts applied, under ``policy``."""
     dest.mkdir(parents=True, exist_ok=True)
     for desc, diff_id in _layer_pairs(image):
         if on_unpack:
             on_unpack(desc)
-        _extract_checked(image, desc, diff_id, dest, overlay=False)
+        _extract_checked(image, desc, diff_id, dest, overlay=False, policy=policy)

@@ -2,30 +2,36 @@
 
 ``raw_image(store, "evil:1", [member(...), ...])`` gzips a tar of the given members
 (devices, setuid files, deep trees: things our own layer writer never makes), stores
-it as the one layer of an image and tags it.
+it as the one layer of an image and tags it. ``bomb_image`` streams a layer of one file
+of zeros (1,000:1 with gzip, far more with zstd) without holding it in memory.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import tarfile
+import zlib
 from typing import Iterable
+
+import zstandard
 
 from imgbuild.oci.model import Descriptor, Digest, ImageConfig, Manifest, MediaType, Platform
 from imgbuild.oci.store import Store
 
-__all__ = ["member", "deep_members", "raw_tar", "raw_image"]
+__all__ = ["member", "deep_members", "raw_tar", "raw_image", "bomb_image"]
 
 
 def member(name: str, kind: str = "file", *, data: bytes = b"", mode: int = 0o644,
-           dev: tuple[int, int] = (0, 0)) -> tuple[tarfile.TarInfo, bytes]:
-    """A tar member: kind file, dir, chr or blk, with its mode (setuid bits included) and device numbers."""
+           dev: tuple[int, int] = (0, 0), link: str = "") -> tuple[tarfile.TarInfo, bytes]:
+    """A tar member: kind file, dir, chr, blk, sym or hard, with its mode (setuid bits too), device or link."""
     info = tarfile.TarInfo(name)
     info.type = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "chr": tarfile.CHRTYPE,
-                 "blk": tarfile.BLKTYPE}[kind]
+                 "blk": tarfile.BLKTYPE, "sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE}[kind]
     info.mode, info.mtime, info.size = mode, 1000, len(data) if kind == "file" else 0
     info.devmajor, info.devminor = dev
+    info.linkname = link
     return info, data
 
 
@@ -47,9 +53,41 @@ def raw_image(store: Store, ref: str, members: Iterable[tuple[tarfile.TarInfo, b
     """Store a one-layer image whose gzip layer holds exactly ``members``; tag it ``ref``."""
     tar = raw_tar(members)
     blob = gzip.compress(tar, mtime=0)
+    return _one_layer(store, ref, blob, MediaType.OCI_LAYER_GZIP, Digest.of(tar))
+
+
+def bomb_image(store: Store, ref: str, size: int, compression: str = "gzip") -> tuple[Descriptor, int]:
+    """Store a one-layer image whose layer is a file of ``size`` zero bytes; its descriptor and blob size."""
+    if compression == "gzip":
+        comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+    else:
+        comp = zstandard.ZstdCompressor(level=3).compressobj()
+    info = tarfile.TarInfo("zeros")
+    info.size, info.mode, info.mtime = size, 0o644, 1000
+    head = info.tobuf(tarfile.PAX_FORMAT)
+    tail = b"\0" * ((-size) % 512 + 1024)
+    diff, out = hashlib.sha256(), io.BytesIO()
+    for chunk in _chunks(head, size, tail):
+        diff.update(chunk)
+        out.write(comp.compress(chunk))
+    out.write(comp.flush())
+    media = MediaType.OCI_LAYER_GZIP if compression == "gzip" else MediaType.OCI_LAYER_ZSTD
+    blob = out.getvalue()
+    return _one_layer(store, ref, blob, media, Digest("sha256:" + diff.hexdigest())), len(blob)
+
+
+def _chunks(head: bytes, size: int, tail: bytes):
+    yield head
+    zeros = bytes(1 << 20)
+    while size > 0:
+        yield zeros[: min(size, len(zeros))]
+        size -= len(zeros)
+    yield tail
+
+
+def _one_layer(store: Store, ref: str, blob: bytes, media: str, diff_id: Digest) -> Descriptor:
     digest = store.write_blob(blob, str(Digest.of(blob)))
-    cfg = ImageConfig.new(Platform.current(), created="2024-01-02T03:04:05Z").with_layer(str(Digest.of(tar)))
-    layer = Descriptor(MediaType.OCI_LAYER_GZIP, digest, len(blob))
-    desc = store.put_manifest(Manifest.build(store.put_config(cfg), [layer]))
+    cfg = ImageConfig.new(Platform.current(), created="2024-01-02T03:04:05Z").with_layer(str(diff_id))
+    desc = store.put_manifest(Manifest.build(store.put_config(cfg), [Descriptor(media, digest, len(blob))]))
     store.tag(ref, desc)
     return desc
