@@ -10,12 +10,17 @@ being born. :func:`sweep` removes the directory of every owner whose lock it
 can take (a dead one), whatever its age, and never one whose owner lives;
 entries of another shape (temp files of older versions, a ``.locking`` file of
 a process killed while starting) are removed once older than ``loose_max_age``.
+
+A temp file that must live beside its destination (a saved archive) carries its
+owner in its name instead (:func:`pid_prefix`), and the next writer of that
+destination removes those whose process is gone (:func:`sweep_pid_files`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import os
 import threading
 import time
@@ -24,7 +29,7 @@ from pathlib import Path
 from imgbuild.errors import StoreError
 from imgbuild.fsutil import remove_tree
 
-__all__ = ["owned_dir", "sweep", "LOOSE_MAX_AGE"]
+__all__ = ["owned_dir", "sweep", "pid_prefix", "sweep_pid_files", "LOOSE_MAX_AGE"]
 
 LOOSE_MAX_AGE = 3600  # seconds: debris without an owner lock is removed once this old
 _LOCK = ".lock"
@@ -102,3 +107,33 @@ def _reap(lock: Path, owned: Path) -> int:
         return freed
     finally:
         os.close(fd)
+
+
+def pid_prefix(prefix: str) -> str:
+    """``prefix`` followed by this process's id, so a later run can tell whether the file's writer lives."""
+    return f"{prefix}{os.getpid()}-"
+
+
+def sweep_pid_files(directory: Path, prefix: str) -> int:
+    """Remove the files ``<prefix><pid>-*`` in ``directory`` whose process is gone; the bytes freed."""
+    freed = 0
+    for path in Path(directory).glob(glob.escape(prefix) + "*"):
+        pid = path.name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            size = path.lstat().st_size
+            path.unlink()
+            freed += size
+    return freed
+
+
+def _alive(pid: int) -> bool:
+    """True if a process ``pid`` exists (ours to signal or not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -45,6 +45,7 @@ from imgbuild.oci.store import REF_NAME, Image, Store
 from imgbuild.oci.transfer import StoreSink, copy_each
 from imgbuild.oci.validate import HashingReader
 from imgbuild.reference import Reference, parse_reference
+from imgbuild.scratch import pid_prefix, sweep_pid_files
 
 __all__ = ["FORMATS", "Loaded", "ArchiveEntry", "save", "load", "open_archive", "save_oci_archive",
            "save_docker_archive"]
@@ -100,7 +101,8 @@ def _atomic_tar(out: Path) -> Iterator[tarfile.TarFile]:
     """A tar writer onto a temp file beside ``out``, renamed to ``out`` only when complete."""
     out = Path(out)
     try:
-        fd, tmp = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", prefix=f".{out.name}.tmp-")
+        sweep_pid_files(out.parent, f".{out.name}.tmp-")  # what a killed save of the same file left
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=pid_prefix(f".{out.name}.tmp-"))
     except OSError as exc:
         raise StoreError(f"cannot write archive: {exc.strerror}", str(out)) from exc
     try:
