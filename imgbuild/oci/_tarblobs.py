@@ -20,6 +20,7 @@ import lzma
 import os
 import posixpath
 import re
+import stat
 import tarfile
 import tempfile
 import zlib
@@ -205,12 +206,25 @@ def _decompressed(path: Path, scratch: Path, where: str) -> Path | None:
     return Path(tmp)
 
 
+def _check_archive_file(path: Path, where: str) -> None:
+    """InputError saying why ``path`` cannot be an archive: missing, not a regular file, or empty."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InputError("no such archive file", where) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the archive: {exc.strerror}", where) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError("not an archive: a device, pipe or socket, not a regular file", where)
+    if st.st_size == 0:
+        raise InputError("the archive is empty", where)
+
+
 @contextlib.contextmanager
 def open_tar(path: Path, scratch: Path) -> Iterator[TarBlobs]:
     """The archive at ``path`` as :class:`TarBlobs` (a compressed one decompressed into ``scratch`` first)."""
     where = str(path)
-    if not Path(path).is_file():
-        raise InputError("no such archive file", where)
+    _check_archive_file(Path(path), where)
     try:
         scratch.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
