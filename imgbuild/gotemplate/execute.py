@@ -1,9 +1,10 @@
-"""Executing a parsed template: the tree is compiled once into nested closures, then run per data.
+"""Executing a parsed template: the tree is compiled once into closures, then run per data.
 
-Each node becomes ``run(st, dot, vs)`` (``st`` the execution state with the
-output list, ``dot`` the current data, ``vs`` the template's variable frame),
-each expression ``ev(st, dot, vs)``; a one-field action such as
-``{{ .registryDomain }}`` is a dict lookup and an append. Semantics are those
+Each block becomes one generated function (:mod:`codegen`) and each other node
+``run(st, dot, vs)`` (``st`` the execution state with the output list, ``dot``
+the current data, ``vs`` the template's variable frame), each expression
+``ev(st, dot, vs)``; a one-field action such as ``{{ .registryDomain }}`` is an
+inline dict lookup and an append. Semantics are those
 of ``text/template/exec.go``: a pipeline's nil becomes "no value", a missing
 map key follows ``missingkey``, a field of a nil value is an error, ranges over
 maps go in sorted key order, ``and``/``or`` short-circuit. Every runtime error
@@ -12,6 +13,7 @@ is a TemplateError naming the node's ``file:line:col`` and Go's ``at <...>`` con
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 
@@ -86,17 +88,18 @@ def printable(v: object, w: Where) -> str:
     return fmt_value(v)
 
 
-_METHOD_SPECS: dict[object, FuncSpec] = {}
+@functools.lru_cache(maxsize=256)
+def _method_spec(func: Callable, name: str) -> FuncSpec:
+    """The calling convention of a method, read once per function (its bound instances differ per call)."""
+    spec = spec_of(name, func)
+    if hasattr(func, "__gotypes__") or not spec.params:
+        return spec
+    return spec._replace(params=spec.params[1:], optional=min(spec.optional, len(spec.params) - 1))  # self
 
 
 def _method(st: State, attr: Callable, name: str, args: list, w: Where) -> object:
-    key = getattr(attr, "__func__", attr)
-    spec = _METHOD_SPECS.get(key)
-    if spec is None:
-        spec = spec_of(name, attr)
-        if hasattr(attr, "__func__"):
-            _METHOD_SPECS[key] = spec
-    spec = spec._replace(fn=attr)
+    func = getattr(attr, "__func__", None)
+    spec = _method_spec(func, name)._replace(fn=attr) if func is not None else spec_of(name, attr)
     err = spec.arity_error(len(args))
     if err:
         raise w.error(err)
@@ -169,9 +172,10 @@ def _items(val: object, ndecl: int, w: Where) -> object:
     raise w.error(f"range can't iterate over {fmt_value(val)}")
 
 
-def _raiser(err: TemplateError) -> Callable:
+def _raiser(w: Where, msg: str) -> Callable:
+    """An evaluator that fails with ``msg`` when run (Go reports these at execution, not at parse)."""
     def run(*_: object) -> object:
-        raise err
+        raise w.error(msg)
     return run
 
 
@@ -305,9 +309,9 @@ class _Compiler:
         if isinstance(head, (n.Field, n.Chain)) or isinstance(head, n.Variable) and head.names:
             return self.chain(head, args, final, w)
         if args or final:
-            return _raiser(w.error(f"can't give argument to non-function {head}"))
+            return _raiser(w, f"can't give argument to non-function {head}")
         if isinstance(head, n.Nil):
-            return _raiser(w.error("nil is not a command"))
+            return _raiser(w, "nil is not a command")
         return self.arg(head)
 
     def arg(self, node: object) -> Callable:
@@ -361,11 +365,11 @@ class _Compiler:
     def call(self, ident: n.Identifier, args: list, final: bool, w: Where) -> Callable:
         spec = self.resolve(ident.name)
         if spec is None:
-            return _raiser(w.error(f'"{ident.name}" is not a defined function'))
+            return _raiser(w, f'"{ident.name}" is not a defined function')
         argevs = tuple(self.arg(a) for a in args)
         err = spec.arity_error(len(argevs) + final)
         if err:
-            return _raiser(w.error(err))
+            return _raiser(w, err)
         if spec.fn is BUILTINS["and"] or spec.fn is BUILTINS["or"]:
             return _lazy_logic(argevs, final, spec.fn is BUILTINS["or"])
         return _invoker(spec, argevs, final, w)
