@@ -92,8 +92,11 @@ def _value(v: object) -> object:
 
 def _typed(kind: str) -> Callable[[object], object]:
     fits, go_name = _FITS[kind], _GO_NAMES[kind]
+    exact = {"string": str, "int": int, "bool": bool, "map": dict, "list": list}.get(kind)
 
     def conv(v: object) -> object:
+        if type(v) is exact:
+            return v
         if v is NOVALUE or v is None:
             if kind in ("map", "list"):
                 return None

@@ -50,9 +50,9 @@ class _Marker:
 
 def unquote(text: str) -> str:
     """Go's strconv.Unquote for a "double-quoted", `raw` or 'c' literal; ValueError when malformed."""
-    quote, body = text[0], text[1:-1]
-    if len(text) < 2 or text[-1] != quote:
+    if len(text) < 2 or text[-1] != text[0]:
         raise ValueError("invalid syntax")
+    quote, body = text[0], text[1:-1]
     if quote == "`":
         return body.replace("\r", "")
     out = _ESCAPE.sub(lambda m: _escape(m, quote), body)

@@ -72,8 +72,13 @@ def go_kind(v: object) -> str:
     return "func" if callable(v) else "struct"
 
 
+_PLAIN = frozenset((bool, int, float, str, list, dict, tuple))
+
+
 def truth(v: object) -> bool:
     """Go's truth: false for nil, false, 0, and empty strings, lists and maps; true for anything else."""
+    if type(v) in _PLAIN:
+        return bool(v)
     if v is None or v is NOVALUE:
         return False
     if isinstance(v, (bool, int, float, complex, str, bytes, bytearray, list, tuple, Mapping)):
