@@ -1,4 +1,5 @@
-"""``imgbuild sandbox``: local hosts made of Linux namespaces (up, ls, exec, down, clusterfile), root only."""
+"""``imgbuild sandbox``: local hosts made of Linux namespaces, or containers of a Docker daemon (up, ls, exec, down,
+clusterfile); the netns provider needs root, the docker one a daemon ($DOCKER_HOST)."""
 
 from __future__ import annotations
 
@@ -36,16 +37,33 @@ def up(
     images: List[str] = typer.Option([], "--image", help="Image for the printed Clusterfile's spec.image (repeat)."),
     masters: int = typer.Option(1, "--masters", help="How many hosts the printed Clusterfile makes masters."),
     json_out: bool = typer.Option(False, "--json", help="Print the sandbox as JSON."),
+    provider: str = typer.Option("netns", "--provider", help="netns (namespaces on this machine, root) or docker "
+                                 "(privileged containers of the Docker daemon $DOCKER_HOST names)."),
+    host_image: Optional[str] = typer.Option(None, "--host-image", help="docker provider: the hosts' image (with "
+                                             "bash and sshd), from the store or docker-daemon:REF."),
 ) -> None:
     """Start N hosts (or report the running sandbox of that name); a half-made one left by a crash is removed first.
 
-    Example: imgbuild sandbox up 3 --name demo --print-clusterfile --image localhost:5000/demo/app:v1
+    Example: imgbuild sandbox up 3 --name demo --print-clusterfile --image localhost:5000/demo/app:v1;
+    imgbuild sandbox up 2 --provider docker --host-image docker-daemon:sandbox-host:1
     """
     from imgbuild.engine.exec import LocalExecutor
+    from imgbuild.errors import InputError
     from imgbuild.home import home
-    from imgbuild.infra.sandbox import Sandbox
+    from imgbuild.infra.sandbox import PROVIDERS, Sandbox
 
-    sb = Sandbox.up(home(), name, count, LocalExecutor(), subnet=subnet, on_progress=output.info)
+    if provider not in PROVIDERS:
+        raise InputError(f"--provider must be {' or '.join(PROVIDERS)}, not {provider!r}")
+    if (provider == "docker") != (host_image is not None):
+        raise InputError("--host-image goes with --provider docker (and is required there)")
+    if provider == "docker":
+        from imgbuild.cli.edge import local_store
+        from imgbuild.infra.docker import DockerSandbox
+
+        sb = DockerSandbox.up(home(), name, count, _daemon(), host_image, LocalExecutor(), store=local_store(),
+                              subnet=subnet, on_progress=output.info)
+    else:
+        sb = Sandbox.up(home(), name, count, LocalExecutor(), subnet=subnet, on_progress=output.info)
     if sb.reused:
         output.info(f"sandbox {sb.name} is already running")
     _show(sb, json_out, print_clusterfile, images, masters)
@@ -61,7 +79,7 @@ def ls(json_out: bool = typer.Option(False, "--json", help="Print the sandboxes 
     from imgbuild.infra.sandbox import list_sandboxes, require_root
 
     require_root()
-    found = list_sandboxes(home())
+    found = list_sandboxes(home()) + _docker_sandboxes(home())
     if output.want_json(json_out):
         output.emit_json([{**sb.to_dict(), "state": sb.state(),
                            "hosts": [{**h.to_dict(), "running": h.running()} for h in sb.hosts]} for sb in found])
@@ -120,8 +138,15 @@ def down(
         raise InputError("name a sandbox or use --all, not both")
     h, executor = home(), LocalExecutor()
     names = [sb.name for sb in list_sandboxes(h)] if all_ else [name or "sandbox"]
+    names += [sb.name for sb in _docker_sandboxes(h, daemon=False)] if all_ else []
     for n in names:
-        if down_sandbox(h, n, executor):
+        if _provider(h, n) == "docker":
+            from imgbuild.infra.docker import down_docker_sandbox
+
+            removed = down_docker_sandbox(h, n, _daemon())
+        else:
+            removed = down_sandbox(h, n, executor)
+        if removed:
             output.info(f"sandbox {n} removed")
         elif not all_:
             raise InputError(f"no sandbox named {n}", str(h.sandbox))
@@ -143,8 +168,34 @@ def clusterfile(
     from imgbuild.infra.sandbox import Sandbox, require_root
 
     require_root()
-    sb = Sandbox.load(home(), name)
+    found = _docker_sandboxes(home(), name, daemon=False) if _provider(home(), name) == "docker" else []
+    sb = found[0] if found else Sandbox.load(home(), name)
     output.echo(sb.clusterfile(images, masters).rstrip("\n"))
+
+
+def _provider(h, name: str) -> str | None:
+    from imgbuild.infra.sandbox import record_provider
+
+    return record_provider(h, name)
+
+
+def _daemon():
+    """The Docker daemon ``$DOCKER_HOST`` names (read here, at the CLI edge)."""
+    import os
+
+    from imgbuild.oci.daemon import connect
+
+    return connect(os.environ)
+
+
+def _docker_sandboxes(h, name: Optional[str] = None, daemon: bool = True) -> list:
+    """This home's docker sandboxes (or the one named), with hosts' states when ``daemon`` (connecting only if any)."""
+    from imgbuild.infra.docker import list_docker_sandboxes
+
+    found = [sb for sb in list_docker_sandboxes(h, None) if name in (None, sb.name)]
+    if found and daemon:
+        found = [sb for sb in list_docker_sandboxes(h, _daemon()) if name in (None, sb.name)]
+    return found
 
 
 def _show(sb, json_out: bool, print_clusterfile: bool, images: List[str], masters: int) -> None:
@@ -164,7 +215,11 @@ def _find_host(h, host: str, name: Optional[str]):
     from imgbuild.infra.sandbox import Sandbox, list_sandboxes, require_root
 
     require_root()
-    for sb in [Sandbox.load(h, name)] if name else list_sandboxes(h):
+    if name and _provider(h, name) == "docker":
+        found = _docker_sandboxes(h, name)
+    else:
+        found = [Sandbox.load(h, name)] if name else list_sandboxes(h) + _docker_sandboxes(h)
+    for sb in found:
         for candidate in sb.hosts:
             if host in (candidate.name, candidate.address):
                 return sb, candidate

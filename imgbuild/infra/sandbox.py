@@ -42,9 +42,11 @@ from imgbuild.fsutil import atomic_write
 from imgbuild.home import Home
 from imgbuild.infra import _hostinit, _netns
 
-__all__ = ["Sandbox", "SandboxHost", "list_sandboxes", "down_sandbox", "require_root", "DEFAULT_NAME"]
+__all__ = ["Sandbox", "SandboxHost", "list_sandboxes", "down_sandbox", "require_root", "record_provider",
+           "clusterfile_text", "DEFAULT_NAME", "PROVIDERS"]
 
 DEFAULT_NAME = "sandbox"
+PROVIDERS = ("netns", "docker")  # docker: containers as hosts, see imgbuild.infra.docker
 _LOCK_FILE = Path("/run/lock/imgbuild-sandbox.lock")
 _TOOLS = ("ip", "nsenter", "unshare", "setsid", "sshd", "ssh-keygen")
 _READY_TIMEOUT = 30.0
@@ -143,6 +145,9 @@ class Sandbox:
         note = on_progress or (lambda _msg: None)
         _check_up_args(name, count)
         with _machine_lock():
+            if record_provider(home, name) not in (None, "netns"):
+                raise InputError(f"sandbox {name} is a {record_provider(home, name)} sandbox; "
+                                 f"`imgbuild sandbox down {name}` first or choose another name")
             existing = _read_record(home, name)
             if existing is not None and existing.state() == "running":
                 return existing._reuse(count, subnet)
@@ -182,17 +187,8 @@ class Sandbox:
 
     def clusterfile(self, images: Sequence[str] = (), masters: int = 1) -> str:
         """A Clusterfile (apps.sealos.io/v1beta1 Cluster) naming these hosts, root and the sandbox key."""
-        import yaml
-
-        if not 1 <= masters <= len(self.hosts):
-            raise InputError(f"sandbox {self.name} has {len(self.hosts)} hosts: masters must be 1 to {len(self.hosts)}")
-        ips = [f"{h.address}:{h.port}" for h in self.hosts]
-        hosts = [{"ips": ips[:masters], "roles": ["master"]}]
-        if ips[masters:]:
-            hosts.append({"ips": ips[masters:], "roles": ["node"]})
-        doc = {"apiVersion": "apps.sealos.io/v1beta1", "kind": "Cluster", "metadata": {"name": self.name},
-               "spec": {"hosts": hosts, "image": list(images), "ssh": {"user": "root", "pk": str(self.key_file)}}}
-        return yaml.safe_dump(doc, sort_keys=False)
+        return clusterfile_text(self.name, [f"{h.address}:{h.port}" for h in self.hosts], self.key_file, images,
+                                masters)
 
     def to_dict(self) -> dict:
         """The sandbox as its record (and ``--json``) shows it."""
@@ -211,6 +207,29 @@ class Sandbox:
     def _save(self) -> None:
         data = json.dumps(self.to_dict(), indent=2).encode()
         atomic_write(self.record_file, data, mode=0o600)
+
+
+def clusterfile_text(name: str, ips: Sequence[str], key_file: Path, images: Sequence[str] = (),
+                     masters: int = 1) -> str:
+    """A Clusterfile (apps.sealos.io/v1beta1 Cluster) naming hosts ``ips`` (the first ``masters`` masters), root, the key."""
+    import yaml
+
+    if not 1 <= masters <= len(ips):
+        raise InputError(f"sandbox {name} has {len(ips)} hosts: masters must be 1 to {len(ips)}")
+    hosts = [{"ips": list(ips[:masters]), "roles": ["master"]}]
+    if ips[masters:]:
+        hosts.append({"ips": list(ips[masters:]), "roles": ["node"]})
+    doc = {"apiVersion": "apps.sealos.io/v1beta1", "kind": "Cluster", "metadata": {"name": name},
+           "spec": {"hosts": hosts, "image": list(images), "ssh": {"user": "root", "pk": str(key_file)}}}
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def record_provider(home: Home, name: str) -> str | None:
+    """Which provider made sandbox ``name`` of ``home`` (``netns``, ``docker``), or None if there is no record."""
+    try:
+        return json.loads((home.sandbox / name / "sandbox.json").read_text()).get("provider", "netns")
+    except (OSError, ValueError):
+        return None
 
 
 def list_sandboxes(home: Home) -> list[Sandbox]:
@@ -268,6 +287,8 @@ def _read_record(home: Home, name: str) -> Sandbox | None:
         return None
     except (OSError, ValueError) as exc:
         raise ImgbuildError(f"unreadable sandbox record: {exc}", str(path)) from exc
+    if d.get("provider", "netns") != "netns":
+        return None  # another provider's (imgbuild.infra.docker)
     return Sandbox(home, d["name"], d["subnet"], d["gateway"], [SandboxHost.from_dict(h) for h in d["hosts"]],
                    d.get("created", ""))
 

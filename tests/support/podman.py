@@ -6,11 +6,18 @@ starts ``podman system service --time=0 unix://<root>/podman.sock`` with ``CONTA
 ``CONTAINERS_STORAGE_CONF`` pointing at them, and waits until ``GET /_ping`` answers. Nothing
 touches the machine's own podman images or containers. :meth:`PodmanService.stop` kills the
 service (and the containers it left) and removes its storage.
+
+``host_image_context(dir)`` makes the build context of a docker sandbox host image offline
+(no debootstrap, no registry): bash, sshd, sftp-server, GNU tar and busybox (for the rest
+of a shell's tools) copied from this machine with the shared libraries ``ldd`` names, a
+passwd/group/shadow with root and sshd's privilege-separation user, and a Kubefile
+``FROM scratch`` / ``COPY rootfs /``; imgbuild builds it like any image.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["PodmanService", "start_podman"]
+__all__ = ["PodmanService", "start_podman", "host_image_context"]
 
 _CONTAINERS_CONF = """\
 [containers]
@@ -38,7 +45,6 @@ volume_path = "{root}/volumes"
 [network]
 network_backend = "cni"
 network_config_dir = "{root}/cni"
-default_subnet = "10.213.0.0/24"
 """
 
 _STORAGE_CONF = """\
@@ -123,3 +129,62 @@ def start_podman(root: Path, timeout: float = 30) -> PodmanService:
             raise RuntimeError(f"podman system service did not start: {text}")
         time.sleep(0.1)
     return service
+
+
+_HOST_BINARIES = ("/bin/bash", "/usr/sbin/sshd", "/usr/lib/openssh/sftp-server", "/bin/tar", "/bin/busybox")
+_BUSYBOX_TOOLS = ("sh cat ls mkdir rm cp mv ln chmod chown echo env id hostname sleep true false head tail grep sed "
+                  "awk sort uniq wc cut tr touch date uname ps kill pkill find xargs basename dirname readlink test "
+                  "printf stat mktemp md5sum sha256sum gzip gunzip ip ping nc which tee").split()
+_ETC = {
+    "etc/passwd": ("root:x:0:0:root:/root:/bin/bash\nsshd:x:100:65534::/run/sshd:/bin/false\n", 0o644),
+    "etc/group": ("root:x:0:\nnogroup:x:65534:\n", 0o644),
+    "etc/shadow": ("root:*:19000:0:99999:7:::\nsshd:*:19000:0:99999:7:::\n", 0o640),
+    "etc/nsswitch.conf": ("passwd: files\ngroup: files\nshadow: files\nhosts: files\n", 0o644),
+}
+
+
+def _copy_path(rootfs: Path, path: str) -> None:
+    """Copy ``path`` (its directory resolved, a final symlink kept as a symlink and followed) under ``rootfs``."""
+    p = Path(path)
+    real_dir = p.parent.resolve()
+    src = real_dir / p.name
+    dest = rootfs / src.relative_to("/")
+    if dest.exists() or dest.is_symlink():
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_symlink():
+        target = os.readlink(src)
+        os.symlink(target, dest)
+        _copy_path(rootfs, str(real_dir / target))
+    else:
+        shutil.copy2(src, dest)
+
+
+def _libraries(binary: str) -> list[str]:
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=False).stdout
+    return re.findall(r"(/\S+\.so[.\d]*) \(0x", out)
+
+
+def host_image_context(dest: Path) -> Path:
+    """The build context (``rootfs/`` and a Kubefile) of a sandbox host image made from this machine's files."""
+    rootfs = dest / "rootfs"
+    rootfs.mkdir(parents=True)
+    for top in ("bin", "sbin", "lib", "lib64"):
+        if Path("/" + top).is_symlink():
+            os.symlink(os.readlink("/" + top), rootfs / top)
+    for binary in _HOST_BINARIES:
+        for path in (binary, *_libraries(binary)):
+            _copy_path(rootfs, path)
+    busybox = rootfs / Path("/bin/busybox").resolve().relative_to("/")
+    for tool in _BUSYBOX_TOOLS:
+        link = busybox.parent / tool
+        if not link.exists() and not (rootfs / "usr/sbin" / tool).exists():
+            os.symlink("busybox", link)
+    for d, mode in (("etc/ssh", 0o755), ("root", 0o700), ("run", 0o755), ("tmp", 0o1777), ("var/empty", 0o755)):
+        (rootfs / d).mkdir(parents=True, exist_ok=True)
+        (rootfs / d).chmod(mode)
+    for rel, (text, mode) in _ETC.items():
+        (rootfs / rel).write_text(text)
+        (rootfs / rel).chmod(mode)
+    (dest / "Kubefile").write_text('FROM scratch\nCOPY rootfs /\nCMD ["bash"]\n')
+    return dest
