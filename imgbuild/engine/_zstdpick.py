@@ -4,6 +4,8 @@ Measured, not guessed, once per host and tree per :func:`~imgbuild.engine.transf
 only for streams of at least 64 MiB to a host that has ``zstd``:
 
 1. the ratio r and the one-core rate Z1 of zstd level 1 on a sample (up to 8 MiB of the files to send);
+   when the cores idle right now (0.2 s of ``/proc/stat``) could not compress at 20 MB/s, that is the
+   answer already (no link is probed: compression could only win on a link slower than that);
 2. the link rate L: 16 MiB of incompressible bytes sent to ``cat > /dev/null`` on the host, timed from the
    5th chunk on (the channel's window is full by then, so the executor takes chunks as fast as the link
    drains them);
@@ -32,6 +34,7 @@ AUTO_MIN_BYTES = 64 << 20
 _SAMPLE = 8 << 20
 _PROBE_CHUNKS = 16
 _SKIP = 4
+_FLOOR = 20e6  # bytes/s: a link slower than this is rare enough not to probe for when the CPU is this busy
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ def decide(ex: Executor, forced: bool | None, has_zstd: bool, total: int, entrie
     ratio, z1 = samples[key]
     if ratio > 0.9:
         return Choice(False, f"sample ratio {ratio:.2f}")
+    idle = z1 * _spare_now()
+    if idle < _FLOOR:
+        return Choice(False, f"no spare CPU: zstd -1 would run at {idle / 1e6:.0f} MB/s here now")
     link, spare = _probe(ex)
     zeff = z1 * spare
     why = (f"link {link / 1e6:.0f} MB/s, zstd -1 {z1 / 1e6:.0f} MB/s per core x {spare:.2f} spare cores, "
@@ -90,6 +96,14 @@ def _cpu() -> tuple[int, int]:
     except (OSError, ValueError):
         return 0, 0
     return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields)
+
+
+def _spare_now(seconds: float = 0.2) -> float:
+    """Cores idle on this machine over the next ``seconds``."""
+    idle0, total0 = _cpu()
+    time.sleep(seconds)
+    idle1, total1 = _cpu()
+    return (idle1 - idle0) / (total1 - total0) * (os.cpu_count() or 1) if total1 > total0 else 1.0
 
 
 def _probe(ex: Executor) -> tuple[float, float]:

@@ -34,7 +34,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-_MAX_LISTEN = 16  # sshd's MAX_LISTEN_SOCKS: more ports take more sshd processes (one shared log)
+_MAX_LISTEN = 16  # sshd's MAX_LISTEN_SOCKS (ports x addresses must stay under it): more ports take more sshd processes (one shared log)
 
 
 @dataclass
@@ -107,8 +107,8 @@ def _keygen(path: Path) -> None:
                    check=True)
 
 
-def start_sshd(workdir: Path, ports: int | list[int] = 1) -> Sshd:
-    """Start sshd on 127.0.0.1 on ``ports`` (a count of free ports, or the ports) and wait until it listens."""
+def start_sshd(workdir: Path, ports: int | list[int] = 1, addresses: tuple[str, ...] = ("127.0.0.1",)) -> Sshd:
+    """Start sshd on ``ports`` (a count of free ports, or the ports) of each loopback address; wait till it listens."""
     workdir.mkdir(parents=True, exist_ok=True)
     os.chmod(workdir, 0o755)
     _keygen(workdir / "host_ed25519")
@@ -120,14 +120,14 @@ def start_sshd(workdir: Path, ports: int | list[int] = 1) -> Sshd:
     procs = []
     for i in range(0, len(port_list), _MAX_LISTEN):
         config = workdir / f"sshd_config.{i}"
-        config.write_text(_config(workdir, port_list[i:i + _MAX_LISTEN]))
+        config.write_text(_config(workdir, port_list[i:i + _MAX_LISTEN], addresses))
         procs.append(subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
                                       stdout=subprocess.DEVNULL, stderr=write_end, process_group=0))
     os.close(write_end)
     server = Sshd(workdir, port_list, workdir / "client_ed25519", procs)
     threading.Thread(target=_collect, args=(read_end, server.log), daemon=True).start()
     deadline = time.monotonic() + 10
-    while not all(_listening(p) for p in port_list):
+    while not all(_listening(a, p) for a in addresses for p in port_list):
         if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
             server.stop()
             raise RuntimeError("sshd did not start:\n" + "\n".join(server.log[-10:]))
@@ -135,8 +135,8 @@ def start_sshd(workdir: Path, ports: int | list[int] = 1) -> Sshd:
     return server
 
 
-def _config(workdir: Path, ports: list[int]) -> str:
-    listen = "".join(f"ListenAddress 127.0.0.1:{p}\n" for p in ports)
+def _config(workdir: Path, ports: list[int], addresses: tuple[str, ...]) -> str:
+    listen = "".join(f"ListenAddress {a}:{p}\n" for p in ports for a in addresses)
     return (f"{listen}HostKey {workdir}/host_ed25519\nAuthorizedKeysFile {workdir}/authorized_keys\n"
             "PermitRootLogin prohibit-password\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
             "UsePAM no\nStrictModes no\nUseDNS no\nPidFile none\nLogLevel VERBOSE\nMaxSessions 100\n"
@@ -149,9 +149,9 @@ def _collect(fd: int, log: list[str]) -> None:
             log.append(line.rstrip("\n"))
 
 
-def _listening(port: int) -> bool:
+def _listening(address: str, port: int) -> bool:
     with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((address, port)) == 0
 
 
 @contextlib.contextmanager

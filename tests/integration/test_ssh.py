@@ -52,11 +52,19 @@ def test_failure_carries_evidence(sshd, pool):
     assert "exit code 7" in str(info.value) and "step-three-broke" in str(info.value)
 
 
-def test_env_cwd_and_streamed_input(sshd, pool, tmp_path):
-    ex = pool.executor(_root(sshd))
-    res = ex.run(["sh", "-c", 'echo "$A|$B|$(pwd)"; wc -c'], env={"A": "it's", "B": "x y"}, cwd="/tmp",
-                 input=(b"x" * 1000 for _ in range(3000)))
-    assert res.stdout.splitlines() == ["it's|x y|/tmp", "3000000"]
+@pytest.mark.parametrize("openssh", [False, True], ids=["asyncssh", "openssh"])
+def test_env_cwd_streamed_input_and_timeout(sshd, tmp_path, openssh):
+    with SSHPool(known_hosts=tmp_path / "kh", openssh=openssh) as pool:
+        ex = pool.executor(_root(sshd))
+        assert pool.uses_openssh(ex.target, iter([b""])) is openssh
+        res = ex.run(["sh", "-c", 'echo "$A|$B|$(pwd)"; wc -c'], env={"A": "it's", "B": "x y"}, cwd="/tmp",
+                     input=(b"x" * 1000 for _ in range(3000)))
+        assert res.stdout.splitlines() == ["it's|x y|/tmp", "3000000"] and res.host == f"127.0.0.1:{sshd.port}"
+        with pytest.raises(CommandFailed, match="timed out after 1") as info:
+            ex.run(["sleep", "20"], input=iter([b"x"]), timeout=1)
+        assert info.value.result.command == ("sleep", "20")
+        with pytest.raises(CommandFailed, match="exit code 3"):
+            ex.run(["sh", "-c", "cat >/dev/null; exit 3"], input=iter([b"x"]))
 
 
 def test_connection_is_reused(sshd, pool):
@@ -81,6 +89,8 @@ def test_password_user_runs_through_sudo_without_leaking_the_password(sshd, pool
         ex = pool.executor(target)
         res = ex.run(["sh", "-c", 'id -u; echo "$X"; cat'], input="from-stdin\n", env={"X": "kept"}, cwd="/root")
         assert res.stdout.splitlines() == ["0", "kept", "from-stdin"]
+        streamed = ex.run(["wc", "-c"], input=(b"y" * 100 for _ in range(10)))  # a password login: asyncssh
+        assert streamed.stdout.strip() == "1000" and not pool.uses_openssh(target, iter([]))
         assert password not in repr(target)
         assert not any(password in line for line in sshd.log)
         bad = SSHTarget("127.0.0.1", sshd.port, user=user, password="wrong")

@@ -55,14 +55,15 @@ def snapshot(root: Path) -> dict[str, tuple]:
 
 
 @pytest.fixture
-def hosts(tmp_path: Path):
+def hosts(tmp_path: Path, request):
     """Two loopback 'hosts' (one sshd, two ports) and a pool; each job gets its own destination dir."""
     server = start_sshd(tmp_path / "sshd", 2)
-    with SSHPool(known_hosts=tmp_path / "known_hosts") as pool:
+    with SSHPool(known_hosts=tmp_path / "known_hosts", openssh=getattr(request, "param", None)) as pool:
         yield server, [pool.executor(SSHTarget("127.0.0.1", p, key_file=str(server.key_file))) for p in server.ports]
     server.stop()
 
 
+@pytest.mark.parametrize("hosts", [True, False], ids=["openssh", "asyncssh"], indirect=True)
 def test_full_then_unchanged_then_delta(tmp_path, hosts):
     _, exs = hosts
     src = make_tree(tmp_path / "src")

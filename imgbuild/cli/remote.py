@@ -1,0 +1,211 @@
+"""``imgbuild exec`` and ``imgbuild scp``: a command or a local tree on a cluster's hosts, as sealos offers them.
+
+Hosts come from the cluster's state under the Home (``--cluster``, default
+``default``), narrowed by ``--roles`` and ``--ips``; the machine itself runs
+through the local executor, every other host over one SSH pool
+(``--max-parallel`` sessions at once, host keys trusted on first use unless
+``--insecure-host-key``). ``exec`` prefixes each output line with its host;
+``scp`` ships with :func:`imgbuild.engine.transfer.distribute` (one tar stream
+per host, only what changed) under one progress bar with a line per host.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import threading
+from typing import Any, List, Optional
+
+import typer
+
+from imgbuild.cli import output
+from imgbuild.cli.app import app
+
+__all__ = ["exec_command", "scp"]
+
+_CLUSTER = typer.Option("default", "--cluster", "-c", help="The cluster whose hosts to use (its state is in the Home).")
+_ROLES = typer.Option(None, "--roles", help="Only hosts with one of these roles: master, node, registry (comma-separated).")
+_IPS = typer.Option(None, "--ips", help="Only these hosts: addresses, ranges (a-b) or CIDRs, comma-separated.")
+_PARALLEL = typer.Option(32, "--max-parallel", min=1, help="At most this many SSH sessions at once.")
+_INSECURE = typer.Option(False, "--insecure-host-key", help="Do not check SSH host keys (trust on first use is the default).")
+
+
+def _selected(home: Any, cluster: str, roles: Optional[str], ips: Optional[List[str]]) -> list:
+    """The cluster's machines with one of ``roles`` and among ``ips`` (every one when neither is given)."""
+    from imgbuild.cluster.hosts import REGISTRY, expand_hosts, parse_endpoint
+    from imgbuild.cluster.state import ClusterState
+    from imgbuild.errors import InputError
+
+    state = ClusterState.load(home, cluster)
+    if state is None or state.cluster is None:
+        raise InputError(f"no cluster named {cluster!r} (run or apply one first; see `imgbuild clusters`)", cluster)
+    machines = state.cluster.machines()
+    if roles:
+        wanted = {r.strip() for r in roles.split(",") if r.strip()}
+        registry = {m.address for m in state.cluster.registry_hosts} if REGISTRY in wanted else set()
+        machines = [m for m in machines if wanted & set(m.roles) or m.address in registry]
+    if ips:
+        try:
+            named = [parse_endpoint(e) for item in ips for e in expand_hosts(item)]
+        except ValueError as exc:
+            raise InputError(f"--ips: {exc}") from None
+        known = {m.address for m in state.cluster.machines()}
+        unknown = [a for a, _ in named if a not in known]
+        if unknown:
+            raise InputError(f"{unknown[0]} is not a host of cluster {cluster!r}", cluster)
+        machines = [m for m in machines if any(m.address == a and p in (None, m.port) for a, p in named)]
+    if not machines:
+        raise InputError(f"no host of cluster {cluster!r} matches --roles/--ips", cluster)
+    return machines
+
+
+def _executors(home: Any, machines: list, max_parallel: int, insecure_host_key: bool):
+    """One SSH pool and an executor per machine (the local one for this machine)."""
+    from imgbuild.cli.edge import local_executor
+    from imgbuild.engine.ssh import SSHPool, executor_for, target_for
+
+    pool = SSHPool(known_hosts=home.known_hosts, insecure_host_key=insecure_host_key, max_parallel=max_parallel)
+    local = local_executor()
+    return pool, [executor_for(target_for(m), pool, local) for m in machines]
+
+
+@app.command("exec")
+def exec_command(
+    command: List[str] = typer.Argument(..., metavar="-- CMD...", help="The command; one word is run by sh -c."),
+    cluster: str = _CLUSTER, roles: Optional[str] = _ROLES, ips: Optional[List[str]] = _IPS,
+    max_parallel: int = _PARALLEL, insecure_host_key: bool = _INSECURE,
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Seconds each host may take."),
+    json_out: bool = typer.Option(False, "--json", help="Print each host's exit code and output as JSON."),
+) -> None:
+    """Run a command on the cluster's hosts at once, each output line prefixed by its host.
+
+    Exit 0 when it succeeded everywhere, 1 when it failed (or a host was unreachable) anywhere.
+
+    Example: imgbuild exec --roles node -- 'systemctl is-active kubelet'
+    """
+    from imgbuild.errors import ImgbuildError
+    from imgbuild.home import home as _home
+
+    home = _home()
+    machines = _selected(home, cluster, roles, ips)
+    line = command[0] if len(command) == 1 else shlex.join(command)
+    pool, executors = _executors(home, machines, max_parallel, insecure_host_key)
+    lock = threading.Lock()
+
+    def show(host: str, text: str) -> None:
+        with lock:
+            output.echo(f"[{host}] {text}")
+
+    with pool:
+        outcomes = _run_all(executors, ["sh", "-c", line], on_line=None if output.want_json(json_out) else show,
+                           timeout=timeout)
+    failed = [(ex.host, _why(o)) for ex, o in zip(executors, outcomes) if _why(o)]
+    if output.want_json(json_out):
+        output.emit_json([_as_json(ex.host, o) for ex, o in zip(executors, outcomes)])
+    if failed:
+        raise ImgbuildError(f"failed on {len(failed)} of {len(executors)} hosts: "
+                            + "; ".join(f"{host} ({why})" for host, why in failed))
+
+
+def _run_all(executors: list, argv: list[str], **kw: Any) -> list:
+    """:func:`imgbuild.engine.ssh.run_all`, imported when a command runs (``--help`` stays fast)."""
+    from imgbuild.engine.ssh import run_all
+
+    return run_all(executors, argv, **kw)
+
+
+def _why(outcome: Any) -> str:
+    """'' for success, else a short reason: the exit code or the error's first line."""
+    if isinstance(outcome, Exception):
+        return str(outcome).splitlines()[0]
+    return "" if outcome.ok else f"exit {outcome.exit_code}"
+
+
+def _as_json(host: str, outcome: Any) -> dict:
+    if isinstance(outcome, Exception):
+        return {"host": host, "exit_code": None, "stdout": "", "stderr": "", "error": str(outcome)}
+    return {"host": host, "exit_code": outcome.exit_code, "stdout": outcome.stdout, "stderr": outcome.stderr,
+            "error": None}
+
+
+class _Bars:
+    """The CLI side of :class:`~imgbuild.engine.transfer.Progress`: one total tqdm bar, a line per finished host."""
+
+    def __init__(self, show: bool) -> None:
+        self._lock = threading.Lock()
+        self._bar = None
+        if show:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=0, unit="B", unit_scale=True, desc="scp", file=sys.stderr, leave=False)
+
+    def started(self, label: str, total: int) -> None:
+        if self._bar is not None:
+            with self._lock:
+                self._bar.total += total
+                self._bar.refresh()
+
+    def advanced(self, label: str, n: int) -> None:
+        if self._bar is not None:
+            with self._lock:
+                self._bar.update(n)
+
+    def finished(self, label: str, note: str) -> None:
+        with self._lock:
+            if self._bar is not None:
+                self._bar.write(f"  [{label}] {note}", file=sys.stderr)
+            elif not output.state.quiet and not output.state.json:
+                output.info(f"  [{label}] {note}")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+@app.command()
+def scp(
+    source: str = typer.Argument(..., metavar="SRC", help="A local directory (or file)."),
+    dest: str = typer.Argument(..., metavar="DEST", help="Absolute path on the hosts: the directory SRC becomes."),
+    cluster: str = _CLUSTER, roles: Optional[str] = _ROLES, ips: Optional[List[str]] = _IPS,
+    max_parallel: int = _PARALLEL, insecure_host_key: bool = _INSECURE,
+    replace: bool = typer.Option(False, "--replace", help="Replace DEST even where imgbuild did not write it."),
+    compress: Optional[bool] = typer.Option(None, "--zstd/--no-zstd", help="Force zstd on or off (default: "
+                                            "measured per host)."),
+    json_out: bool = typer.Option(False, "--json", help="Print each host's outcome as JSON."),
+) -> None:
+    """Copy a local tree to the cluster's hosts: DEST becomes a copy of SRC (one tar stream per host, in parallel).
+
+    A re-run sends only what changed (a host whose copy is current costs one small read); files under DEST that
+    SRC no longer has are removed. DEST is swapped in whole, so a host has the old or the new tree, never a mix;
+    an existing DEST that imgbuild did not write is refused unless --replace. A single file SRC is copied to the
+    path DEST.
+
+    Example: imgbuild scp --roles master ./manifests /root/manifests
+    """
+    from pathlib import Path
+
+    from imgbuild.engine.transfer import Job, distribute, raise_failures
+    from imgbuild.errors import InputError
+    from imgbuild.home import home as _home
+
+    src = Path(source)
+    if not src.exists():
+        raise InputError(f"{source} does not exist")
+    if not dest.startswith("/"):
+        raise InputError(f"DEST must be an absolute path on the hosts, not {dest!r}")
+    home = _home()
+    machines = _selected(home, cluster, roles, ips)
+    pool, executors = _executors(home, machines, max_parallel, insecure_host_key)
+    bars = _Bars(show=not output.state.quiet and not output.want_json(json_out) and sys.stderr.isatty())
+    try:
+        with pool:
+            results = distribute([Job(ex, src, dest) for ex in executors], progress=bars, compress=compress,
+                                 replace=replace)
+    finally:
+        bars.close()
+    if output.want_json(json_out):
+        output.emit_json([{"host": r.host, "dest": r.dest, "digest": r.digest, "unchanged": r.unchanged,
+                           "sent_files": r.sent_files, "removed": r.removed, "bytes": r.bytes,
+                           "zstd": r.compressed, "seconds": round(r.seconds, 3),
+                           "error": None if r.ok else str(r.error)} for r in results])
+    raise_failures(results)
