@@ -71,6 +71,7 @@ def _register() -> None:
     from imgbuild.cli import cluster  # noqa: F401
     from imgbuild.cli import sandbox  # noqa: F401
     from imgbuild.cli import gen  # noqa: F401
+    from imgbuild.cli import remote  # noqa: F401
 
 
 _register()
