@@ -4,7 +4,10 @@
 reading it GETs the blob (streamed, ``READ_SIZE`` pieces) and, when the connection
 drops part way, asks again with ``Range: bytes=<got>-`` and goes on from there, a
 bounded number of times (a registry that ignores the Range and answers 200 has the
-bytes already read skipped). A blob longer than its descriptor says is an error; the
+bytes already read skipped). A download that sends less than ``MIN_PROGRESS`` bytes in
+a stall window (the client's ``timeout``) is resumed the same way, and resumes stop after
+``retries`` drops or the client's ``retry_budget`` seconds of failing, whichever comes
+first. A blob longer than its descriptor says is an error; the
 digest is checked by whoever stores the bytes. Like :mod:`imgbuild.oci._upload`, this
 module uses only the client's public request helpers and imports nothing from
 :mod:`imgbuild.oci.registry` at run time.
@@ -13,9 +16,11 @@ module uses only the client's public request helpers and imports nothing from
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Iterator
 
 import requests
+import urllib3
 
 from imgbuild.errors import AuthError, RegistryError
 from imgbuild.oci._upload import Dropped
@@ -25,12 +30,21 @@ from imgbuild.oci.model import Descriptor
 if TYPE_CHECKING:
     from imgbuild.oci.registry import RegistryClient
 
-__all__ = ["BlobStream", "NET_ERRORS", "READ_SIZE"]
+__all__ = ["BlobStream", "Stalled", "NET_ERRORS", "READ_SIZE", "MIN_PROGRESS"]
 
 log = logging.getLogger("imgbuild.oci.registry")  # the client's logger
 
-NET_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+NET_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+              urllib3.exceptions.HTTPError)
 READ_SIZE = 256 << 10  # download piece: what a cut connection can lose before a Range resume
+MIN_PROGRESS = 1 << 10  # bytes a download must make in each stall window (client.timeout), or it has stalled
+
+
+class Stalled(Dropped):
+    """A download that keeps its connection but sends (almost) nothing: resumed like a drop."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "stalled"
 
 
 class BlobStream(ReadStream):
@@ -43,6 +57,7 @@ class BlobStream(ReadStream):
         self._pieces: Iterator[bytes] | None = None
         self._pending = b""
         self._got = self._skip = self._drops = 0
+        self._first_drop: float | None = None
 
     def read(self, n: int | None = -1) -> bytes:
         """Up to ``n`` bytes (all that is left when ``n`` is negative); b"" at the end."""
@@ -103,14 +118,30 @@ class BlobStream(ReadStream):
         except RegistryError:
             r.close()
             raise
-        self._response, self._pieces = r, r.iter_content(READ_SIZE)
+        self._response, self._pieces = r, self._arriving(r)
         self._skip = self._got if r.status_code == 200 else 0
+
+    def _arriving(self, r: requests.Response) -> Iterator[bytes]:
+        """The body as it arrives (one socket read per piece); Stalled when a window brings too little."""
+        window, since = self._client.timeout, time.monotonic()
+        made = 0
+        while piece := r.raw.read1(READ_SIZE, decode_content=True):
+            made += len(piece)
+            yield piece
+            if time.monotonic() - since >= window:
+                if made < MIN_PROGRESS:
+                    raise Stalled(f"the registry sent {made} bytes in {window:.0f} s")
+                since, made = time.monotonic(), 0
 
     def _dropped(self, exc: BaseException) -> None:
         self._close_response()
         self._drops += 1
-        if self._drops > self._client.retries:
-            raise RegistryError(f"download kept failing after {self._drops} attempts", where=self._where) from exc
+        now = time.monotonic()
+        self._first_drop = self._first_drop or now
+        if self._drops > self._client.retries or now - self._first_drop > self._client.retry_budget:
+            why = str(exc) if isinstance(exc, Stalled) else self._client.net_failure(exc)
+            raise RegistryError(f"download kept failing after {self._drops} attempts: {why}",
+                                where=self._where) from exc
         log.debug("download of %s dropped at %d bytes, resuming", self._desc.digest, self._got)
         self._client.wait_before_retry(self._drops - 1)
 

@@ -5,7 +5,10 @@ manifests are fetched and pushed with their exact bytes and media type (digests 
 blobs are streamed from disk and as streams (never read whole), resumed after a dropped
 connection (``Range`` on download, the upload URL's ``Range`` on a chunked upload),
 skipped when the registry already has them and mounted across repositories. Requests
-are retried with backoff on 429/5xx and connection resets, a bounded number of times.
+are retried with backoff on 429/5xx and connection resets, a bounded number of times
+within a time budget (``RETRY_BUDGET_S``); a registry that sends nothing for ``STALL_S``
+has stalled, a manifest is at most ``MANIFEST_MAX`` bytes and must arrive within
+``STALL_S``, and a redirect off http(s) or a redirect loop is an error, not followed.
 Authentication (challenges, bearer tokens, credential files) is in :mod:`imgbuild.oci.auth`,
 which uses oras-py for token negotiation; oras-py's own ``Registry`` is not used for data:
 it reads whole blobs into memory, keeps one token for all scopes, does not resume and
@@ -30,12 +33,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import ssl
 import time
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from imgbuild.errors import AuthError, DigestMismatch, ImageNotFound, RegistryError
@@ -59,6 +64,11 @@ _NET_ERRORS = NET_ERRORS
 MANIFEST_ACCEPT = ", ".join([MediaType.OCI_MANIFEST, MediaType.OCI_INDEX, MediaType.DOCKER_MANIFEST,
                              MediaType.DOCKER_LIST])
 _READ = 1 << 20           # socket write block for uploads
+STALL_S = 30.0            # a registry that sends nothing for this long has stalled: retry
+RETRY_BUDGET_S = 60.0     # one request stops retrying connection failures after this long
+MANIFEST_MAX = 4 << 20    # the distribution spec's limit on a manifest or index
+_NOT_FOLLOWED = (requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL,
+                 requests.exceptions.MissingSchema, requests.exceptions.TooManyRedirects)
 
 
 def insecure_hosts() -> frozenset[str]:
@@ -133,11 +143,12 @@ class RegistryClient:
 
     def __init__(self, registry: str, *, tls_verify: bool | None = None, ca_file: str | None = None,
                  auth: AuthProvider | None = None, jobs: int = 4,
-                 retries: int = 5, backoff: float = 0.25, timeout: float = 120.0,
+                 retries: int = 5, backoff: float = 0.25, timeout: float = STALL_S,
+                 retry_budget: float = RETRY_BUDGET_S,
                  chunk_size: int = 64 << 20, monolithic_max: int = 32 << 20) -> None:
         self.registry = registry
         self.jobs = max(1, int(jobs))
-        self.retries, self.backoff, self.timeout = retries, backoff, timeout
+        self.retries, self.backoff, self.timeout, self.retry_budget = retries, backoff, timeout, retry_budget
         self.chunk_size, self.monolithic_max = chunk_size, monolithic_max
         self.insecure = tls_verify is False or registry in insecure_hosts()
         self.allow_http = self.insecure or is_loopback(registry)
@@ -237,19 +248,22 @@ class RegistryClient:
         url = self._url(path_or_url)
         answered = False
         attempt = 0
+        start = time.monotonic()
         while True:
             hdrs = {**self.auth.header(scope), **(headers or {})}
             body = data() if callable(data) else data
             try:
                 r = self.session.request(method, url, headers=hdrs, data=body, stream=stream,
-                                         timeout=self.timeout, verify=self.verify)
+                                         timeout=(10, self.timeout), verify=self.verify)
+            except _NOT_FOLLOWED as exc:
+                raise self._redirect_error(exc, where) from exc
             except _NET_ERRORS as exc:
-                if retry_net and attempt < self.retries:
+                if retry_net and attempt < self.retries and time.monotonic() - start < self.retry_budget:
                     log.debug("%s %s: %s, retrying", method, url, type(exc).__name__)
                     self.wait_before_retry(attempt)
                     attempt += 1
                     continue
-                raise RegistryError(f"{method} failed: {type(exc).__name__}: connection lost",
+                raise RegistryError(f"{method} failed after {attempt + 1} attempt(s): {self.net_failure(exc)}",
                                     where=where or self.registry) from exc
             if r.status_code in (401, 403):
                 challenge = r.headers.get("WWW-Authenticate")
@@ -268,6 +282,22 @@ class RegistryClient:
                 attempt += 1
                 continue
             return r
+
+    def net_failure(self, exc: BaseException) -> str:
+        """What a connection failure was, in words: a stall names how long the registry sent nothing."""
+        if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError)):
+            return f"the registry sent nothing for {self.timeout:.0f} s"
+        return f"connection lost ({type(exc).__name__})"
+
+    def _redirect_error(self, exc: Exception, where: str | None) -> RegistryError:
+        """A redirect imgbuild does not follow (off http(s), or a loop), as a registry error that is not retried."""
+        if isinstance(exc, requests.exceptions.TooManyRedirects):
+            what = "redirected in a loop (more than 30 redirects)"
+        else:
+            quoted = re.search(r"'([^']*)'", str(exc))
+            target = getattr(getattr(exc, "request", None), "url", None) or (quoted.group(1) if quoted else str(exc))
+            what = f"redirected to {target!r}, which is not an http(s) URL"
+        return RegistryError(f"the registry {what}", where=where or self.registry, status=300)
 
     def _auth_error(self, status: int, scope: str, where: str | None, challenge: str | None = None) -> AuthError:
         creds = self.auth.credentials()
@@ -301,12 +331,12 @@ class RegistryClient:
         """The exact bytes and media type of ``ref``'s manifest or index (digest checked)."""
         where = ref.normalized
         r = self.request("GET", f"/v2/{ref.repository}/manifests/{ref.reference}", scope=self.scope(ref.repository),
-                          headers={"Accept": MANIFEST_ACCEPT}, where=where)
+                          headers={"Accept": MANIFEST_ACCEPT}, stream=True, where=where)
         with r:
             if r.status_code == 404:
                 raise ImageNotFound("no such image in the registry", where=where)
             self.check_response(r, (200,), "fetching the manifest", where)
-            raw = r.content
+            raw = self._manifest_body(r, where)
             media_type = (r.headers.get("Content-Type") or "").split(";")[0].strip()
         expected = ref.digest or r.headers.get("Docker-Content-Digest")
         if expected and expected.startswith(("sha256:", "sha512:")):
@@ -315,6 +345,24 @@ class RegistryClient:
             doc = parse_document(raw)
             media_type = doc.media_type
         return raw, media_type
+
+    def _manifest_body(self, r: requests.Response, where: str) -> bytes:
+        """A manifest response's body: at most MANIFEST_MAX bytes, all of it within ``timeout`` seconds."""
+        length = r.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > MANIFEST_MAX:
+            raise RegistryError(f"the manifest is {int(length):,} bytes; the limit is {MANIFEST_MAX:,}", where=where)
+        body, start = bytearray(), time.monotonic()
+        try:
+            while piece := r.raw.read1(64 << 10, decode_content=True):
+                body += piece
+                if len(body) > MANIFEST_MAX:
+                    raise RegistryError(f"the manifest is over the limit of {MANIFEST_MAX:,} bytes", where=where)
+                if time.monotonic() - start > self.timeout:
+                    raise RegistryError(f"the registry sent {len(body):,} bytes of the manifest in "
+                                        f"{self.timeout:.0f} s; giving up", where=where)
+        except _NET_ERRORS as exc:
+            raise RegistryError(f"fetching the manifest failed: {self.net_failure(exc)}", where=where) from exc
+        return bytes(body)
 
     def head_manifest(self, ref: Reference) -> Descriptor | None:
         """The descriptor of ``ref``'s manifest, or None if the registry does not have it."""
