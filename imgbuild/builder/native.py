@@ -26,15 +26,15 @@ from imgbuild.builder import copying
 from imgbuild.builder.cache import StepCache, step_cache_dir, step_key
 from imgbuild.builder.context import BuildContext, Source
 from imgbuild.builder.plan import (ROLE_ANNOTATION, BuildPlan, StagePlan, app_dir, apply_config, detect_type,
-                                 rfc3339, role_of)
+                                 registry_made, rfc3339, role_of)
 from imgbuild.engine.exec import Executor
-from imgbuild.errors import BuildError, ImageNotFound, InputError
+from imgbuild.errors import BuildError, ImageNotFound, ImgbuildError, InputError
 from imgbuild.kubefile import model as m
 from imgbuild.labels import INIT, TYPE_LABEL
 from imgbuild.oci.layer import Entry, LayerResult, extract_layer, iter_layer_members, write_layer
 from imgbuild.oci.model import Descriptor, ImageConfig, Manifest, Platform, canonical_json
 
-__all__ = ["BuildOptions", "BuildResult", "Reporter", "build_native", "finish_image", "tag_image"]
+__all__ = ["BuildOptions", "BuildResult", "Reporter", "build_native", "finish_image", "tag_image", "pull_base"]
 
 _ROLE_ORDER = ("rootfs", "application", "scripts", "registry")  # the order of a step's role layers (LAYER_ROLES)
 
@@ -177,10 +177,8 @@ class _Builder:
             except ImageNotFound:
                 if policy == "never":
                     raise ImageNotFound(f"base image {ref} is not in the local store (--pull=never)", where)
-        from imgbuild.oci.transfer import pull
-
         self.rep.note(f"pulling {ref}")
-        desc = pull(ref, store=self.store, platform=platform, executor=self.executor)
+        desc = pull_base(ref, self.store, platform, self.executor, where)
         return self.store.image(desc, platform)
 
     def _load_base_tree(self, st: _Stage) -> None:
@@ -247,7 +245,12 @@ class _Builder:
         planned = copying.add_parents(planned, st.tree, uid, gid)
         target = self._registry_target(ins, dest)
         if self.opts.registry_dir is not None and target is not None:
-            planned += self._registry_entries(target, st)
+            have = {p.entry.arcname for p in planned}  # a prepared registry/ in the context wins over the bundle
+            planned += [p for p in self._registry_entries(target, st) if p.entry.arcname not in have]
+        elif target and any(registry_made(self.plan.context, src) for src in ins.sources):
+            self.rep.note("no images to bundle: registry/ is empty")  # and the context has none
+            planned = copying.add_parents([copying.Planned(Entry(target, "dir", mode=0o755), (target, "dir", 0o755))],
+                                          st.tree)
         self._commit(st, planned, ins.original)
 
     def _registry_target(self, ins: m.Copy | m.Add, dest: str) -> str | None:
@@ -280,6 +283,8 @@ class _Builder:
             if "://" in src or src.startswith("git@"):
                 raise BuildError(f"{ins.keyword} of a URL ({src}) needs the network; download it into the context",
                                  where)
+            if not frm and registry_made(ctx, src):
+                continue  # registry/ is made by the build: the bundled images (see _registry_target)
             for s in ctx.resolve(src, where):
                 if isinstance(ins, m.Add) and not s.is_dir and copying.archive_kind(s.path):
                     out.append(self._unpacked(s, where))
@@ -290,6 +295,7 @@ class _Builder:
     def _unpacked(self, s: Source, where: str) -> tuple[BuildContext, Source]:
         """An ADD archive extracted into a scratch directory, as a directory source."""
         dest = Path(tempfile.mkdtemp(dir=self.tmp, prefix="add-"))
+        dest.chmod(0o755)  # the directory ADD creates is 0755, as buildah and docker make it (mkdtemp gives 0700)
         copying.extract_archive(s.path, dest, where)
         return BuildContext(dest), Source("", dest, True, s.pattern)
 
@@ -366,6 +372,18 @@ class _Builder:
                                  epoch=self.plan.epoch, on_progress=feed)
         self.cache.put(key, result)
         return result
+
+
+def pull_base(ref: str, store, platform: Platform | None, executor: Executor | None, where: str) -> Descriptor:
+    """Pull base image ``ref`` into ``store``; a failure names the image and the Kubefile line (``where``)."""
+    from imgbuild.oci.transfer import pull
+
+    try:
+        return pull(ref, store=store, platform=platform, executor=executor)
+    except ImageNotFound as exc:
+        raise ImageNotFound(f"base image {ref} cannot be pulled: {exc}", where) from exc
+    except ImgbuildError as exc:
+        raise BuildError(f"base image {ref} cannot be pulled: {exc}", where) from exc
 
 
 def _member_path(name: str) -> str:

@@ -2,7 +2,8 @@
 
 The plan is what ``imgbuild build --dry-run`` prints and what both builders
 execute. It checks every context source up front (so a missing file fails
-before any work, at its Kubefile line), picks the backend (``native`` unless a
+before any work, at its Kubefile line; ``registry/`` alone may be absent, as
+sealos makes it from the images the context needs), picks the backend (``native`` unless a
 stage has RUN), and computes each stage's config changes with
 :func:`apply_config`, the one function both the plan and the native builder
 use to turn an instruction into image-config changes.
@@ -43,12 +44,13 @@ from imgbuild import labels as contract
 from imgbuild.builder.context import BuildContext, default_kubefile
 from imgbuild.errors import InputError, KubefileError
 from imgbuild.kubefile import model as m
+from imgbuild.kubefile.validate import BUILT_REGISTRY, made_by_build
 from imgbuild.oci.model import Platform
 
 __all__ = [
     "LABEL_PREFIX", "ROLE_ANNOTATION", "ROLES", "Step", "StagePlan", "BuildPlan", "make_plan",
     "apply_config", "sealer_labels", "detect_type", "role_of", "rfc3339", "build_epoch", "app_dir",
-    "shell_words",
+    "shell_words", "registry_made",
 ]
 
 LABEL_PREFIX = contract.LABEL_PREFIX        # re-exported from imgbuild.labels, where the contract names live
@@ -268,6 +270,12 @@ class BuildPlan:
         """``Kubefile:line`` for messages."""
         return f"{self.kubefile.name}:{line}"
 
+    def copies_registry(self) -> bool:
+        """True if a COPY/ADD of the context takes ``registry/`` (sealos' ``COPY registry registry``)."""
+        return any(isinstance(s.instruction, (m.Copy, m.Add)) and not getattr(s.instruction, "from_", None)
+                   and any(made_by_build(src) for src in s.instruction.sources)
+                   for st in self.stages for s in st.steps)
+
     def to_dict(self) -> dict:
         """As plain data for ``--dry-run --json``."""
         return {"kubefile": str(self.kubefile), "context": str(self.context.root), "backend": self.backend,
@@ -297,11 +305,17 @@ def _kind(ins: m.Instruction) -> str:
     return "layer" if ins.keyword.upper() in _LAYER_KEYWORDS else "config"
 
 
+def registry_made(ctx: BuildContext, src: str) -> bool:
+    """True when COPY source ``src`` is ``registry/`` and the context lacks it: the build makes it from its images."""
+    return made_by_build(src) and not os.path.lexists(ctx.root / BUILT_REGISTRY)
+
+
 def _check_sources(ctx: BuildContext, ins: m.Instruction, where: str) -> None:
     """Fail early when a context source of COPY/ADD/APP is missing, ignored or outside the context."""
     if isinstance(ins, (m.Copy, m.Add)) and not getattr(ins, "from_", None):
         for src in ins.sources:
-            if not re.match(r"^[a-z][a-z0-9+.-]*://", src) and not src.startswith("git@"):
+            if not re.match(r"^[a-z][a-z0-9+.-]*://", src) and not src.startswith("git@") \
+                    and not registry_made(ctx, src):
                 ctx.resolve(src, where)
     elif isinstance(ins, (m.App, m.Cni, m.Csi)):
         for src in ins.sources:

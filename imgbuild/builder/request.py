@@ -1,9 +1,13 @@
 """``build``: one call from a context directory to a tagged image (or multi-platform index) in the store.
 
 It plans the Kubefile once per platform, bundles the images the context needs
-into a registry/ tree (see :func:`bundle_images`), runs the chosen backend
-(native, or buildah when a stage has RUN), and for several ``--platform``
-values combines the per-platform manifests into one OCI index under the tags.
+into a registry/ tree (see :func:`bundle_images` and :mod:`._bundle`: a
+``registry/`` prepared in the context is used as it is, ``--skip-missing-images``
+leaves out what cannot be fetched, ``--save-image=false`` bundles nothing),
+runs the chosen backend (native, or buildah when a stage has RUN), and for
+several ``--platform`` values combines the per-platform manifests into one OCI
+index under the tags. A base image that cannot be pulled is named with its
+``Kubefile:N``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from imgbuild.engine.exec import Executor
 from imgbuild.reference import parse_reference
 from imgbuild.oci.model import Descriptor, Index, Platform
 
-__all__ = ["BuildRequest", "BuildOutcome", "build", "plan_build", "bundle_images"]
+__all__ = ["BuildRequest", "BuildOutcome", "build", "plan_build", "bundle_images", "preview_bundle"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,9 @@ class BuildRequest:
     annotations: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     cache: bool = True
+    helm: str = "auto"
+    save_image: bool = True
+    skip_missing_images: bool = False
 
     def __post_init__(self) -> None:
         for tag in self.tags:  # a bad -t fails before the build, not after it
@@ -77,23 +84,34 @@ def plan_build(req: BuildRequest, platform: Platform | None = None) -> BuildPlan
 
 
 def bundle_images(plan: BuildPlan, found, platform: Platform | None, store, reporter: Reporter,
-                  executor: Executor | None = None) -> Path | None:
-    """Save the images ``found`` in the context into a cached registry/ tree; None when there are none.
+                  executor: Executor | None = None, *, skip_missing: bool = False,
+                  warn=lambda _: None) -> Path | None:
+    """Save the images ``found`` in the context into a cached registry/ tree; None when there is nothing to add.
 
-    The tree lives in ``<home>/cache/registry/<key>`` (the Home ``store`` carries), the key naming the
-    context, platform and image set, so a rebuild copies nothing and the image keeps its digest.
+    Images a prepared ``registry/`` in the context holds are not fetched; see :mod:`._bundle`.
     """
-    from imgbuild.oci.regsave import save_images
+    from imgbuild.builder._bundle import bundle
 
-    if not found.found and not found.archives:
+    return bundle(plan, found, platform, store, reporter, executor, skip_missing=skip_missing, warn=warn)
+
+
+def _find(req: BuildRequest, plan: BuildPlan, platform: Platform | None, executor: Executor | None):
+    from imgbuild.builder.images import find_images
+
+    return find_images(plan.context.root, platform=str(platform) if platform else None, helm=req.helm,
+                       executor=executor)
+
+
+def preview_bundle(req: BuildRequest, plan: BuildPlan, executor: Executor | None = None):
+    """What a build of ``plan`` would bundle (``build --dry-run``): a BundlePlan, or None with ``--save-image=false``.
+
+    Nothing is fetched; charts are rendered as the build would (helm on ``executor`` with ``--helm``).
+    """
+    from imgbuild.builder._bundle import plan_bundle
+
+    if not req.save_image:
         return None
-    names = [*found.refs, *(str(a) for a in found.archives)]
-    key = hashlib.sha256("\n".join([str(plan.context.root), str(platform), *names]).encode()).hexdigest()[:16]
-    dest = store.needs_home("bundling images into registry/").cache / "registry" / key
-    reporter.note(f"bundling {len(names)} image(s) into registry/")
-    save_images(found, dest, platform=platform, store=store, context_dir=plan.context.root, notify=reporter.note,
-                executor=executor)
-    return dest
+    return plan_bundle(plan, _find(req, plan, None, executor))
 
 
 def _run_one(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter, executor: Executor) -> BuildResult:
@@ -110,8 +128,6 @@ def build(req: BuildRequest, store, *, executor: Executor, reporter: Reporter | 
     ``executor`` runs buildah (for RUN) and registry credential helpers; caches are those of the
     Home ``store`` carries.
     """
-    from imgbuild.builder.images import find_images
-
     rep = reporter or Reporter()
     results: list[BuildResult] = []
     warnings: list[str] = []
@@ -121,11 +137,23 @@ def build(req: BuildRequest, store, *, executor: Executor, reporter: Reporter | 
         backend = plan.backend
         warnings.extend(f"build arg {a} is not used by the Kubefile" for a in plan.parsed.unused_build_args
                         if a not in ("ARCH",) and not a.startswith("TARGET"))
-        found = find_images(plan.context.root, platform=str(platform) if platform else None)
-        warnings.extend(f"image value {s.value!r} is not bundled ({s.file}:{s.line}): {s.reason}"
-                        for s in found.skipped)
-        registry = bundle_images(plan, found, platform, store, rep, executor)
-        opts = BuildOptions(tags=req.tags, compression=req.compression, pull=req.pull, labels=req.labels,
+        pull = req.pull
+        if plan.backend == "buildah":  # buildah takes bases from our store: pull them here, errors at their FROM line
+            from imgbuild.builder._bundle import pull_bases
+
+            pull_bases(plan, store, req.pull, platform, executor, rep)
+            pull = "missing" if req.pull == "always" else req.pull
+        registry = None
+        if req.save_image:
+            found = _find(req, plan, platform, executor)
+            warnings.extend(f"image value {s.value!r} is not bundled ({s.file}:{s.line}): {s.reason}"
+                            for s in found.skipped)
+            warnings.extend(str(w) for w in found.warnings)
+            registry = bundle_images(plan, found, platform, store, rep, executor,
+                                     skip_missing=req.skip_missing_images, warn=warnings.append)
+        else:
+            rep.note("--save-image=false: no images are bundled into registry/")
+        opts = BuildOptions(tags=req.tags, compression=req.compression, pull=pull, labels=req.labels,
                             annotations=req.annotations, env=req.env, platform=platform, cache=req.cache,
                             registry_dir=registry)
         results.append(_run_one(plan, store, opts, rep, executor))

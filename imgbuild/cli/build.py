@@ -2,8 +2,10 @@
 
 Steps print to stderr (``STEP 3/7: COPY bin bin``, a bar for large copies on a
 terminal), the summary (digest, size, layers) to stdout; ``--quiet`` prints the
-digest only, ``--json`` the result as data, ``--dry-run`` the plan without
-building. The logic is :func:`imgbuild.api.build` and :func:`imgbuild.api.plan`.
+digest only, ``--json`` the result as data, ``--dry-run`` the plan and the
+images it would bundle into registry/, without building. The logic is
+:func:`imgbuild.api.build` and :func:`imgbuild.api.plan`; the dry run's image
+list is :func:`imgbuild.builder.request.preview_bundle`.
 """
 
 from __future__ import annotations
@@ -57,6 +59,45 @@ class _CliReporter:
         self._close()
 
 
+def _bool(value: str, flag: str) -> bool:
+    """A true/false option value (``--save-image=false``, as sealos spells it)."""
+    from imgbuild.errors import InputError
+
+    v = value.strip().lower()
+    if v in ("true", "1", "yes", "on"):
+        return True
+    if v in ("false", "0", "no", "off"):
+        return False
+    raise InputError(f"{flag} takes true or false, not {value!r}")
+
+
+def _dry_run(context: Path, request: dict, json_out: bool) -> None:
+    """Print each platform's plan and the images the build would bundle into registry/."""
+    from imgbuild import api
+    from imgbuild.builder.request import BuildRequest, preview_bundle
+
+    plans = api.plan(context, **request)
+    req = BuildRequest(context=Path(context), **request)
+    bundles = [preview_bundle(req, p, local_executor()) for p in plans[:1]] * len(plans)
+    if output.want_json(json_out):
+        data = [{**p.to_dict(), "bundle": b.to_dict() if b else None} for p, b in zip(plans, bundles)]
+        output.emit_json(data if len(data) > 1 else data[0])
+        return
+    for p in plans:
+        for line in p.render():
+            output.echo(line)
+    bp = bundles[0]
+    if bp is None:
+        output.echo("registry/: --save-image=false, no images bundled")
+    elif not bp.count:
+        output.echo("registry/: no images found to bundle")
+    else:
+        output.echo(f"registry/: {bp.count} image(s) to bundle")
+        output.table(["IMAGE", "FOUND IN", "FROM"], bp.rows())
+    for w in bp.fetch.warnings if bp else ():
+        output.warn(str(w))
+
+
 def _summary(outcome) -> None:
     """Print the digest, size and layers of what was built."""
     from imgbuild.cli.output import human_size
@@ -92,13 +133,23 @@ def build_cmd(
     timestamp: int | None = typer.Option(None, "--timestamp", help="Seconds since the epoch for 'created' "
                                          "(default $SOURCE_DATE_EPOCH, else 0)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the step cache."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the build plan and stop."),
+    save_image: str = typer.Option("true", "--save-image", metavar="BOOL",
+                                   help="Bundle the images the context needs into registry/ (sealos' flag; "
+                                        "--save-image=false bundles none)."),
+    skip_missing_images: bool = typer.Option(False, "--skip-missing-images",
+                                             help="Leave out, with a warning, images that cannot be fetched."),
+    helm: str = typer.Option("auto", "--helm", help="Render charts with the helm binary: auto (when on PATH), "
+                             "always or never (the built-in renderer)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the build plan and the images it would bundle; "
+                                 "build nothing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the image digest."),
     json_out: bool = typer.Option(False, "--json", help="Print the result (or the plan) as JSON."),
 ) -> None:
     """Build a cluster image from a Kubefile and its context into the local store.
 
     Example: imgbuild build -t localhost:5000/demo/app:v1 kubefiles/app-demo
+
+    Example: imgbuild build --dry-run --skip-missing-images ./my-app   (plan and images, nothing built)
     """
     from imgbuild import api
 
@@ -109,16 +160,11 @@ def build_cmd(
         kubefile=file, tags=tuple(tag or ()), build_args=parse_pairs(build_arg, "--build-arg", from_env=True),
         platforms=platforms, backend=backend, target=target, timestamp=timestamp, compression=compression,
         pull=pull, labels=parse_pairs(label, "--label"), annotations=parse_pairs(annotation, "--annotation"),
-        env=parse_pairs(env, "--env"), cache=not no_cache,
+        env=parse_pairs(env, "--env"), cache=not no_cache, helm=helm, save_image=_bool(save_image, "--save-image"),
+        skip_missing_images=skip_missing_images,
     )
     if dry_run:
-        plans = api.plan(context, **request)
-        if output.want_json(json_out):
-            output.emit_json([p.to_dict() for p in plans] if len(plans) > 1 else plans[0].to_dict())
-        else:
-            for p in plans:
-                for line in p.render():
-                    output.echo(line)
+        _dry_run(context, request, json_out)
         return
     reporter = _CliReporter()
     try:

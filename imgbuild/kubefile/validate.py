@@ -5,7 +5,9 @@
 plausible image), sealer's rules (LAUNCH and CMDS once, last, in the final
 stage; LAUNCH naming only known apps and never beside CMD; APPCMDS/APPENV for
 a declared app; an app defined once) and, with a build context, COPY/ADD/APP
-sources that are missing from it or would escape it.
+sources that are missing from it or would escape it. ``registry`` is the one
+source a context may lack: as in sealos, the build makes it from the images
+the context needs (:func:`made_by_build`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Iterable
 from imgbuild.errors import KubefileError
 from imgbuild.kubefile import model as m
 
-__all__ = ["check"]
+__all__ = ["check", "made_by_build", "BUILT_REGISTRY"]
 
 _REF_RE = re.compile(
     r"([a-zA-Z0-9.-]+(:\d+)?/)?[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*"
@@ -27,6 +29,13 @@ _REF_RE = re.compile(
 )
 _URL_PREFIXES = ("http://", "https://", "git@", "git://")
 _GLOB_CHARS = ("*", "?", "[")
+BUILT_REGISTRY = "registry"
+
+
+def made_by_build(src: str) -> bool:
+    """True for a COPY/ADD source naming ``registry/`` (``registry``, ``./registry``, ``/registry/``): made by the build."""
+    rel = os.path.normpath(src.lstrip("/") or ".")
+    return rel == BUILT_REGISTRY
 
 
 class _Checker:
@@ -136,7 +145,7 @@ class _Checker:
         if any(ch in rel for ch in _GLOB_CHARS):
             if not glob.glob(glob.escape(str(root)) + os.sep + rel):
                 self.add(inst, f"no file in the build context matches {src!r}", src)
-        elif not os.path.lexists(full):
+        elif not os.path.lexists(full) and not (isinstance(inst, (m.Copy, m.Add)) and made_by_build(src)):
             self.add(inst, f"source {src!r} is missing from the build context {root}", src)
 
 
