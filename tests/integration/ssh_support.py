@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["Sshd", "start_sshd", "make_user", "free_port", "SSHD"]
+__all__ = ["Sshd", "start_sshd", "make_user", "free_port", "descendants", "SSHD"]
 
 SSHD = "/usr/sbin/sshd"
 
@@ -68,7 +68,7 @@ class Sshd:
     def kill_connections(self) -> None:
         """Kill every process below the listeners, as a host dying mid-transfer would drop them."""
         for proc in self.procs:
-            for pid in _descendants(proc.pid):
+            for pid in descendants(proc.pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, 9)
 
@@ -88,7 +88,7 @@ class Sshd:
         return sum("Starting session:" in line for line in list(self.log))
 
 
-def _descendants(root: int) -> list[int]:
+def descendants(root: int) -> list[int]:
     """Every process below ``root``."""
     table = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout.split()
     children: dict[int, list[int]] = {}
