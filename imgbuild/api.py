@@ -30,6 +30,7 @@ from imgbuild import labels
 from imgbuild.engine.exec import Executor, LocalExecutor
 from imgbuild.errors import ImageNotFound, ImgbuildError, InputError, InvalidReference
 from imgbuild.home import Home
+from imgbuild.progress import Progress
 from imgbuild.oci.model import REF_NAME, Descriptor, Digest, Index
 from imgbuild.oci.store import Image, Store
 from imgbuild.reference import Reference, parse_reference
@@ -384,7 +385,7 @@ def find_images(context: str | Path, *, image_lists: Sequence[str | Path] = (), 
 
 def pull(ref: str, *, store: Store, executor: Executor | None = None, platform: str | None = None,
          all_platforms: bool = False, jobs: int = 4, tls_verify: bool | None = None, ca_file: str | None = None,
-         progress: object = False) -> Descriptor:
+         progress: Progress | None = None) -> Descriptor:
     """Pull ``ref`` (for ``platform`` os/arch[/variant], or every platform) into the store; its descriptor."""
     from imgbuild.oci.model import Platform
     from imgbuild.oci.transfer import pull as _pull
@@ -395,7 +396,7 @@ def pull(ref: str, *, store: Store, executor: Executor | None = None, platform: 
 
 
 def push(ref: str, dest: str | None = None, *, store: Store, executor: Executor | None = None, jobs: int = 4,
-         tls_verify: bool | None = None, ca_file: str | None = None, progress: object = False) -> Digest:
+         tls_verify: bool | None = None, ca_file: str | None = None, progress: Progress | None = None) -> Digest:
     """Push local image ``ref`` to ``dest`` (default ``ref``); the digest the registry confirmed."""
     from imgbuild.oci.transfer import push as _push
 
@@ -438,7 +439,7 @@ def inspect_remote(ref: str, *, home: Home | None = None, executor: Executor | N
 def registry_save(registry_dir: str | Path, *, store: Store, executor: Executor | None = None,
                   context: str | Path | None = None, images: Sequence[str] = (), image_lists: Sequence[Path] = (),
                   ignore_lists: Sequence[Path] = (), platform: str | None = None, all_platforms: bool = False,
-                  skip_missing: bool = False, jobs: int = 4, tls_verify: bool | None = None, progress: object = False,
+                  skip_missing: bool = False, jobs: int = 4, tls_verify: bool | None = None, progress: Progress | None = None,
                   notify: Callable[[str], None] | None = None, warn: Callable[[str], None] | None = None):
     """Save the images ``context`` needs and/or ``images`` into a registry/ directory; a :class:`SaveReport`.
 
