@@ -10,8 +10,21 @@ storage), so nothing is skipped or mounted:
   to /dev/null (the wire limit) and to files on the same disk. imgbuild also hashes every
   byte (sha256) and fsyncs each blob before renaming it, which curl does not.
 
+One large blob (issue 12): a 120 MB single-layer image pushed to a fresh registry, best of 3
+rounds, the tools interleaved within each round: ``imgbuild push`` (the CLI, as a user runs
+it), the library alone in a child process (which also reports its own start-up and the
+push proper), ``skopeo copy`` and curl's monolithic PUT (the registry's own ingest limit).
+``push1_*`` ratios compare them; ``push1_startup_s`` and ``push1_transfer_s`` say where the
+library child's time went. ``push1_cli_src`` is the CLI as this checkout runs it when
+``PYTHONDONTWRITEBYTECODE`` is set: every module compiled from source on every run.
+
+Our children run as an installed imgbuild does, with its bytecode compiled (pip compiles
+it at install; here it is compiled once into ``WORK/pycache``), so start-up is not a
+measure of this checkout's environment.
+
 Printed ratios are *time* ratios, ours over theirs: <= 1.0 means imgbuild is as fast or
-faster. ``*_rss_mb`` is imgbuild's peak RSS in the child process. Run: ``python -m bench registry``.
+faster. ``*_rss_mb`` is imgbuild's peak RSS in the child process. Run: ``python -m bench registry``
+(``python -m bench.bench_registry one`` runs only the single-blob case).
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import imgbuild
 from imgbuild.engine.exec import LocalExecutor, require_tool
 
 EXEC = LocalExecutor()
@@ -38,10 +52,22 @@ from imgbuild.oci.store import Store
 from imgbuild.oci import transfer
 verb, store, ref = sys.argv[1:4]
 if verb == "push":
-    transfer.push(ref, store=Store(store), jobs=4, progress=False)
+    transfer.push(ref, store=Store(store), jobs=4)
 else:
-    transfer.pull(ref, store=Store(store), jobs=4, progress=False)
+    transfer.pull(ref, store=Store(store), jobs=4)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+SINGLE_MB = 120
+SINGLE_REF = "127.0.0.1:1/bench/one:v1"
+_PUSH_TIMED = """
+import sys, time
+started = time.perf_counter()
+from imgbuild.oci.store import Store
+from imgbuild.oci.transfer import push
+imported = time.perf_counter()
+push(sys.argv[2], sys.argv[3], store=Store(sys.argv[1]))
+print(imported - started, time.perf_counter() - imported)
 """
 
 
@@ -75,9 +101,17 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
+def _bytecode() -> dict[str, str]:
+    """The environment for our children: bytecode cached under WORK (compiled now), as an installed package has it."""
+    env = {"PYTHONPYCACHEPREFIX": str(WORK / "pycache"), "PYTHONDONTWRITEBYTECODE": ""}
+    EXEC.run([sys.executable, "-m", "compileall", "-q", str(Path(imgbuild.__file__).parent)], env=env)
+    return env
+
+
 def _ours(verb: str, store: Path, ref: str) -> tuple[float, int]:
     out: list[str] = []
-    t = _timed(lambda: out.append(EXEC.run([sys.executable, "-c", _CHILD, verb, str(store), ref]).stdout))
+    env = _bytecode()
+    t = _timed(lambda: out.append(EXEC.run([sys.executable, "-c", _CHILD, verb, str(store), ref], env=env).stdout))
     return t, int(out[0].strip().splitlines()[-1])
 
 
@@ -104,6 +138,70 @@ def _curl_pull(host: str, repo: str, digests: list[str], dest: Path | None = Non
         EXEC.run(["curl", "-sS", "-f", "-o", out, f"http://{host}/v2/{repo}/blobs/{d}"])
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(one, digests))
+
+
+def _single_layout() -> Path:
+    """An OCI layout holding one image of a single random 120 MB layer (made once), and a Home whose store it is."""
+    from imgbuild.oci.store import Store
+    from tests.support.images import make_random_image
+
+    layout = WORK / "one"
+    if not (layout / ".bench-stamp").exists():
+        shutil.rmtree(layout, ignore_errors=True)
+        make_random_image(Store(layout), SINGLE_REF, [SINGLE_MB << 20], workdir=WORK)
+        (layout / ".bench-stamp").write_text("v1")
+    home = WORK / "one-home"
+    home.mkdir(mode=0o700, exist_ok=True)
+    if not (home / "store").exists():
+        (home / "store").symlink_to(layout)
+    return layout
+
+
+def _single_blob_round(layout: Path, times: dict[str, list[float]], pyc: dict[str, str]) -> None:
+    """One round: each way of pushing the image, each to a fresh registry."""
+    blob = next(p for p in (layout / "blobs" / "sha256").iterdir() if p.stat().st_size > SINGLE_MB << 19)
+    cli = [sys.executable, "-m", "imgbuild", "-q", "push", SINGLE_REF]
+    home = {"IMGBUILD_HOME": str(WORK / "one-home")}
+    ways = {
+        "cli": lambda host: EXEC.run([*cli, f"{host}/b/one:v1"], env=home | pyc),
+        "cli_src": lambda host: EXEC.run([*cli, f"{host}/b/one:v1"], env=home),
+        "lib": lambda host: times["split"].append(EXEC.run(
+            [sys.executable, "-c", _PUSH_TIMED, str(layout), SINGLE_REF, f"{host}/b/one:v1"], env=pyc).stdout),
+        "skopeo": lambda host: EXEC.run(["skopeo", "copy", "-q", "--dest-tls-verify=false",
+                                         f"oci:{layout}:{SINGLE_REF}", f"docker://{host}/b/one:v1"]),
+        "curl": lambda host: _curl_push(host, layout, [f"sha256:{blob.name}"]),
+    }
+    for name, way in ways.items():
+        reg = _registry(f"reg-one-{name}")
+        try:
+            times[name].append(_timed(lambda: way(reg.host)))
+        finally:
+            reg.stop()
+
+
+def single_blob(rounds: int = 3) -> dict[str, float]:
+    """Push one 120 MB layer: the CLI, the library, skopeo and curl, best of ``rounds`` (interleaved)."""
+    for tool in ("skopeo", "curl", "docker-registry"):
+        require_tool(tool)
+    WORK.mkdir(parents=True, exist_ok=True)
+    layout, pyc = _single_layout(), _bytecode()
+    times: dict[str, list] = {"cli": [], "cli_src": [], "lib": [], "skopeo": [], "curl": [], "split": []}
+    for _ in range(rounds):
+        _single_blob_round(layout, times, pyc)
+    best = {k: min(v) for k, v in times.items() if k != "split"}
+    startup, transfer = min((tuple(map(float, s.split())) for s in times["split"]), key=sum)
+    for k, v in best.items():
+        print(f"push1_{k}: {v:.2f}s ({SINGLE_MB / v:.0f} MB/s)  rounds: {' '.join(f'{t:.2f}' for t in times[k])}")
+    print(f"push1 library child: start-up {startup:.2f}s, push {transfer:.2f}s")
+    return {
+        "push1_time_over_skopeo": best["cli"] / best["skopeo"],
+        "push1_src_time_over_skopeo": best["cli_src"] / best["skopeo"],
+        "push1_lib_time_over_skopeo": best["lib"] / best["skopeo"],
+        "push1_transfer_over_skopeo": transfer / best["skopeo"],
+        "push1_time_over_curl": best["cli"] / best["curl"],
+        "push1_startup_s": startup,
+        "push1_transfer_s": transfer,
+    }
 
 
 def main() -> dict[str, float]:
@@ -141,7 +239,7 @@ def main() -> dict[str, float]:
     for k, v in times.items():
         print(f"{k}: {v:.2f}s ({total / v:.0f} MB/s)")
     print(f"push_rss_mb: {rss['push']}  pull_rss_mb: {rss['pull']}")
-    return {
+    return single_blob() | {
         "push_time_over_skopeo": times["push_ours"] / times["push_skopeo"],
         "push_time_over_curl": times["push_ours"] / times["push_curl"],
         "pull_time_over_skopeo": times["pull_ours"] / times["pull_skopeo"],
@@ -165,4 +263,4 @@ def _push_ours(layout: Path, host: str) -> tuple[float, int]:
 
 
 if __name__ == "__main__":
-    main()
+    print(single_blob() if sys.argv[1:] == ["one"] else main())
