@@ -58,3 +58,17 @@ def load(
     for x in loaded:
         for name in x.names or ("<none>",):
             output.echo(f"Loaded image: {name} ({x.descriptor.digest})")
+        if not x.names:
+            output.info(f"the archive gives this image no name (it is listed as <none>); name it with: "
+                        f"imgbuild tag {_short_id(x.descriptor)} NAME")
+
+
+def _short_id(desc) -> str:
+    """The IMAGE ID ``imgbuild images`` shows for ``desc`` (its manifest digest's prefix if it has no one config)."""
+    from imgbuild import api
+    from imgbuild.errors import ImgbuildError
+
+    try:
+        return api.image_id(local_store().image(desc).id)
+    except ImgbuildError:
+        return desc.digest.hex[:12]
