@@ -47,7 +47,12 @@ for h in sorted(box['hosts'], key=lambda h: h['index']): print(h['address'], h['
 KEY=${IP[0]}
 read -r M1 D1 <<< "${IP[1]}"; read -r M2 D2 <<< "${IP[2]}"; read -r M3 D3 <<< "${IP[3]}"; read -r N4 D4 <<< "${IP[4]}"
 UPPERS=("$D1/upper" "$D2/upper" "$D3/upper" "$D4/upper")
-snapshot() { local u; for u in "${UPPERS[@]}"; do (cd "$u" && find . ! -type d -exec md5sum {} + | sed "s|^|$u |"); done | sort; }
+snapshot() {  # every non-directory in the hosts' upper layers (whiteouts too), with a checksum for files
+  local u
+  for u in "${UPPERS[@]}"; do
+    (cd "$u" && find . ! -type d ! -type f -printf "$u %y %p\n" && find . -type f -exec md5sum {} + | sed "s|^|$u f |")
+  done | sort
+}
 snapshot > "$IMGBUILD_HOME/hosts-before.txt"
 proves "4 hosts at $M1 $M2 $M3 $N4 answer SSH with the sandbox key; their overlay upper dirs are recorded"
 
@@ -99,7 +104,7 @@ snapshot > "$IMGBUILD_HOME/hosts-after.txt"
 if ! diff "$IMGBUILD_HOME/hosts-before.txt" "$IMGBUILD_HOME/hosts-after.txt"; then
   fail "reset left files on the hosts (above: < before, > after)"
 fi
-left=$(for h in 1 2 3 4; do on "$h" "pgrep -l 'etcd|containerd|registry' || true"; done)
+left=$(for h in 1 2 3 4; do on "$h" "ps -eo comm= | grep -xE 'etcd|containerd|containerd-shim|docker-registry' || true"; done)
 [ -z "$left" ] || fail "processes left after reset: $left"
 proves "every host holds exactly the files it had before the run, and no etcd, containerd or registry runs"
 

@@ -50,7 +50,7 @@ unmount_below() {  # unmount_below DIR...: every mount under DIR, deepest first
   done | sort -r | while IFS= read -r m; do umount -l "$m" 2>/dev/null || true; done
 }
 
-if is_master && [ -n "$(pid_of etcd etcd)" ]; then leave_cluster; fi
+if [ -n "$(pid_of etcd etcd)" ]; then leave_cluster; fi  # also when MASTERS no longer names this host
 stop_daemon etcd etcd
 if [ -n "$(pid_of containerd containerd)" ]; then stop_containers; fi
 stop_daemon containerd containerd

@@ -138,11 +138,13 @@ stop_daemon() {  # stop_daemon NAME BINARY: TERM, then KILL after 10 s; removes 
   rm -f "$RUN_DIR/$name.pid"
 }
 
-wait_until() {  # wait_until WHAT SECONDS LOGNAME CMD...: retry CMD every 0.5 s; fail with the log's tail
-  local what=$1 secs=$2 logname=$3 i
+wait_until() {  # wait_until WHAT SECONDS LOGNAME CMD...: retry CMD for SECONDS of wall time; fail with the log's tail
+  local what=$1 secs=$2 logname=$3 deadline
   shift 3
-  for ((i = 0; i < secs * 2; i++)); do
+  deadline=$((SECONDS + secs))
+  while :; do
     if "$@" >/dev/null 2>&1; then log "$what"; return 0; fi
+    [ "$SECONDS" -lt "$deadline" ] || break
     sleep 0.5
   done
   echo "--- last lines of $LOG_DIR/$logname.log ---" >&2

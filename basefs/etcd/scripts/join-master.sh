@@ -18,7 +18,8 @@ wait_until "the cluster answers on $others" 30 etcd members
 is_member() { members | awk -F', ' -v u="$me" '$4 == u {f = 1} END {exit !f}'; }
 # etcd refuses a new member until every member has been connected for 5 s ("unhealthy cluster"): retry
 if is_member; then log "member $HOST_IP was added before; starting it"; fi
-for ((i = 0; i < 60; i++)); do
+reply="" deadline=$((SECONDS + 60))
+while [ "$SECONDS" -lt "$deadline" ]; do
   is_member && break
   if reply=$(ectl --endpoints "$others" member add "$HOST_IP" --peer-urls="$me" 2>&1); then
     log "added member $HOST_IP ($me)"
@@ -26,7 +27,7 @@ for ((i = 0; i < 60; i++)); do
   fi
   case "$reply" in *"unhealthy cluster"*) sleep 1 ;; *) die "etcdctl member add $HOST_IP failed: $(tail -n1 <<< "$reply")" ;; esac
 done
-is_member || die "the cluster did not take member $HOST_IP within 60 s: $(tail -n1 <<< "$reply")"
+is_member || die "the cluster did not take member $HOST_IP within 60 s${reply:+: $(tail -n1 <<< "$reply")}"
 # every member by its peer URL; an unstarted member has no name yet: members are named by address
 initial=$(members | awk -F', ' '{n = $3; if (n == "") {n = $4; sub(/^https:\/\//, "", n); sub(/:[0-9]+$/, "", n)}
   printf "%s%s=%s", (NR > 1 ? "," : ""), n, $4}')
