@@ -38,8 +38,13 @@ __all__ = ["TarBlobs", "open_tar", "safe_name", "DOC_MAX"]
 DOC_MAX = 64 << 20  # the largest top-level document (index.json, manifest.json, a config) we read whole
 _CHUNK = 1 << 20
 _BLOB_NAME = re.compile(r"blobs/(sha256|sha512)/([a-f0-9]{64}|[a-f0-9]{128})")
-_OPENERS = ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open),
-            (b"\x28\xb5\x2f\xfd", lambda p: zstandard.ZstdDecompressor().stream_reader(open(p, "rb"))))
+
+
+def _zstd_open(path: Path) -> BinaryIO:
+    return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), read_across_frames=True)
+
+
+_OPENERS = ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open), (b"\x28\xb5\x2f\xfd", _zstd_open))
 _READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
 from dataclasses import replace
 
 import pytest
+import zstandard
 
 from imgbuild.oci import archive
 from imgbuild.oci.image import Layout, LayoutImage, child_images, is_index, open_layout
@@ -60,6 +64,20 @@ def test_every_local_implementation_is_a_valid_image(store, tmp_path):
     # the docker-archive kept the config bytes (same IMAGE ID) and uncompressed the layers
     assert {i.config.digest for i in sources["store"]} == {i.config.digest for i in sources["docker-archive"]}
     assert {d.media_type for i in sources["docker-archive"] for d in i.layers} == {MediaType.OCI_LAYER}
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress,
+                                      lambda d: zstandard.ZstdCompressor().compress(d[:5000]) +
+                                      zstandard.ZstdCompressor().compress(d[5000:])])
+def test_a_compressed_archive_reads_as_the_plain_one(store, tmp_path, compress):
+    plain = tmp_path / "a.tar"
+    archive.save(store, ["localhost:5000/app:v1"], plain, "docker-archive")
+    packed = tmp_path / "a.tar.x"
+    packed.write_bytes(compress(plain.read_bytes()))  # zstd: two frames, as pzstd writes
+    with archive.open_archive(packed, tmp_path / "scratch") as entries:
+        assert [validate_image(e.source) for e in entries] == [[]]
+        assert entries[0].source.config.raw == store.image("localhost:5000/app:v1").config.raw
+    assert list((tmp_path / "scratch").iterdir()) == []  # the decompressed copy is gone
 
 
 def test_an_index_reads_as_an_image_index_with_its_children(store):
