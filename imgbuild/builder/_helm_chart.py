@@ -26,7 +26,8 @@ import yaml
 
 from imgbuild.errors import ContextError, UnsafePathError
 
-__all__ = ["Chart", "ChartError", "load_chart_dir", "load_chart_archive", "load_values", "MAX_CHART_BYTES"]
+__all__ = ["Chart", "ChartError", "load_chart_dir", "load_chart_archive", "read_archive", "load_values",
+           "MAX_CHART_BYTES"]
 
 MAX_CHART_BYTES = 256 * 1024 * 1024
 _MAX_FILE = 32 * 1024 * 1024
@@ -183,8 +184,12 @@ def _subchart(parent: Chart, name: str, group: dict[str, bytes]) -> Chart | None
     return _build(parent.where(f"charts/{name}"), {k: v for k, v in group.items() if k})
 
 
-def load_chart_archive(data: bytes, label: str) -> Chart:
-    """A packaged chart (``helm package`` output) read in memory; ``label`` names it in messages."""
+def read_archive(data: bytes, label: str, keep: Callable[[str], bool] = lambda rel: True) -> tuple[str, dict[str, bytes]]:
+    """A packaged chart's top directory and its regular files (paths below the top) that ``keep`` accepts.
+
+    Read in memory, never extracted: an entry that escapes the archive is UnsafePathError, an
+    oversized one or an unreadable archive ContextError naming ``label``.
+    """
     files: dict[str, bytes] = {}
     top: str | None = None
     total = 0
@@ -196,7 +201,7 @@ def load_chart_archive(data: bytes, label: str) -> Chart:
                     raise UnsafePathError(f"chart archive entry escapes the archive: {m.name!r}", label)
                 head, _, rel = norm.partition("/")
                 top = top or head
-                if not rel or not m.isreg() or m.name == "pax_global_header":
+                if not rel or not m.isreg() or m.name == "pax_global_header" or not keep(rel):
                     continue
                 if m.size > _MAX_FILE or total + m.size > MAX_CHART_BYTES:
                     raise ContextError(f"chart archive entry too large: {m.name} ({m.size} bytes)", label)
@@ -205,7 +210,13 @@ def load_chart_archive(data: bytes, label: str) -> Chart:
                 files[rel] = fh.read() if fh is not None else b""
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise ContextError(f"not a readable chart archive: {exc}", label) from exc
-    return _build(f"{label}!{top or ''}", files)
+    return top or "", files
+
+
+def load_chart_archive(data: bytes, label: str) -> Chart:
+    """A packaged chart (``helm package`` output) read in memory; ``label`` names it in messages."""
+    top, files = read_archive(data, label)
+    return _build(f"{label}!{top}", files)
 
 
 class _HelmIgnore:

@@ -32,22 +32,18 @@ them in ``images/shim``).
 
 from __future__ import annotations
 
-import io
 import os
-import posixpath
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from imgbuild.builder._helm_chart import read_archive
 from imgbuild.builder.yamlscan import Hit, Scalar, decode, is_templated, load_tree, scan_yaml_text, walk_images
 from imgbuild.errors import ContextError, UnsafePathError
 
 __all__ = ["ChartScan", "Render", "scan_charts", "merge_values"]
 
 _KEEP = (".yaml", ".yml", ".tgz")
-_MAX_FILE = 32 * 1024 * 1024
-_MAX_TOTAL = 256 * 1024 * 1024
 
 
 @dataclass
@@ -106,34 +102,9 @@ def _read_dir(root: Path, label: str, context: Path, ignored: Callable[[str], bo
     return _Chart(label, files)
 
 
-def _safe_member(name: str, label: str) -> str | None:
-    """The member path without its top directory; UnsafePathError if it escapes."""
-    norm = posixpath.normpath(name)
-    if name.startswith("/") or norm == ".." or norm.startswith("../") or "\\" in name:
-        raise UnsafePathError(f"chart archive entry escapes the archive: {name!r}", label)
-    parts = norm.split("/", 1)
-    return parts[1] if len(parts) == 2 else None
-
-
 def _read_tgz(data: bytes, label: str) -> _Chart:
-    files: dict[str, bytes] = {}
-    top: str | None = None
-    total = 0
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
-            for m in tf:
-                rel = _safe_member(m.name, label)
-                top = top or posixpath.normpath(m.name).split("/", 1)[0]
-                if rel is None or not m.isreg() or not rel.endswith(_KEEP):
-                    continue
-                if m.size > _MAX_FILE or total + m.size > _MAX_TOTAL:
-                    raise ContextError(f"chart archive entry too large: {m.name} ({m.size} bytes)", label)
-                total += m.size
-                fh = tf.extractfile(m)
-                files[rel] = fh.read() if fh is not None else b""
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise ContextError(f"not a readable chart archive: {exc}", label) from exc
-    return _Chart(f"{label}!{top or ''}", files)
+    top, files = read_archive(data, label, lambda rel: rel.endswith(_KEEP))
+    return _Chart(f"{label}!{top}", files)
 
 
 def _meta(chart: _Chart) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from imgbuild.builder.images import find_images
+from tests.unit.builder.test_images_charts import _write as write
 
 DEPLOY = """\
 apiVersion: apps/v1
@@ -19,15 +20,6 @@ spec:
       containers:
 %s
 """
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    """Write ``files`` (relative path: text) under ``root``; return ``root``."""
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
 
 
 def deploy(name: str, *containers: str) -> str:
