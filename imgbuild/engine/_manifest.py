@@ -24,14 +24,14 @@ import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Protocol, Sequence
 
 import xxhash
 
 from imgbuild.errors import InputError
 
 __all__ = ["TreeLayer", "Entry", "Manifest", "DigestCache", "scan", "diff", "with_digest", "layers_of", "MARKER",
-           "file_digest", "HASH"]
+           "file_digest", "stat_key", "HASH"]
 
 HASH = "xxh3-128"
 """The content hash of manifest entries (a manifest made with another is treated as absent)."""
@@ -117,9 +117,9 @@ class Manifest:
             return None
 
 
-def file_digest(path: str) -> str:
-    """The xxh3-128 hash of a local file's content, hex."""
-    h = xxhash.xxh3_128()
+def file_digest(path: str | Path, hasher: Callable[[], Any] = xxhash.xxh3_128) -> str:
+    """The hash of a local file's content, hex: xxh3-128 unless another ``hasher`` (``hashlib.sha256``) is given."""
+    h = hasher()
     with open(path, "rb", buffering=0) as fh:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
@@ -233,12 +233,17 @@ def _drop(out: dict[str, Entry], rel: str) -> None:
             del out[key]
 
 
+def stat_key(st: os.stat_result) -> str:
+    """A short id of a file's local identity and state (device, inode, size, mtime and ctime in ns)."""
+    return xxhash.xxh3_64_hexdigest(f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}".encode())
+
+
 def _entry(st: os.stat_result, path: str) -> Entry:
     kind = _TYPES[stat.S_IFMT(st.st_mode)]
     link = os.readlink(path) if kind == "l" else ""
     size = st.st_size if kind == "f" else 0
     mtime = int(st.st_mtime) if kind != "d" else 0
-    key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}" if kind == "f" else ""
+    key = stat_key(st) if kind == "f" else ""
     rdev = st.st_rdev if kind in ("c", "b") else 0
     return Entry(kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, size, mtime, link, "", key, rdev, path)
 

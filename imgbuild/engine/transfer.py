@@ -42,6 +42,7 @@ per host label, in bytes of the uncompressed stream); the library never prints.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shlex
 import threading
@@ -51,7 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Protocol, Sequence
 
-from imgbuild.engine._manifest import MARKER, DigestCache, Entry, Manifest, TreeLayer, diff, scan, with_digest
+from imgbuild.engine._manifest import (MARKER, DigestCache, Entry, Manifest, TreeLayer, diff, file_digest, scan,
+                                       with_digest)
 from imgbuild.engine._tarsend import tar_members, tar_size, zstd_chunks
 from imgbuild.engine._zstdpick import decide
 from imgbuild.engine.exec import Executor
@@ -218,7 +220,7 @@ _FILE = ('set -e; if [ -d "$1" ]; then echo "$1 is a directory" >&2; exit 1; fi;
 def _send_file(ex: Executor, res: HostResult, source: Path, run: _Run) -> None:
     """One file to the path ``res.dest``: skipped when the host's copy has the same sha256 and mode."""
     st = source.stat()
-    sha = _sha256_file(source)
+    sha = file_digest(source, hashlib.sha256)  # compared with the host's sha256sum
     mode = f"{st.st_mode & 0o7777:o}"
     there = ex.run(["sh", "-c", _FILE_SUM, "sh", res.dest]).stdout.split()
     res.digest = f"sha256:{sha}"
@@ -290,17 +292,6 @@ def _read_marker(ex: Executor, dest: str) -> _Held:
         return _Held(None, zstd, exists)
     body = lines[lines.index("imgbuild-manifest-begin") + 1:]
     return _Held(Manifest.loads(body), zstd, exists)
-
-
-def _sha256_file(path: Path) -> str:
-    """The sha256 of a local file, hex (single files are compared with the host's ``sha256sum``)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _refresh_marker(ex: Executor, dest: str, final: Manifest, held: Manifest) -> str:
