@@ -147,6 +147,19 @@ def _make_cert(cn: str, ips: object, dns: object, days: object, ca: _Certificate
     return _Certificate(pem, key_pem, (cert, key))
 
 
+def _custom_cert(b64cert: str, b64key: str) -> _Certificate:
+    """sprig's buildCustomCert: a certificate object from a base64 PEM certificate and key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        cert, key = base64.b64decode(b64cert), base64.b64decode(b64key)
+        objects = (x509.load_pem_x509_certificate(cert), load_pem_private_key(key, None))
+    except ValueError as exc:
+        raise FuncError(f"error parsing certificate or key: {exc}") from exc
+    return _Certificate(cert.decode(), key.decode(), objects)
+
+
 def _gen_private_key(kind: str) -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -229,6 +242,7 @@ _OWN: dict[str, Callable] = {
     "genSignedCert": gofunc("string", "any", "any", "any", "any")(
         lambda cn, ips, dns, days, ca: _make_cert(cn, ips, dns, days, ca, False)),
     "genPrivateKey": gofunc("string")(_gen_private_key),
+    "buildCustomCert": gofunc("string", "string")(_custom_cert),
     "base": gofunc("string")(posixpath.basename), "dir": gofunc("string")(lambda p: posixpath.dirname(p) or "."),
     "ext": gofunc("string")(lambda p: posixpath.splitext(p)[1]), "clean": gofunc("string")(posixpath.normpath),
     "isAbs": gofunc("string")(lambda p: p.startswith("/")),
