@@ -179,7 +179,7 @@ class HostUnreachable(ImgbuildError):
     """A host could not be reached or logged in to over SSH (or refused for a changed host key); names host:port."""
 
     def __init__(self, message: str, host: str) -> None:
-        super().__init__(message, host)
+        super().__init__(message)  # the message names host:port itself
         self.host = host
 
 

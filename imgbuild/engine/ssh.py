@@ -19,7 +19,9 @@ clear login error rather than a confusing command failure.
 Host keys are trusted on first use into the Home's ``known_hosts`` (OpenSSH
 format); a host whose key changed is refused with :class:`HostUnreachable`
 naming the host and the file; ``insecure_host_key`` skips the check (and
-records nothing). A command whose stdin is a stream (a file or byte chunks: the transfer's tar
+records nothing).
+
+A command whose stdin is a stream (a file or byte chunks: the transfer's tar
 streams) goes through OpenSSH's ``ssh`` program instead when the login needs
 no password or key passphrase (``openssh``, default: when ``ssh`` is
 installed): the same command line, host key checked against the same file,
