@@ -271,9 +271,9 @@ class BuildPlan:
         return f"{self.kubefile.name}:{line}"
 
     def copies_registry(self) -> bool:
-        """True if a COPY/ADD of the context takes ``registry/`` (sealos' ``COPY registry registry``)."""
+        """True if a COPY/ADD of the context takes ``registry/`` (``COPY registry registry`` or ``COPY . .``)."""
         return any(isinstance(s.instruction, (m.Copy, m.Add)) and not getattr(s.instruction, "from_", None)
-                   and any(made_by_build(src) for src in s.instruction.sources)
+                   and any(made_by_build(src) or self.context.clean(src) == "" for src in s.instruction.sources)
                    for st in self.stages for s in st.steps)
 
     def to_dict(self) -> dict:

@@ -12,7 +12,6 @@ index under the tags. A base image that cannot be pulled is named with its
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping

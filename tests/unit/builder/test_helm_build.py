@@ -64,6 +64,27 @@ def test_lint_and_dry_run_accept_a_context_that_only_lacks_registry(tmp_path: Pa
         _build(ctx)
 
 
+@pytest.mark.parametrize("kubefile", ["FROM scratch\nCOPY registry registry\n", "FROM scratch\nCOPY . .\n"])
+def test_a_prepared_registry_builds_offline(tmp_path: Path, capsys, kubefile: str) -> None:
+    from imgbuild.oci.regdir import RegistryDir
+    from imgbuild.oci.regsave import save_images
+
+    ref = f"127.0.0.1:{free_port()}/acme/prepared:1"  # nothing listens there: it can only come from registry/
+    made = _build(write(tmp_path / "src", {"Kubefile": "FROM scratch\nCOPY f f\n", "f": "x"}), tags=(ref,),
+                  save_image=False)
+    ctx = write(tmp_path / "ctx", {"Kubefile": kubefile, "images/shim/list": ref + "\n"})
+    save_images([ref], RegistryDir(ctx / "registry"), store=store())
+    store().untag(ref)
+    assert run(["build", "--dry-run", str(ctx)]) == 0
+    assert "registry/ in the context" in capsys.readouterr().out
+    outcome = _build(ctx)
+    members = _members(outcome.digest)
+    link = "registry/docker/registry/v2/repositories/acme/prepared/_manifests/tags/1/current/link"
+    assert link in members and outcome.warnings == ()
+    hexd = made.digest.split(":", 1)[1]
+    assert f"registry/docker/registry/v2/blobs/sha256/{hexd[:2]}/{hexd}/data" in members  # the image itself
+
+
 def test_save_image_false_bundles_nothing_and_registry_is_empty(tmp_path: Path) -> None:
     ctx = sealos_context(tmp_path / "ctx", f"127.0.0.1:{free_port()}/acme/app:1")
     outcome = _build(ctx, save_image=False)
