@@ -253,11 +253,14 @@ def save(refs: Sequence[str], output: Path, format: str = "oci-archive", *, stor
     return Path(output)
 
 
-def load(path: Path, *, store: Store) -> list[Any]:
-    """Load an oci-archive, docker-archive or OCI layout directory; returns the :class:`archive.Loaded` images."""
+def load(path: Path, *, store: Store, policy: Any = None) -> list[Any]:
+    """Load an oci-archive, docker-archive or OCI layout directory; returns the :class:`archive.Loaded` images.
+
+    ``policy`` (:class:`~imgbuild.rootfs.policy.UnpackPolicy`) bounds how far a compressed archive may expand.
+    """
     from imgbuild.oci import archive
 
-    return archive.load(store, Path(path))
+    return archive.load(store, Path(path), policy)
 
 
 def gc(*, store: Store, caches: bool = True) -> GcResult:

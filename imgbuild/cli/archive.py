@@ -35,6 +35,8 @@ def load(
                                        help="An image of the Docker daemon ($DOCKER_HOST) to load instead of a file."),
     source: Path | None = typer.Option(None, "--input", "-i",
                                        help="An oci-archive, docker-archive or OCI layout directory."),
+    max_expansion: int = typer.Option(100, "--max-expansion", min=0, help="Refuse a compressed archive that "
+                                      "expands past this many times its size (at least 256 MiB; 0: no limit)."),
     json_out: bool = typer.Option(False, "--json", help="Print the loaded images as JSON."),
 ) -> None:
     """Load images from an oci-archive, a docker-archive (tar or tar.gz), an OCI layout directory or a Docker daemon.
@@ -51,7 +53,9 @@ def load(
 
         loaded = [daemon_pull(image)]
     else:
-        loaded = api.load(source, store=local_store())
+        from imgbuild.rootfs.policy import UnpackPolicy
+
+        loaded = api.load(source, store=local_store(), policy=UnpackPolicy(max_ratio=max_expansion))
     if output.want_json(json_out):
         output.emit_json([{"names": list(x.names), "digest": str(x.descriptor.digest)} for x in loaded])
         return

@@ -1,7 +1,8 @@
 """An archive file's members as blobs: the read side of oci-archive and docker-archive loading.
 
 :func:`open_tar` gives a :class:`TarBlobs` for a tar file, plain or compressed (gzip,
-bzip2, xz, zstd: decompressed once into a temp file in ``scratch``, removed on close).
+bzip2, xz, zstd: decompressed once into a temp file in ``scratch``, removed on close,
+and no further than the caller's ``policy`` allows: a decompression bomb stops there).
 The member headers are read in one pass and every name is checked (no absolute paths,
 no ``..``, links may not leave the archive); members named ``blobs/<alg>/<hex>`` are
 blobs by that digest, others (docker-archive configs and layers) become blobs when the
@@ -25,13 +26,16 @@ import tarfile
 import tempfile
 import zlib
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 import zstandard
 
-from imgbuild.errors import DigestMismatch, InputError, StoreError, UnsafePathError
+from imgbuild.errors import InputError, StoreError, UnsafePathError
 from imgbuild.oci.image import ReadStream
 from imgbuild.oci.model import Digest
+
+if TYPE_CHECKING:
+    from imgbuild.rootfs.policy import UnpackPolicy
 
 __all__ = ["TarBlobs", "open_tar", "safe_name", "DOC_MAX"]
 
@@ -177,18 +181,9 @@ class TarBlobs:
                 h.update(chunk)
         return Digest(f"{algorithm}:{h.hexdigest()}")
 
-    def verify_blobs(self, skip: set[str]) -> None:
-        """Hash every ``blobs/`` member not in ``skip``: a corrupt blob is refused even if nothing names it."""
-        for digest, name in self.by_digest.items():
-            if digest in skip or not _BLOB_NAME.fullmatch(name):
-                continue
-            actual = self.hash_member(name, Digest(digest).algorithm)
-            if actual != digest:
-                raise DigestMismatch(digest, actual, f"{self.where}: {name}")
 
-
-def _decompressed(path: Path, scratch: Path, where: str) -> Path | None:
-    """A temp file in ``scratch`` holding ``path`` decompressed, or None if ``path`` is not compressed."""
+def _decompressed(path: Path, scratch: Path, where: str, policy: UnpackPolicy | None = None) -> Path | None:
+    """A temp file in ``scratch`` with ``path`` decompressed, as far as ``policy`` allows; None if not compressed."""
     with open(path, "rb") as fh:
         head = fh.read(6)
     opener = next((o for magic, o in _OPENERS if head.startswith(magic)), None)
@@ -199,9 +194,15 @@ def _decompressed(path: Path, scratch: Path, where: str) -> Path | None:
     except OSError as exc:
         raise StoreError(f"cannot make a temp file: {exc.strerror}", str(scratch)) from exc
     try:
+        size = path.stat().st_size
+        limit = policy.allowance(size) if policy else 0
+        written = 0
         with os.fdopen(fd, "wb") as out, opener(path) as src:
             while chunk := src.read(_CHUNK):
                 out.write(chunk)
+                written += len(chunk)
+                if limit and written > limit:
+                    raise InputError(policy.refusal(size).replace("layer", "archive", 1), where)
     except _READ_ERRORS as exc:
         Path(tmp).unlink(missing_ok=True)
         raise InputError(f"archive is truncated or unreadable: {exc}", where) from exc
@@ -226,15 +227,18 @@ def _check_archive_file(path: Path, where: str) -> None:
 
 
 @contextlib.contextmanager
-def open_tar(path: Path, scratch: Path) -> Iterator[TarBlobs]:
-    """The archive at ``path`` as :class:`TarBlobs` (a compressed one decompressed into ``scratch`` first)."""
+def open_tar(path: Path, scratch: Path, policy: UnpackPolicy | None = None) -> Iterator[TarBlobs]:
+    """The archive at ``path`` as :class:`TarBlobs` (a compressed one decompressed into ``scratch`` first).
+
+    ``policy`` (:class:`~imgbuild.rootfs.policy.UnpackPolicy`) bounds how far a compressed archive may expand.
+    """
     where = str(path)
     _check_archive_file(Path(path), where)
     try:
         scratch.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot make a scratch directory: {exc.strerror}", str(scratch)) from exc
-    plain = _decompressed(Path(path), scratch, where)
+    plain = _decompressed(Path(path), scratch, where, policy)
     try:
         yield TarBlobs(plain or Path(path), where)
     finally:

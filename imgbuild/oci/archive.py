@@ -13,8 +13,10 @@ saving an oci-archive copies the store's images into a sink that writes tar memb
 (blobs digest-checked as they pass); loading copies the images an archive holds
 (:func:`open_archive`: oci-archive or docker-archive, plain or compressed, or an OCI
 layout directory) into the store. Member names are checked (no absolute paths, no
-``..``), blobs stream from the archive file into the store (digest-checked) and a
-blob member nothing names is still verified, so a corrupt archive is refused. A
+``..``), blobs stream from the archive file into the store (digest-checked); a
+member nothing names is skipped (never read, never kept), and a compressed archive
+expands only as far as the caller's :class:`~imgbuild.rootfs.policy.UnpackPolicy`
+allows. A
 docker-archive becomes an OCI image: config bytes kept exactly (same IMAGE ID),
 layers stored as they are, a new OCI manifest. A docker-archive is written by
 converting layers, not by a copy. Archives are written to a temp file beside the
@@ -39,12 +41,13 @@ import zstandard
 
 from imgbuild.errors import DigestMismatch, ImgbuildError, InputError, InvalidReference, StoreError
 from imgbuild.oci._tarblobs import TarBlobs, open_tar
-from imgbuild.oci.image import BlobSource, Layout, LayoutImage, OnBytes, Source, child_images, is_index, open_layout
+from imgbuild.oci.image import BlobSource, Layout, LayoutImage, OnBytes, Source, is_index, open_layout
 from imgbuild.oci.model import Descriptor, Digest, ImageConfig, Index, Manifest, MediaType
 from imgbuild.oci.store import REF_NAME, Image, Store
 from imgbuild.oci.transfer import StoreSink, copy_each
 from imgbuild.oci.validate import HashingReader
 from imgbuild.reference import Reference, parse_reference
+from imgbuild.rootfs.policy import DEFAULT_POLICY, UnpackPolicy
 from imgbuild.scratch import pid_prefix, sweep_pid_files
 
 __all__ = ["FORMATS", "Loaded", "ArchiveEntry", "save", "load", "open_archive", "save_oci_archive",
@@ -264,9 +267,12 @@ def _docker_layer(store: Store, img: Image, i: int, tar: tarfile.TarFile, writte
 # ----------------------------------------------------------------------------------------- load
 
 
-def load(store: Store, path: Path) -> list[Loaded]:
-    """Load every image of an oci-archive, docker-archive (tar or tar.gz) or OCI layout directory."""
-    with store.writing(), open_archive(Path(path), store.tmp_dir) as entries:
+def load(store: Store, path: Path, policy: UnpackPolicy | None = None) -> list[Loaded]:
+    """Load every image of an oci-archive, docker-archive (tar or tar.gz) or OCI layout directory.
+
+    A compressed archive expands at most as far as ``policy`` allows (default: :data:`DEFAULT_POLICY`).
+    """
+    with store.writing(), open_archive(Path(path), store.tmp_dir, policy or DEFAULT_POLICY) as entries:
         copied = copy_each([(e.source, e.name) for e in entries], StoreSink(store), verb="load")
     loaded: dict[str, tuple[Descriptor, list[str]]] = {}
     for entry, result in zip(entries, copied.results):
@@ -277,37 +283,25 @@ def load(store: Store, path: Path) -> list[Loaded]:
 
 
 @contextlib.contextmanager
-def open_archive(path: Path, scratch: Path) -> Iterator[list[ArchiveEntry]]:
+def open_archive(path: Path, scratch: Path, policy: UnpackPolicy | None = None) -> Iterator[list[ArchiveEntry]]:
     """The images an oci-archive, docker-archive or OCI layout directory holds, readable inside the block.
 
-    A compressed archive is decompressed into ``scratch`` first (removed on exit); every
-    ``blobs/`` member no image uses is verified now, so a corrupt archive fails before anything
-    is copied. An entry named by a bare tag (``v1``) or by nothing is untagged.
+    A compressed archive is decompressed into ``scratch`` first (removed on exit), no further than
+    ``policy`` allows; members no image uses are skipped. An entry named by a bare tag (``v1``) or
+    by nothing is untagged.
     """
     if Path(path).is_dir():
         layout = Layout(path)
         yield _oci_entries(layout, layout.entries(), str(path))
         return
-    with open_tar(Path(path), scratch) as blobs:
+    with open_tar(Path(path), scratch, policy) as blobs:
         if "index.json" in blobs.members and ("oci-layout" in blobs.members or "manifest.json" not in blobs.members):
             entries = _oci_entries(blobs, _index_entries(blobs), blobs.where)
         elif "manifest.json" in blobs.members:
             entries = _docker_entries(blobs)
         else:
             raise InputError("not an oci-archive or docker-archive: no index.json or manifest.json", str(path))
-        blobs.verify_blobs(_used(entries))
         yield entries
-
-
-def _used(entries: list[ArchiveEntry]) -> set[str]:
-    """Every digest the entries' documents and images use."""
-    used: set[str] = set()
-    for e in entries:
-        used.add(str(e.source.descriptor.digest))
-        for image in child_images(e.source):
-            used.add(str(image.descriptor.digest))
-            used.update(str(b.digest) for b in image.manifest.blobs())
-    return used
 
 
 def _entry_ref(entry: Descriptor) -> Reference | None:

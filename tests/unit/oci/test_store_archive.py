@@ -143,13 +143,19 @@ def test_symlink_escaping_archive_is_refused(dst, tmp_path):
         archive.load(dst, bad)
 
 
-def test_wrong_blob_content_is_refused(dst, tmp_path):
+def test_wrong_blob_content_is_refused(src, dst, tmp_path):
+    out = tmp_path / "o.tar"
+    archive.save(src, ["app:v1"], out)
+    members = _members(out)
+    layer = src.image("app:v1").layers[0].digest
+    members[f"blobs/sha256/{layer.hex}"] = bytes(len(members[f"blobs/sha256/{layer.hex}"]))  # same size, other bytes
+    members["blobs/sha256/" + "0" * 64] = b"junk no index names: skipped, never read"
     bad = tmp_path / "bad.tar"
-    _tar(bad, {"oci-layout": b"{}", "blobs/sha256/" + "0" * 64: b"not that", "index.json": b"{}"})
+    _tar(bad, members)
     with pytest.raises(Exception) as exc:
         archive.load(dst, bad)
-    assert "digest mismatch" in str(exc.value)
-    assert list(dst.tmp_dir.iterdir()) == []
+    assert "digest mismatch" in str(exc.value) and str(layer) in str(exc.value)
+    assert list(dst.tmp_dir.iterdir()) == [] and dst.entries() == []
 
 
 def test_truncated_archive(src, dst, tmp_path):
