@@ -12,6 +12,9 @@ service (and the containers it left) and removes its storage.
 of a shell's tools) copied from this machine with the shared libraries ``ldd`` names, a
 passwd/group/shadow with root and sshd's privilege-separation user, and a Kubefile
 ``FROM scratch`` / ``COPY rootfs /``; imgbuild builds it like any image.
+``base_image_context(dir)`` is the same with this machine's Debian python3 (stdlib, venv and
+ensurepip's wheels) and buildah: an offline stand-in for ``debian:bookworm-slim`` plus the
+packages the repository's Dockerfile would install.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["PodmanService", "start_podman", "host_image_context"]
+__all__ = ["PodmanService", "start_podman", "host_image_context", "base_image_context"]
 
 _CONTAINERS_CONF = """\
 [containers]
@@ -165,16 +168,45 @@ def _libraries(binary: str) -> list[str]:
     return re.findall(r"(/\S+\.so[.\d]*) \(0x", out)
 
 
-def host_image_context(dest: Path) -> Path:
-    """The build context (``rootfs/`` and a Kubefile) of a sandbox host image made from this machine's files."""
+def _rootfs(dest: Path, binaries: tuple[str, ...], trees: tuple[str, ...] = ()) -> Path:
+    """``dest/rootfs`` with ``binaries`` and their libraries, whole ``trees`` (and the ELF libraries they load)."""
     rootfs = dest / "rootfs"
     rootfs.mkdir(parents=True)
     for top in ("bin", "sbin", "lib", "lib64"):
         if Path("/" + top).is_symlink():
             os.symlink(os.readlink("/" + top), rootfs / top)
-    for binary in _HOST_BINARIES:
+    elves = list(binaries)
+    for tree in trees:
+        shutil.copytree(tree, rootfs / Path(tree).resolve().relative_to("/"), symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "test", "tests", "idlelib", "tkinter"))
+        elves += [str(p) for p in Path(tree).rglob("*.so")]
+    for binary in elves:
         for path in (binary, *_libraries(binary)):
             _copy_path(rootfs, path)
+    return rootfs
+
+
+def base_image_context(dest: Path) -> Path:
+    """The build context of a base with python3 (venv, ensurepip) and buildah, from this machine's files."""
+    libc = subprocess.run(["dpkg", "-L", "libc6"], capture_output=True, text=True, check=True).stdout.split()
+    rootfs = _rootfs(dest, (*_HOST_BINARIES, "/usr/bin/python3.11", "/usr/bin/buildah"),
+                     ("/usr/lib/python3.11", "/usr/share/python-wheels", "/etc/containers"))
+    for path in libc:  # all of libc6 (libpthread, libdl...), as a Debian base has it, for wheels' extensions
+        if re.search(r"\.so(\.\d+)*$", path) and Path(path).exists():
+            _copy_path(rootfs, path)
+    _finish(rootfs, dest)
+    os.symlink("python3.11", rootfs / "usr/bin/python3")
+    return dest
+
+
+def host_image_context(dest: Path) -> Path:
+    """The build context (``rootfs/`` and a Kubefile) of a sandbox host image made from this machine's files."""
+    _finish(_rootfs(dest, _HOST_BINARIES), dest)
+    return dest
+
+
+def _finish(rootfs: Path, dest: Path) -> None:
+    """Busybox's tools, the directories and /etc files a host needs, and the Kubefile."""
     busybox = rootfs / Path("/bin/busybox").resolve().relative_to("/")
     for tool in _BUSYBOX_TOOLS:
         link = busybox.parent / tool
@@ -187,4 +219,3 @@ def host_image_context(dest: Path) -> Path:
         (rootfs / rel).write_text(text)
         (rootfs / rel).chmod(mode)
     (dest / "Kubefile").write_text('FROM scratch\nCOPY rootfs /\nCMD ["bash"]\n')
-    return dest
