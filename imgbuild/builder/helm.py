@@ -257,9 +257,16 @@ class _ChartRenderer:
         if mode not in HELM_MODES:
             raise InputError(f"--helm must be auto, always or never, not {mode!r}")
         self.context, self.ignored, self.mode, self.executor = context, ignored, mode, executor
-        self.use_binary = mode != "never" and helm_binary(executor)
-        if mode == "always" and not self.use_binary:
-            raise ToolMissing("helm", "install helm, or use --helm auto (the built-in renderer when helm is absent)")
+        self._binary: bool | None = None
+
+    @property
+    def use_binary(self) -> bool:
+        """Whether charts go to the helm binary (asked once, when the first chart comes)."""
+        if self._binary is None:
+            self._binary = self.mode != "never" and helm_binary(self.executor)
+            if self.mode == "always" and not self._binary:
+                raise ToolMissing("helm", "install helm, or use --helm auto (the built-in renderer when helm is absent)")
+        return self._binary
 
     def __call__(self, entry: Path, label: str, overrides: list[Path], scan: ChartScan) -> bool:
         reasons = []
