@@ -13,7 +13,7 @@ ETCD=imgbuild.local/demo/etcd:v3.4
 APP=imgbuild.local/demo/etcd-app:v1
 SB=etcd-demo        # the sandbox; its hosts are etcd-demo-1 .. etcd-demo-4
 CL=etcd-demo        # the cluster
-ENVS='set -a; . /etc/imgbuild-etcd/etcdctl.env; . /etc/imgbuild-etcd/containerd.env; set +a'
+ENVS='set -a; . /etc/imgbuild-cluster/etcdctl.env; . /etc/imgbuild-cluster/containerd.env; set +a'
 T0=$SECONDS
 
 step() { printf '\n\033[1m== %s\033[0m  (%ss)\n' "$*" "$((SECONDS - T0))"; }
@@ -83,7 +83,7 @@ proves "scale-up ran the phases on the new host only: containerd there, etcd sti
 
 step "The bundled image, pulled on every host from sealos.hub:5000 through containerd"
 for h in 1 2 3 4; do
-  on "$h" "$ENVS; ctr images pull --hosts-dir /etc/imgbuild-etcd/certs.d sealos.hub:5000/demo/hello:v1 >/dev/null \
+  on "$h" "$ENVS; ctr images pull --hosts-dir /etc/imgbuild-cluster/certs.d sealos.hub:5000/demo/hello:v1 >/dev/null \
     && printf '%s: %s\n' \"\$(hostname)\" \"\$(ctr images ls | awk 'NR == 2 {print \$1, \$3}')\" \
     && { ctr run --rm sealos.hub:5000/demo/hello:v1 hello-\$\$ 2>&1 || echo 'runc cannot run containers here'; }" \
     || fail "host $h could not pull the bundled image"
@@ -91,10 +91,10 @@ done
 proves "every host resolves sealos.hub to the registry host and pulls the image the app image bundled"
 
 step "Re-run: nothing changes"
-pids=$(on 1 "cat /run/imgbuild-etcd/*.pid; $ENVS; etcdctl get /imgbuild/demo/greeting -w fields | grep ModRevision")
+pids=$(on 1 "cat /run/imgbuild-cluster/*.pid; $ENVS; etcdctl get /imgbuild/demo/greeting -w fields | grep ModRevision")
 start=$SECONDS
 run run "$ETCD" "$APP" --masters "$M1,$M2,$M3" --nodes "$N4" --cluster "$CL" --pk "$KEY"
-again=$(on 1 "cat /run/imgbuild-etcd/*.pid; $ENVS; etcdctl get /imgbuild/demo/greeting -w fields | grep ModRevision")
+again=$(on 1 "cat /run/imgbuild-cluster/*.pid; $ENVS; etcdctl get /imgbuild/demo/greeting -w fields | grep ModRevision")
 [ "$pids" = "$again" ] || fail "the re-run restarted a daemon or re-ran the app"
 proves "an unchanged re-run ($((SECONDS - start))s) restarted no daemon and did not re-run the app (same pids, same key revision)"
 

@@ -8,7 +8,7 @@ PATH=/usr/local/bin:$PATH
 log() { echo "[etcd-app] $*"; }
 die() { echo "[etcd-app] error: $*" >&2; exit 1; }
 
-for conf in /etc/imgbuild-etcd/etcdctl.env /etc/imgbuild-etcd/containerd.env; do
+for conf in /etc/imgbuild-cluster/etcdctl.env /etc/imgbuild-cluster/containerd.env; do
   [ -f "$conf" ] || die "$conf is missing: the etcd rootfs image's init installs it (run that image first)"
   set -a
   # shellcheck source=/dev/null
@@ -30,7 +30,7 @@ for ep in "${endpoints[@]}"; do
 done
 
 log "pulling $ref through containerd (snapshotter $CONTAINERD_SNAPSHOTTER)"
-ctr images pull --hosts-dir /etc/imgbuild-etcd/certs.d "$ref" >/dev/null
+ctr images pull --hosts-dir /etc/imgbuild-cluster/certs.d "$ref" >/dev/null
 digest=$(ctr images ls "name==$ref" | awk 'NR == 2 {print $3}')
 [ -n "$digest" ] || die "containerd does not list $ref after pulling it"
 etcdctl put "$prefix/hello-image" "$ref@$digest" >/dev/null

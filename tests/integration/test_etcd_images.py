@@ -24,7 +24,8 @@ from imgbuild import labels as L
 from imgbuild.cli.main import run
 
 ROOT = Path(__file__).resolve().parents[2]
-BASEFS = ROOT / "basefs" / "etcd"
+BASEFS = ROOT / "basefs"
+LAYERS = ("base", "containerd", "etcd")  # what kubefiles/etcd/fetch.sh assembles, in order
 HELLO, ETCD, APP = "imgbuild.local/demo/hello:v1", "imgbuild.local/demo/etcd:v3.4", "imgbuild.local/demo/etcd-app:v1"
 BINARIES = ("etcd", "etcdctl", "containerd", "ctr", "containerd-shim-runc-v2", "runc", "docker-registry")
 SAMPLE_HOST = {
@@ -59,14 +60,27 @@ def _cli(capsys: pytest.CaptureFixture, *argv: str) -> str:
     return out.out
 
 
-def test_fetch_assembles_the_etcd_context_from_basefs_and_this_machine(contexts: Path) -> None:
+def _layer_files() -> dict[str, Path]:
+    """Every file the etcd context takes from basefs, by its path in the context (later layers win)."""
+    files: dict[str, Path] = {}
+    for layer in LAYERS:
+        for top in ("scripts", "etc"):
+            for path in (BASEFS / layer / top).rglob("*"):
+                if path.is_file():
+                    files[str(path.relative_to(BASEFS / layer))] = path
+    return files
+
+
+def test_fetch_assembles_the_etcd_context_from_basefs_layers_and_this_machine(contexts: Path) -> None:
     ctx = contexts / "etcd"
     for name in BINARIES:
         assert os.access(ctx / "bin" / name, os.X_OK), name
-    for path in BASEFS.rglob("*"):
-        if path.is_file():
-            copy = ctx / path.relative_to(BASEFS)
-            assert copy.read_bytes() == path.read_bytes() and copy.stat().st_mode == path.stat().st_mode, copy
+    files = _layer_files()
+    assert sorted(str(p.relative_to(ctx)) for d in ("scripts", "etc") for p in (ctx / d).rglob("*") if p.is_file()) \
+        == sorted(files)
+    for rel, path in files.items():
+        copy = ctx / rel
+        assert copy.read_bytes() == path.read_bytes() and copy.stat().st_mode == path.stat().st_mode, rel
     assert os.access(contexts / "hello" / "bin" / "busybox", os.X_OK)
 
 
@@ -98,7 +112,7 @@ def test_images_build_with_sealos_labels_and_the_app_bundles_hello(contexts: Pat
         _cli(capsys, "build", "-q", "-t", ref, str(contexts / name))
     etcd = json.loads(_cli(capsys, "inspect", "--json", ETCD))
     assert etcd["type"] == L.TYPE_ROOTFS
-    scripts = {p.name for p in (BASEFS / "scripts").iterdir()}
+    scripts = {p.name for p in (contexts / "etcd" / "scripts").iterdir()}
     for label in (L.CHECK, L.INIT, L.CLEAN, L.INIT_REGISTRY, L.CLEAN_REGISTRY, L.JOIN_MASTER):
         assert etcd["labels"][label] == f"{label}.sh" and f"{label}.sh" in scripts
     env = dict(e.split("=", 1) for e in etcd["env"])
@@ -136,9 +150,9 @@ def _sample_env() -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("tmpl", sorted(str(p.relative_to(BASEFS)) for p in BASEFS.rglob("*.tmpl")))
+@pytest.mark.parametrize("tmpl", sorted(k for k in _layer_files() if k.endswith(".tmpl")))
 def test_templates_render_with_a_hosts_env_to_valid_files(tmpl: str) -> None:
-    text = render((BASEFS / tmpl).read_text(), _sample_env(), name=tmpl)
+    text = render(_layer_files()[tmpl].read_text(), _sample_env(), name=tmpl)
     assert "{{" not in text and "<no value>" not in text
     if tmpl.endswith("config.toml.tmpl"):
         doc = tomllib.loads(text)
@@ -167,7 +181,7 @@ def test_the_rendered_etcd_env_starts_a_tls_member_with_the_engines_certificates
 
     pki = host_bundle(ClusterPKI(tmp_path / "ca").ensure(), "127.0.0.2", "etcd-test", True, tmp_path / "pki")
     sample = {**_sample_env(), "SEALOS_SYS_PKI": str(pki), "etcdData": str(tmp_path / "data")}
-    text = render((BASEFS / "etc/etcd.env.tmpl").read_text(), sample)
+    text = render((BASEFS / "etcd/etc/etcd.env.tmpl").read_text(), sample)
     env = dict(ln.split("=", 1) for ln in text.splitlines() if ln and not ln.startswith("#"))
     tls = f"--cacert {pki}/ca.crt --cert {pki}/host.crt --key {pki}/host.key"
     script = f"""ip link set lo up
@@ -188,19 +202,80 @@ kill $pid; wait $pid; [ $ok = 1 ]"""
     assert "unrecognized environment variable" not in log and "shadowed" not in log
 
 
-def test_scripts_are_shellcheck_clean() -> None:
+def test_scripts_are_shellcheck_clean(contexts: Path) -> None:
+    """The scripts as the image carries them (the layers together), the fetch scripts, the app and the demo."""
     tool = shutil.which("shellcheck") or pytest.fail("shellcheck is required (apt-get install shellcheck)",
                                                      pytrace=False)
-    files = sorted(str(p) for p in (BASEFS / "scripts").glob("*.sh"))
-    files += [str(ROOT / p) for p in ("kubefiles/etcd/fetch.sh", "kubefiles/hello/fetch.sh",
-                                      "kubefiles/etcd-app/app.sh", "hack/demo-run.sh")]
-    done = subprocess.run([tool, "-x", *files], capture_output=True, text=True, cwd=BASEFS / "scripts", timeout=60)
+    scripts = contexts / "etcd" / "scripts"
+    done = subprocess.run([tool, "-x", *sorted(p.name for p in scripts.glob("*.sh"))], capture_output=True,
+                          text=True, cwd=scripts, timeout=60)
+    assert done.returncode == 0, done.stdout
+    others = ["kubefiles/etcd/fetch.sh", "kubefiles/hello/fetch.sh", "basefs/base/fetch-lib.sh",
+              "kubefiles/etcd-app/app.sh", "hack/demo-run.sh"]
+    done = subprocess.run([tool, "-x", *others], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stdout
 
 
-def test_lifecycle_scripts_name_the_env_the_engine_did_not_set(tmp_path: Path) -> None:
+def test_lifecycle_scripts_name_the_env_the_engine_did_not_set(contexts: Path) -> None:
     for script in ("check.sh", "init.sh", "join-master.sh"):
-        done = subprocess.run(["bash", str(BASEFS / "scripts" / script)], capture_output=True, text=True,
-                              env={"PATH": os.environ["PATH"]}, timeout=30)
+        done = subprocess.run(["bash", str(contexts / "etcd" / "scripts" / script)], capture_output=True,
+                              text=True, env={"PATH": os.environ["PATH"]}, timeout=30)
         assert done.returncode == 1, script
         assert "not set: HOST_IP MASTER0 SEALOS_SYS_PKI" in done.stderr, script
+
+
+def _image_env(context: Path) -> dict[str, str]:
+    from imgbuild.builder.plan import make_plan
+
+    return dict(e.split("=", 1) for e in make_plan(context).stages[-1].config["config"]["Env"])
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_lifecycle_on_sandbox_hosts_forms_a_cluster_reruns_harmlessly_and_cleans_up(
+        contexts: Path, tmp_path: Path, imgbuild_home: Path, capsys: pytest.CaptureFixture) -> None:
+    """2 masters + 1 node, scripts run by hand as the engine runs them: etcd over TLS, the registry, a pull."""
+    from imgbuild.home import Home
+    from tests.support.lifecycle_hosts import ClusterHosts, upper_files
+
+    _cli(capsys, "build", "-q", "-t", HELLO, str(contexts / "hello"))
+    tree = tmp_path / "rootfs"
+    shutil.copytree(contexts / "etcd", tree, ignore=shutil.ignore_patterns("Kubefile", "fetch.sh", ".gitignore"))
+    _cli(capsys, "registry", "save", str(contexts / "etcd-app"), "-d", str(tree / "registry"))
+    cluster = ClusterHosts.up(Home(imgbuild_home), f"etcd-{os.getpid() % 100000}", 3, 2,
+                              _image_env(contexts / "etcd"), tmp_path / "work")
+    try:
+        m0, m1, node = cluster.hosts
+        cluster.ship(tree)
+        shipped = upper_files(cluster.hosts)
+        cluster.script(m0, "init-registry.sh")
+        for host in cluster.hosts:
+            cluster.script(host, "check.sh")
+            cluster.script(host, "init.sh")
+        cluster.script(m1, "join-master.sh")
+        envs = "set -a; . /etc/imgbuild-cluster/etcdctl.env; . /etc/imgbuild-cluster/containerd.env; set +a"
+        health = cluster.sh(node, f"{envs}; etcdctl endpoint health --cluster 2>&1")
+        assert health.stdout.count("is healthy") == 2, health.stdout
+        pulled = cluster.sh(node, f"{envs}; ctr images pull --hosts-dir /etc/imgbuild-cluster/certs.d "
+                                  f"imgbuild.local/demo/hello:v1 >/dev/null && ctr images ls -q")
+        assert pulled.stdout.split() == ["imgbuild.local/demo/hello:v1"]  # through the mirror for every registry
+
+        pids = [cluster.sh(h, "cat /run/imgbuild-cluster/*.pid").stdout for h in cluster.hosts]
+        for host in cluster.hosts:
+            cluster.script(host, "check.sh")
+            assert "already runs" in cluster.script(host, "init.sh").stdout
+        assert "already runs" in cluster.script(m1, "join-master.sh").stdout
+        assert "already serves" in cluster.script(m0, "init-registry.sh").stdout
+        assert [cluster.sh(h, "cat /run/imgbuild-cluster/*.pid").stdout for h in cluster.hosts] == pids
+
+        for host in cluster.hosts:
+            cluster.script(host, "clean.sh")
+        cluster.script(m0, "clean-registry.sh")
+        for host in cluster.hosts:
+            left = cluster.sh(host, "ps -eo comm= | grep -xE 'etcd|containerd|containerd-shim|docker-registry'",
+                              check=False)
+            assert left.stdout == "", (host.name, left.stdout)
+        assert upper_files(cluster.hosts) == shipped  # clean undid init, join and init-registry exactly
+        cluster.script(m0, "clean.sh")  # a second clean is harmless
+    finally:
+        cluster.down()

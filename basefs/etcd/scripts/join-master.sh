@@ -4,6 +4,8 @@
 # is left as it is or restarted; a member added earlier that never started is started, not added twice.
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
+# shellcheck source=etcd.sh
+source "$(dirname "$0")/etcd.sh"
 
 need_env HOST_IP MASTER0 SEALOS_SYS_PKI
 if is_master0; then log "master0 bootstrapped the cluster in init; nothing to join"; exit 0; fi

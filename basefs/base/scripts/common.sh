@@ -1,30 +1,24 @@
 #!/bin/bash
-# Shared by the etcd cluster image's lifecycle scripts (sourced, never run): the env they need, logging,
-# a manifest of everything init put on the host (so clean removes exactly that), daemons without systemd
-# (setsid + pid files under /run, logs under /var/log) and etcdctl with the cluster's TLS.
+# Shared by every cluster image's lifecycle scripts (sourced, never run): the env they need, logging, a
+# manifest of everything init put on the host (so clean removes exactly that and nothing else), daemons
+# without systemd (setsid + pid files under /run, logs under /var/log) and bash-only network probes.
+# The layers above (basefs/containerd, basefs/<runtime>) add their own helpers next to this file.
 #
 # Host layout (all of it undone by clean.sh / clean-registry.sh):
-#   /usr/local/bin/{etcd,etcdctl,containerd,ctr,containerd-shim-runc-v2,runc}   installed by init.sh
-#   /etc/imgbuild-etcd/      etcd.env, etcdctl.env, containerd.toml, certs.d/, registry.yml
-#   /var/lib/imgbuild-etcd/  the manifests (installed, registry.installed)
-#   /run/imgbuild-etcd/      pid files          /var/log/imgbuild-etcd/   daemon logs
-#   $etcdData, $criData, /run/containerd       data and state of etcd and containerd
+#   /usr/local/bin/...                 the binaries init.sh installs (each one in the manifest)
+#   /etc/imgbuild-cluster/             settings rendered from etc/*.tmpl, registry.yml, certs.d/ ...
+#   /var/lib/imgbuild-cluster/         the manifests (installed, registry.installed) and the data list
+#   /run/imgbuild-cluster/             pid files          /var/log/imgbuild-cluster/   daemon logs
 # shellcheck disable=SC2034  # the variables below are read by the scripts that source this file
 set -euo pipefail
 
 ROOTFS="${SEALOS_SYS_ROOTFS:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 BIN_DIR=/usr/local/bin
-CONF_DIR=/etc/imgbuild-etcd
-STATE_DIR=/var/lib/imgbuild-etcd
-RUN_DIR=/run/imgbuild-etcd
-LOG_DIR=/var/log/imgbuild-etcd
+CONF_DIR=/etc/imgbuild-cluster
+STATE_DIR=/var/lib/imgbuild-cluster
+RUN_DIR=/run/imgbuild-cluster
+LOG_DIR=/var/log/imgbuild-cluster
 MANIFEST="$STATE_DIR/installed"
-CONTAINERD_SOCK=/run/containerd/containerd.sock
-CONTAINERD_STATE=/run/containerd
-CLIENT_PORT=2379
-PEER_PORT=2380
-criData="${criData:-/var/lib/containerd}"
-etcdData="${etcdData:-/var/lib/etcd}"
 registryDomain="${registryDomain:-sealos.hub}"
 registryPort="${registryPort:-5000}"
 
@@ -37,9 +31,36 @@ need_env() {  # need_env VAR...: fail naming every variable the engine should ha
   [ ${#missing[@]} -eq 0 ] || die "not set: ${missing[*]} (the run engine sets them for every lifecycle script)"
 }
 
+masters() { tr ',' ' ' <<< "${MASTERS:-${MASTER0:-}}"; }  # the masters' addresses, master0 first
 is_master0() { [ "${HOST_IP:-}" = "${MASTER0:-}" ]; }
 is_master() { case ",${MASTERS:-${MASTER0:-}}," in *",${HOST_IP:-},"*) return 0 ;; esac; return 1; }
 pki() { echo "${SEALOS_SYS_PKI:?SEALOS_SYS_PKI is not set}/$1"; }
+
+load_env() {  # load_env FILE: export every KEY=VALUE of FILE (comments allowed)
+  set -a
+  # shellcheck source=/dev/null
+  . "$1"
+  set +a
+}
+
+rendered_problem() {  # rendered_problem ETC_FILE: print why $ROOTFS/etc/ETC_FILE is not a rendered template
+  if [ ! -f "$ROOTFS/etc/$1" ]; then echo "missing $ROOTFS/etc/$1 (rendered from $1.tmpl)"
+  elif grep -q -e '{{' -e '<no value>' "$ROOTFS/etc/$1"; then echo "$ROOTFS/etc/$1 is not fully rendered"
+  fi
+}
+
+pki_problems() {  # print what the engine's PKI lacks on this host
+  local f
+  for f in ca.crt host.crt host.key; do [ -r "$(pki "$f")" ] || echo "missing $(pki "$f") (the engine's PKI)"; done
+}
+
+report_problems() {  # report_problems LINE...: fail naming every problem, or say the host is fine
+  if [ $# -gt 0 ]; then
+    printf '[%s] %s\n' "$(basename "$0" .sh)" "$@" >&2
+    die "host ${HOST_IP:-?} cannot take the cluster ($# problem(s) above)"
+  fi
+  log "host ${HOST_IP:-?} ok (roles ${HOST_ROLES:-?})"
+}
 
 shared_dirs() { mkdir -p "$STATE_DIR" "$RUN_DIR" "$LOG_DIR" "$CONF_DIR"; }
 drop_shared_dirs() {  # remove the shared directories once nothing of ours is left in them
@@ -160,45 +181,4 @@ http_ok() {  # http_ok ADDR PORT PATH: true when GET answers 200 (bash only: hos
   local status
   status=$(timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2; printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' '$3' '$1' >&3; head -n1 <&3" 2>/dev/null) || return 1
   case "$status" in "HTTP/1."?" 200"*) return 0 ;; *) return 1 ;; esac
-}
-
-# --- containerd ---
-overlay_works() {  # overlay_works DIR: true when an overlay mount with its upper directory in DIR works
-  local t rc=0
-  t=$(mktemp -d "$1/.overlay-probe.XXXXXX")
-  mkdir "$t/lower" "$t/upper" "$t/work" "$t/merged"
-  mount -t overlay overlay -o "lowerdir=$t/lower,upperdir=$t/upper,workdir=$t/work" "$t/merged" 2>/dev/null || rc=1
-  [ "$rc" = 1 ] || umount "$t/merged"
-  rm -rf "$t"
-  return "$rc"
-}
-
-# --- etcd ---
-client_url() { echo "https://$1:$CLIENT_PORT"; }
-peer_url() { echo "https://$1:$PEER_PORT"; }
-
-ectl() {  # etcdctl with this host's certificate (the cluster CA trusts it); pass --endpoints
-  ETCDCTL_API=3 "$BIN_DIR/etcdctl" --cacert "$(pki ca.crt)" --cert "$(pki host.crt)" --key "$(pki host.key)" \
-    --dial-timeout=3s --command-timeout=5s "$@"
-}
-
-masters_endpoints() {  # masters_endpoints [EXCEPT]: client URLs of the masters, comma-separated
-  local ip ips out=()
-  IFS=, read -r -a ips <<< "${MASTERS:-$MASTER0}"
-  for ip in "${ips[@]}"; do [ "$ip" = "${1:-}" ] || out+=("$(client_url "$ip")"); done
-  (IFS=,; echo "${out[*]}")
-}
-
-local_etcd_healthy() { ectl --endpoints "$(client_url 127.0.0.1)" endpoint health; }
-
-start_etcd() {  # start_etcd [FLAG...]: start etcd with /etc/imgbuild-etcd/etcd.env, wait until healthy
-  own_data "$etcdData" 0700
-  (
-    set -a
-    # shellcheck source=/dev/null
-    . "$CONF_DIR/etcd.env"
-    set +a
-    start_daemon etcd "$BIN_DIR/etcd" "$@"
-  )
-  wait_until "etcd on $HOST_IP is healthy" 60 etcd local_etcd_healthy
 }
