@@ -17,6 +17,7 @@ run (:class:`DigestCache`), usually while the file streams out anyway.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -36,8 +37,8 @@ __all__ = ["TreeLayer", "Entry", "Manifest", "DigestCache", "scan", "diff", "wit
 HASH = "xxh3-128"
 """The content hash of manifest entries (a manifest made with another is treated as absent)."""
 
-MARKER = ".imgbuild-manifest"
-"""The manifest of what imgbuild put in a destination, kept at its top (JSON lines)."""
+MARKER = ".imgbuild-manifest.gz"
+"""The manifest of what imgbuild put in a destination, kept at its top (gzip'd JSON lines: ``zcat`` reads it)."""
 
 _TYPES = {stat.S_IFREG: "f", stat.S_IFDIR: "d", stat.S_IFLNK: "l", stat.S_IFCHR: "c", stat.S_IFBLK: "b",
           stat.S_IFIFO: "p"}
@@ -103,6 +104,10 @@ class Manifest:
         rows = [json.dumps({"imgbuild-manifest": 1, "hash": HASH, "digest": self.digest()})]
         rows += [json.dumps([rel, *self.entries[rel][:10]], separators=(",", ":")) for rel in sorted(self.entries)]
         return ("\n".join(rows) + "\n").encode()
+
+    def marker(self) -> bytes:
+        """:meth:`dumps` gzip'd, as the marker file holds it (hosts read it back with ``gzip -dc``)."""
+        return gzip.compress(self.dumps(), 6, mtime=0)
 
     @classmethod
     def loads(cls, lines: Sequence[str]) -> "Manifest | None":

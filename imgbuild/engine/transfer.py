@@ -7,7 +7,7 @@ the sessions) and returns one :class:`HostResult` per job; a host that fails
 (unreachable, dies mid-stream) is named in its result while the others finish,
 and a re-run completes it.
 
-Per host, the first command reads the destination's marker, ``.imgbuild-manifest``:
+Per host, the first command reads the destination's marker, ``.imgbuild-manifest.gz``:
 the file manifest of what imgbuild put there (path, type, mode, owner, size,
 mtime, link target, a hash of the content; see :mod:`imgbuild.engine._manifest`
 -- a per-file manifest, not layer digests, because a destination holds merged
@@ -271,7 +271,7 @@ class _Chain(DigestCache):
 
 _READ = ('if command -v zstd >/dev/null 2>&1; then echo "imgbuild-zstd yes"; else echo "imgbuild-zstd no"; fi; '
          'if [ -e "$1" ] || [ -L "$1" ]; then echo imgbuild-dest-exists; fi; '
-         'echo imgbuild-manifest-begin; cat -- "$1/' + MARKER + '" 2>/dev/null || true')
+         'echo imgbuild-manifest-begin; gzip -dc -- "$1/' + MARKER + '" 2>/dev/null || true')
 
 
 @dataclass(frozen=True)
@@ -299,7 +299,7 @@ def _refresh_marker(ex: Executor, dest: str, final: Manifest, held: Manifest) ->
     stale = any(held.entries[rel].key != e.key for rel, e in final.entries.items() if e.type == "f")
     if stale:
         q = shlex.quote(f"{dest}/{MARKER}")
-        ex.run(["sh", "-c", f"cat > {q}.tmp && mv -f {q}.tmp {q}"], input=final.dumps())
+        ex.run(["sh", "-c", f"cat > {q}.tmp && mv -f {q}.tmp {q}"], input=final.marker())
     return final.digest()
 
 
@@ -321,7 +321,7 @@ def _ship(ex: Executor, dest: str, key: int, send: list[str], remove: list[str],
 
     def tail() -> list[tuple[str, bytes]]:
         final.append(run.final(key))
-        return [(MARKER, final[0].dumps())]
+        return [(MARKER, final[0].marker())]
 
     def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
