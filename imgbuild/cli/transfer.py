@@ -61,7 +61,7 @@ def daemon_pull(text: str):
     if ref is None:
         raise InputError(f"{text} is not a docker-daemon:REF image")
     name = daemon.store_name(ref)
-    desc = daemon.pull(daemon.connect(os.environ), ref, local_store(), name)
+    desc = daemon.pull(daemon.connect(os.environ), ref, local_store(), name, progress_for_cli())
     return Loaded((name.normalized,) if name else (), desc)
 
 
@@ -138,7 +138,7 @@ def _daemon_push(ref: str, dest: str, json_out: bool) -> None:
     from imgbuild.reference import parse_reference
 
     name = parse_reference(daemon.daemon_ref(dest) or "")
-    image_id = daemon.push(daemon.connect(os.environ), local_store(), ref, name)
+    image_id = daemon.push(daemon.connect(os.environ), local_store(), ref, name, progress_for_cli())
     if output.want_json(json_out):
         output.emit_json({"reference": dest, "id": image_id})
     else:

@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from imgbuild.errors import DigestMismatch, ImageNotFound, InputError, RegistryError, ToolMissing, UnsafePathError
 from imgbuild.oci._blobio import CHUNK, OpenWriter, atomic_blob
-from imgbuild.oci.image import BlobSource, Layout, LayoutImage
+from imgbuild.oci.image import BlobSource, Layout, LayoutImage, ReadStream
 from imgbuild.oci.model import Descriptor, Digest, ImageConfig, Manifest, MediaType
-from imgbuild.progress import NullProgress, Progress
+from imgbuild.progress import NullProgress, Progress, item
 from imgbuild.reference import Reference, parse_reference
 
 if TYPE_CHECKING:
@@ -100,35 +100,29 @@ def _translated(where: str, ref: str | None) -> Iterator[None]:
         raise RegistryError(f"cannot talk to the docker daemon: {exc}", where) from exc
 
 
-class _Chunks(io.RawIOBase):
-    """A generator of byte chunks as an unseekable stream, reporting bytes read to ``progress``."""
+class _Chunks(ReadStream):
+    """A generator of byte chunks as an unseekable stream."""
 
-    def __init__(self, chunks: Iterator[bytes], progress: Progress, label: str) -> None:
+    def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks, self._buf = chunks, b""
-        self._progress, self._label = progress, label
 
-    def readable(self) -> bool:
-        """Always readable."""
-        return True
-
-    def readinto(self, buf) -> int:  # type: ignore[override]
-        """Fill ``buf`` from the next chunks (0 at the end)."""
+    def read(self, n: int | None = -1) -> bytes:
+        """Up to ``n`` bytes from the current chunk (the next one when it is used up; b"" at the end)."""
         while not self._buf:
             chunk = next(self._chunks, None)
             if chunk is None:
-                return 0
+                return b""
             self._buf = chunk
-            self._progress.advanced(self._label, len(chunk))
-        n = min(len(buf), len(self._buf))
-        buf[:n], self._buf = self._buf[:n], self._buf[n:]
-        return n
+        n = len(self._buf) if n is None or n < 0 else n
+        data, self._buf = self._buf[:n], self._buf[n:]
+        return data
 
 
 class _Spool:
     """Where exported members go as blobs: an ``OpenWriter`` (digest computed as they stream) and its reads."""
 
-    def __init__(self, open_writer: OpenWriter, blobs: BlobSource, where: str) -> None:
-        self.open_writer, self.blobs, self.where = open_writer, blobs, where
+    def __init__(self, open_writer: OpenWriter, blobs: BlobSource, where: str, progress: Progress) -> None:
+        self.open_writer, self.blobs, self.where, self.progress = open_writer, blobs, where, progress
         self.members: dict[str, tuple[Digest, int]] = {}
         self.links: dict[str, str] = {}
 
@@ -143,10 +137,14 @@ class _Spool:
             return
         src = tar.extractfile(member)
         assert src is not None
+        label = item("export", name)
+        self.progress.started(label, member.size)
         with self.open_writer(None, member.size) as w:
             while chunk := src.read(CHUNK):
                 w.write(chunk)
+                self.progress.advanced(label, len(chunk))
         assert w.digest is not None
+        self.progress.finished(label, "exported")
         named = _HEX_NAME.fullmatch(name)
         if named and name.startswith("blobs/") and w.digest.hex != named.group(1):
             raise DigestMismatch(f"sha256:{named.group(1)}", w.digest, f"{name} in the export of {self.where}")
@@ -181,19 +179,18 @@ def export(daemon: Daemon, ref: str, open_writer: OpenWriter, blobs: BlobSource,
            progress: Progress | None = None) -> LayoutImage:
     """Stream the daemon's export of ``ref`` into ``open_writer`` (read back from ``blobs``), checked; its image."""
     progress = progress or NullProgress()
-    label = f"export/{ref}"
-    spool = _Spool(open_writer, blobs, f"{daemon.where} {ref}")
-    progress.started(label, None)
-    with _translated(daemon.where, ref):
-        stream = io.BufferedReader(_Chunks(iter(daemon.api.get_image(ref, chunk_size=CHUNK)), progress, label),
-                                   CHUNK)
-        try:
+    spool = _Spool(open_writer, blobs, f"{daemon.where} {ref}", progress)
+    progress.started("export", None)  # the export's size is known member by member only
+    try:
+        with _translated(daemon.where, ref):
+            stream = io.BufferedReader(_Chunks(iter(daemon.api.get_image(ref, chunk_size=CHUNK))), CHUNK)
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for member in tar:
                     spool.take(tar, member)
-        except tarfile.TarError as exc:
-            raise InputError(f"the daemon's export is not a readable tar: {exc}", spool.where) from exc
-    progress.finished(label, "exported")
+    except tarfile.TarError as exc:
+        raise InputError(f"the daemon's export is not a readable tar: {exc}", spool.where) from exc
+    finally:
+        progress.finished("export")
     return _image(spool, ref)
 
 

@@ -52,7 +52,9 @@ def test_push_into_daemon_then_load_back(tmp_path: Path, podman_service, capsys)
     assert f"docker.io/demo/app:v2 {built.id.hex[:12]}" in listed
 
     assert run(["load", "--json", "docker-daemon:demo/app:v2"]) == 0
-    loaded = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr()
+    loaded = json.loads(out.out)
+    assert "exported" in out.err  # one line per exported member (not a terminal: lines, not bars)
     assert loaded[0]["names"] == ["docker.io/demo/app:v2"]
     back = local.store().image("demo/app:v2")
     assert back.id == built.id and back.config.labels["demo"] == "yes"
