@@ -11,7 +11,7 @@ import pytest
 
 from imgbuild.engine.exec import LocalExecutor
 from imgbuild.engine.ssh import SSHPool, SSHTarget, executor_for
-from imgbuild.errors import CommandFailed, HostUnreachable
+from imgbuild.errors import CommandFailed, HostUnreachable, InputError
 from tests.integration.ssh_support import free_port, make_user, start_sshd
 
 pytestmark = [pytest.mark.ssh, pytest.mark.root]
@@ -175,3 +175,28 @@ def test_executor_for_picks_local_for_this_machine(tmp_path):
         assert executor_for(SSHTarget("127.0.0.1", 2222), pool, local) is not local
         assert executor_for(SSHTarget("127.0.0.1", user="bob"), pool, local) is not local
         assert executor_for(SSHTarget("127.0.0.93"), pool, local) is local  # all of 127/8 is loopback
+
+
+def test_encrypted_key_with_passphrase_and_the_agent(sshd, tmp_path, monkeypatch):
+    import subprocess
+
+    key = tmp_path / "locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "pk-secret", "-f", str(key)], check=True)
+    with open(sshd.dir / "authorized_keys", "a") as fh:
+        fh.write(Path(f"{key}.pub").read_text())
+    with SSHPool(known_hosts=tmp_path / "kh") as pool:
+        ex = pool.executor(SSHTarget("127.0.0.1", sshd.port, key_file=str(key), key_passphrase="pk-secret"))
+        assert ex.run(["cat"], input=iter([b"via asyncssh"])).stdout == "via asyncssh"  # a passphrase: no ssh(1)
+        with pytest.raises(InputError, match="cannot load SSH key"):
+            pool.executor(SSHTarget("127.0.0.1", sshd.port, key_file=str(key), key_passphrase="wrong")).run(["true"])
+    agent = subprocess.run(["ssh-agent", "-s"], capture_output=True, text=True, check=True).stdout
+    env = dict(part.split("=", 1) for part in agent.replace(";", "\n").split() if "=" in part)
+    try:
+        monkeypatch.setenv("SSH_AUTH_SOCK", env["SSH_AUTH_SOCK"])
+        subprocess.run(["ssh-add", "-q", str(sshd.key_file)], check=True, capture_output=True)
+        with SSHPool(known_hosts=tmp_path / "kh") as pool:
+            ex = pool.executor(SSHTarget("127.0.0.1", sshd.port))  # no key file, no password: the agent's key
+            assert ex.run(["echo", "agent"]).stdout == "agent\n"
+            assert ex.run(["cat"], input=iter([b"ssh(1) with the agent"])).stdout == "ssh(1) with the agent"
+    finally:
+        subprocess.run(["kill", env["SSH_AGENT_PID"]], check=False)
