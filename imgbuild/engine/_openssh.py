@@ -53,13 +53,16 @@ def ssh_argv(host: str, port: int, user: str, key_file: str | None, known_hosts:
 def run_ssh(base: list[str], command: str, argv: tuple[str, ...], label: str, *, prefix: bytes, input: Input,
             on_line: Callable[[str], None] | None, timeout: float | None) -> Result:
     """Run ``command`` through ``ssh``; the Result names ``argv`` and the host ``label``."""
+    broken: list[BaseException] = []
     try:
-        got = LocalExecutor().run([*base, "--", command], check=False, input=_chain(prefix, input),
+        got = LocalExecutor().run([*base, "--", command], check=False, input=_chain(prefix, input, broken),
                                   on_line=on_line, timeout=timeout)
     except CommandFailed as exc:  # the timeout: re-said with the remote command and host
         old = exc.result
         raise CommandFailed(Result(argv, old.stdout, old.stderr, -1, label),
                             f"command timed out after {timeout}s: {Result(argv, '', '', -1).command_line()}") from None
+    if broken:  # the input failed (a file changed while read...): that is the error, not the cut-off stream
+        raise broken[0]
     result = Result(argv, got.stdout, got.stderr, got.exit_code, label)
     if got.exit_code == 255 and any(s in got.stderr for s in _SSH_SAYS):
         said = got.stderr.strip().splitlines()[-1]
@@ -67,11 +70,15 @@ def run_ssh(base: list[str], command: str, argv: tuple[str, ...], label: str, *,
     return result
 
 
-def _chain(prefix: bytes, data: Input) -> Iterator[bytes]:
-    if prefix:
-        yield prefix
-    if hasattr(data, "read"):
-        while chunk := data.read(1 << 20):  # type: ignore[union-attr]
-            yield chunk
-    else:
-        yield from data  # type: ignore[misc]
+def _chain(prefix: bytes, data: Input, broken: list[BaseException]) -> Iterator[bytes]:
+    """``prefix`` then ``data``'s chunks; an error of ``data`` ends the stream and is kept in ``broken``."""
+    try:
+        if prefix:
+            yield prefix
+        if hasattr(data, "read"):
+            while chunk := data.read(1 << 20):  # type: ignore[union-attr]
+                yield chunk
+        else:
+            yield from data  # type: ignore[misc]
+    except Exception as exc:  # noqa: BLE001 - raised by run_ssh once ssh has exited
+        broken.append(exc)

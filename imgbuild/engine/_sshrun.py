@@ -111,6 +111,7 @@ async def run_process(conn: asyncssh.SSHClientConnection, command: str, argv: tu
             await proc.wait_closed()
     except TimeoutError:
         _stop(proc)
+        work.cancel()
         result = Result(argv, out.finish(), (err.finish() + f"\ntimed out after {timeout}s").lstrip("\n"), -1, host)
         raise CommandFailed(result, f"command timed out after {timeout}s: {shlex.join(argv)}") from None
     except (asyncssh.DisconnectError, asyncssh.ConnectionLost, ConnectionError):

@@ -188,3 +188,22 @@ def test_a_single_file_and_a_foreign_destination(tmp_path, hosts):
     refused = distribute([Job(exs[0], src, str(users))], replace=False)[0]
     assert not refused.ok and "not written by imgbuild" in str(refused.error)
     assert (users / "keep-me").exists()
+
+
+@pytest.mark.parametrize("hosts", [True, False], ids=["openssh", "asyncssh"], indirect=True)
+def test_a_tree_changing_while_sent_fails_with_that_error(tmp_path, hosts, monkeypatch):
+    _, exs = hosts
+    src = make_tree(tmp_path / "src")
+    from imgbuild.engine import _tarsend
+
+    real = _tarsend._content
+
+    def grows(rel, e, cache):
+        if rel == "bin/tool":
+            (src / "bin/tool").write_bytes(os.urandom(400_000))
+        yield from real(rel, e, cache)
+
+    monkeypatch.setattr(_tarsend, "_content", grows)
+    res = distribute([Job(exs[0], src, str(tmp_path / "dest"))])[0]
+    assert not res.ok and "changed size while it was being sent" in str(res.error)
+    assert not (tmp_path / "dest").exists()
