@@ -23,20 +23,19 @@ import contextlib
 import io
 import json
 import shutil
-import socket
 import tarfile
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 from imgbuild.engine.exec import Executor
 from imgbuild.errors import ImgbuildError, InputError
 from imgbuild.fsutil import atomic_write
 from imgbuild.home import Home
 from imgbuild.infra import _hostinit, _netns
-from imgbuild.infra.sandbox import clusterfile_text, record_provider
+from imgbuild.infra.sandbox import HostSet, _accepts, record_provider
 from imgbuild.locks import exclusive_lock
 from imgbuild.oci.daemon import Daemon, daemon_ref
 from imgbuild.reference import parse_reference
@@ -75,7 +74,7 @@ class DockerHost:
 
 
 @dataclass(frozen=True)
-class DockerSandbox:
+class DockerSandbox(HostSet):
     """Container hosts on one bridge network of a daemon, made by :meth:`up` and removed by :func:`down_docker_sandbox`."""
 
     home: Home
@@ -87,16 +86,6 @@ class DockerSandbox:
     created: str = ""
     reused: bool = False
     provider: str = PROVIDER
-
-    @property
-    def dir(self) -> Path:
-        """Where this sandbox keeps its record, key pair and hosts' keys."""
-        return self.home.sandbox / self.name
-
-    @property
-    def key_file(self) -> Path:
-        """The private key (ed25519, 0600) root's logins on every host accept."""
-        return self.dir / "id_ed25519"
 
     @property
     def network(self) -> str:
@@ -128,34 +117,14 @@ class DockerSandbox:
         up = sum(1 for h in self.hosts if h.running())
         return "running" if up == len(self.hosts) and up else "degraded" if up else "stopped"
 
-    def host(self, name_or_address: str) -> DockerHost:
-        """The host with that name (``S-2``), index (``2``) or address."""
-        for h in self.hosts:
-            if name_or_address in (h.name, h.address, str(h.index)):
-                return h
-        raise InputError(f"sandbox {self.name} has no host {name_or_address}")
-
-    def clusterfile(self, images: Sequence[str] = (), masters: int = 1) -> str:
-        """A Clusterfile naming these hosts, root and the sandbox key (as the netns sandbox writes it)."""
-        return clusterfile_text(self.name, [f"{h.address}:{h.port}" for h in self.hosts], self.key_file, images,
-                                masters)
-
     def to_dict(self) -> dict:
         """The sandbox as its record (and ``--json``) shows it."""
         return {"provider": PROVIDER, "name": self.name, "subnet": self.subnet, "gateway": self.gateway,
                 "network": self.network, "image": self.image, "created": self.created,
                 "key_file": str(self.key_file), "hosts": [h.to_dict() for h in self.hosts]}
 
-    def _reuse(self, count: int, subnet: str | None) -> "DockerSandbox":
-        if count != len(self.hosts):
-            raise InputError(f"sandbox {self.name} is running with {len(self.hosts)} hosts, not {count}; "
-                             f"`imgbuild sandbox down {self.name}` first")
-        if subnet and subnet != self.subnet:
-            raise InputError(f"sandbox {self.name} is running on {self.subnet}, not {subnet}")
-        return replace(self, reused=True)
-
     def _save(self) -> None:
-        atomic_write(self.dir / "sandbox.json", json.dumps(self.to_dict(), indent=2).encode(), mode=0o600)
+        atomic_write(self.record_file, json.dumps(self.to_dict(), indent=2).encode(), mode=0o600)
 
 
 def list_docker_sandboxes(home: Home, daemon: Daemon | None) -> list[DockerSandbox]:
@@ -353,14 +322,6 @@ def _wait_ready(daemon: Daemon, sb: DockerSandbox, note: Progress, timeout: floa
         if len(ready) < len(sb.hosts):
             time.sleep(0.05)
     return [replace(h, status="running") for h in sb.hosts]
-
-
-def _accepts(address: str, port: int) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def _logs(daemon: Daemon, host: DockerHost, lines: int = 8) -> str:

@@ -42,8 +42,8 @@ from imgbuild.fsutil import atomic_write
 from imgbuild.home import Home
 from imgbuild.infra import _hostinit, _netns
 
-__all__ = ["Sandbox", "SandboxHost", "list_sandboxes", "down_sandbox", "require_root", "record_provider",
-           "clusterfile_text", "DEFAULT_NAME", "PROVIDERS"]
+__all__ = ["Sandbox", "SandboxHost", "HostSet", "list_sandboxes", "down_sandbox", "require_root", "record_provider",
+           "DEFAULT_NAME", "PROVIDERS"]
 
 DEFAULT_NAME = "sandbox"
 PROVIDERS = ("netns", "docker")  # docker: containers as hosts, see imgbuild.infra.docker
@@ -106,21 +106,17 @@ class SandboxHost:
                    int(d.get("port", 22)))
 
 
-@dataclass(frozen=True)
-class Sandbox:
-    """A set of local hosts on one private switch, made by :meth:`up` and removed by :meth:`down`."""
+class HostSet:
+    """What every provider's sandbox shares: its directory, key, host lookup, Clusterfile and reuse check."""
 
     home: Home
     name: str
     subnet: str
-    gateway: str
-    hosts: list[SandboxHost] = field(default_factory=list)
-    created: str = ""
-    reused: bool = False
+    hosts: list  # each with name, address, port, index
 
     @property
     def dir(self) -> Path:
-        """Where this sandbox keeps its record, key pair and hosts' layers."""
+        """Where this sandbox keeps its record, key pair and hosts' files."""
         return self.home.sandbox / self.name
 
     @property
@@ -132,6 +128,48 @@ class Sandbox:
     def record_file(self) -> Path:
         """The record ``sandbox.json``."""
         return self.dir / "sandbox.json"
+
+    def host(self, name_or_address: str):
+        """The host with that name (``S-2``), index (``2``) or address."""
+        for h in self.hosts:
+            if name_or_address in (h.name, h.address, str(h.index)):
+                return h
+        raise InputError(f"sandbox {self.name} has no host {name_or_address}")
+
+    def clusterfile(self, images: Sequence[str] = (), masters: int = 1) -> str:
+        """A Clusterfile (apps.sealos.io/v1beta1 Cluster) naming these hosts, root and the sandbox key."""
+        import yaml
+
+        name, ips = self.name, [f"{h.address}:{h.port}" for h in self.hosts]
+        if not 1 <= masters <= len(ips):
+            raise InputError(f"sandbox {name} has {len(ips)} hosts: masters must be 1 to {len(ips)}")
+        hosts = [{"ips": ips[:masters], "roles": ["master"]}]
+        if ips[masters:]:
+            hosts.append({"ips": ips[masters:], "roles": ["node"]})
+        doc = {"apiVersion": "apps.sealos.io/v1beta1", "kind": "Cluster", "metadata": {"name": name},
+               "spec": {"hosts": hosts, "image": list(images), "ssh": {"user": "root", "pk": str(self.key_file)}}}
+        return yaml.safe_dump(doc, sort_keys=False)
+
+    def _reuse(self, count: int, subnet: str | None):  # -> the same kind of sandbox, marked reused
+        if count != len(self.hosts):
+            raise InputError(f"sandbox {self.name} is running with {len(self.hosts)} hosts, not {count}; "
+                             f"`imgbuild sandbox down {self.name}` first")
+        if subnet and subnet != self.subnet:
+            raise InputError(f"sandbox {self.name} is running on {self.subnet}, not {subnet}")
+        return replace(self, reused=True)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class Sandbox(HostSet):
+    """A set of local hosts on one private switch, made by :meth:`up` and removed by :meth:`down`."""
+
+    home: Home
+    name: str
+    subnet: str
+    gateway: str
+    hosts: list[SandboxHost] = field(default_factory=list)
+    created: str = ""
+    reused: bool = False
 
     @property
     def link(self) -> str:
@@ -171,13 +209,6 @@ class Sandbox:
         with _machine_lock():
             _teardown(self.home, self.name, executor)
 
-    def host(self, name_or_address: str) -> SandboxHost:
-        """The host with that name (``S-2``), index (``2``) or address."""
-        for h in self.hosts:
-            if name_or_address in (h.name, h.address, str(h.index)):
-                return h
-        raise InputError(f"sandbox {self.name} has no host {name_or_address}")
-
     def state(self) -> str:
         """``running`` (every host up), ``degraded`` (some) or ``stopped`` (none), as the kernel shows now."""
         up = sum(1 for h in self.hosts if h.running())
@@ -185,43 +216,15 @@ class Sandbox:
             return "running"
         return "degraded" if up else "stopped"
 
-    def clusterfile(self, images: Sequence[str] = (), masters: int = 1) -> str:
-        """A Clusterfile (apps.sealos.io/v1beta1 Cluster) naming these hosts, root and the sandbox key."""
-        return clusterfile_text(self.name, [f"{h.address}:{h.port}" for h in self.hosts], self.key_file, images,
-                                masters)
-
     def to_dict(self) -> dict:
         """The sandbox as its record (and ``--json``) shows it."""
         return {"name": self.name, "subnet": self.subnet, "gateway": self.gateway, "link": self.link,
                 "created": self.created, "key_file": str(self.key_file),
                 "hosts": [h.to_dict() for h in self.hosts]}
 
-    def _reuse(self, count: int, subnet: str | None) -> "Sandbox":
-        if count != len(self.hosts):
-            raise InputError(f"sandbox {self.name} is running with {len(self.hosts)} hosts, not {count}; "
-                             f"`imgbuild sandbox down {self.name}` first")
-        if subnet and subnet != self.subnet:
-            raise InputError(f"sandbox {self.name} is running on {self.subnet}, not {subnet}")
-        return replace(self, reused=True)
-
     def _save(self) -> None:
         data = json.dumps(self.to_dict(), indent=2).encode()
         atomic_write(self.record_file, data, mode=0o600)
-
-
-def clusterfile_text(name: str, ips: Sequence[str], key_file: Path, images: Sequence[str] = (),
-                     masters: int = 1) -> str:
-    """A Clusterfile (apps.sealos.io/v1beta1 Cluster) naming hosts ``ips`` (the first ``masters`` masters), root, the key."""
-    import yaml
-
-    if not 1 <= masters <= len(ips):
-        raise InputError(f"sandbox {name} has {len(ips)} hosts: masters must be 1 to {len(ips)}")
-    hosts = [{"ips": list(ips[:masters]), "roles": ["master"]}]
-    if ips[masters:]:
-        hosts.append({"ips": list(ips[masters:]), "roles": ["node"]})
-    doc = {"apiVersion": "apps.sealos.io/v1beta1", "kind": "Cluster", "metadata": {"name": name},
-           "spec": {"hosts": hosts, "image": list(images), "ssh": {"user": "root", "pk": str(key_file)}}}
-    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def record_provider(home: Home, name: str) -> str | None:

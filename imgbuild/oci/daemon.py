@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
-from imgbuild.errors import DigestMismatch, ImageNotFound, InputError, RegistryError, ToolMissing, UnsafePathError
+from imgbuild.errors import DigestMismatch, ImageNotFound, InputError, RegistryError, ToolMissing
 from imgbuild.oci._blobio import CHUNK, OpenWriter, atomic_blob
+from imgbuild.oci._tarblobs import safe_name
 from imgbuild.oci.image import BlobSource, Layout, LayoutImage, ReadStream
 from imgbuild.oci.model import Descriptor, Digest, ImageConfig, Manifest, MediaType
 from imgbuild.progress import NullProgress, Progress, item
@@ -128,10 +129,10 @@ class _Spool:
 
     def take(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         """Stream one regular member into a blob, or remember where a link member points."""
-        name = _safe(member.name)
+        name = safe_name(member.name)
         if member.issym() or member.islnk():
             base = posixpath.dirname(name) if member.issym() else ""
-            self.links[name] = _safe(posixpath.join(base, member.linkname))
+            self.links[name] = safe_name(posixpath.join(base, member.linkname))
             return
         if not member.isreg():
             return
@@ -166,13 +167,6 @@ class _Spool:
         if size > _DOC_MAX:
             raise InputError(f"{name} is {size} bytes, too large for a document", self.where)
         return self.blobs.read_blob(digest)
-
-
-def _safe(name: str) -> str:
-    clean = posixpath.normpath(name)
-    if name.startswith("/") or clean == ".." or clean.startswith("../"):
-        raise UnsafePathError("the daemon's export has a member outside the archive", name)
-    return clean
 
 
 def export(daemon: Daemon, ref: str, open_writer: OpenWriter, blobs: BlobSource,

@@ -98,7 +98,7 @@ def test_an_export_becomes_an_image_with_its_config_and_layers_checked(tmp_path:
     ("config", DigestMismatch, "config of"),
     ("layer", DigestMismatch, "diffID"),
     ("blob-name", DigestMismatch, "blobs/sha256/"),
-    ("escape", UnsafePathError, "outside the archive"),
+    ("escape", UnsafePathError, "escapes the archive"),
     ("count", InputError, "1 layers but the config lists 2"),
     ("no-manifest", InputError, "lacks manifest.json"),
 ])
