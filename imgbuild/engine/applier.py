@@ -166,7 +166,7 @@ class Engine:
             cluster_id=f"{cluster.name}@{state.created}", configs_digest=_configs_digest(configs), staging=cluster_dir / "staging", expander=lambda env: (lambda t: expand(t, env)),
             mount=lambda image: mount_image(image, self._mount), render=self._render, units=host_units,
             ship=self._ship, apply_configs=self._apply_configs, rendered={}, configured={},
-            pki=ClusterPKI(cluster_dir / "pki"), templates={}, ca=_ca_digest(cluster_dir / "pki"),
+            pki=ClusterPKI(cluster_dir / "pki"), templates={}, ca=lambda: _ca_digest(cluster_dir / "pki"),
         )
         for host in hosts:  # what earlier runs learnt; Check refreshes it (a dry run keeps these)
             rec = state.hosts.get(host.name)

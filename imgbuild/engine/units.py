@@ -70,7 +70,8 @@ def host_units(ctx: RunContext, host: HostRun) -> list[Unit]:
                                   _key(ctx.app_dir(image), [image.digest, *common,
                                                             sorted(rendered.get((host.name, image.id), {}).items())])))
     pki_dir = staging / "pki" / host.name
-    pki_parts = [host.address, host.facts.get("hostname", ""), host.has("master"), ctx.extra.get("ca", "")]
+    ca = ctx._once("ca", ctx.extra["ca"]) if "ca" in ctx.extra else ""  # read after Render made the CA
+    pki_parts = [host.address, host.facts.get("hostname", ""), host.has("master"), ca]
     units.append(Unit("pki", ctx.pki, (Layer(pki_dir),), _key(ctx.pki, pki_parts)))
     return units
 

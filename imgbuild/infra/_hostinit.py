@@ -24,10 +24,12 @@ from pathlib import Path
 
 from imgbuild.fsutil import atomic_write
 
-__all__ = ["OVERLAY_DIRS", "overlay_order", "prepare_upper", "init_script", "host_key_lines",
+__all__ = ["OVERLAY_DIRS", "FRESH_ROOT", "fresh_root", "overlay_order", "prepare_upper", "init_script", "host_key_lines",
            "update_known_hosts", "CLEAN_PATH"]
 
 OVERLAY_DIRS = ("etc", "usr", "var", "opt", "root", "home")
+FRESH_ROOT = "root-lower"
+"""Beside ``upper/``: the lower layer of ``/root`` (see :func:`fresh_root`)."""
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _HOST_KEY_TYPES = ("ed25519", "ecdsa")  # not rsa: a 3072-bit key takes seconds of CPU per host
 
@@ -51,6 +53,20 @@ def prepare_upper(upper: Path, *, hostname: str, address: str, peers: list[tuple
     _write(upper, "etc/hosts", "\n".join(hosts) + "\n", 0o644)
     _write(upper, "etc/ssh/sshd_config", _sshd_config(hostname, address), 0o644)
     _write(upper, "root/.ssh/authorized_keys", authorized_key.strip() + "\n", 0o600, dir_mode=0o700)
+    fresh_root(upper.parent / FRESH_ROOT)
+
+
+def fresh_root(lower: Path) -> None:
+    """The lower layer of a host's ``/root``: Debian's skeleton files, not the machine's root home.
+
+    A new server's root has no dotfiles of the machine running the sandbox (its shell start-up files, tool
+    homes, credentials): sshd's ``bash -c`` reads ``~/.bashrc``, and the machine's may run anything.
+    """
+    lower.mkdir(mode=0o700, exist_ok=True)
+    for name in (".bashrc", ".profile"):
+        skel = Path("/etc/skel") / name
+        if skel.is_file() and not (lower / name).exists():
+            atomic_write(lower / name, skel.read_bytes(), mode=0o644, sync=False)
 
 
 def _sshd_config(hostname: str, address: str) -> str:
@@ -95,8 +111,9 @@ def init_script(*, hostname: str, address: str, prefixlen: int, upper: Path, wor
     q = shlex.quote
     # volatile (Linux 5.10+): no syncs, since a host's layers are thrown away at down; older kernels mount without
     mount = f"mount -t overlay {q('imgb-' + hostname)} -o"
+    lower = {d: f"/{d}" for d in order} | {"root": str(upper.parent / FRESH_ROOT)}
     mounts = "".join(f"{mount} {q(o + ',volatile')} /{d} 2>/dev/null || {mount} {q(o)} /{d}\n" for d, o in (
-        (d, f"lowerdir=/{d},upperdir={upper}/{d},workdir={work}/{d}") for d in order))
+        (d, f"lowerdir={lower[d]},upperdir={upper}/{d},workdir={work}/{d}") for d in order))
     keygen = "".join(f"ssh-keygen -q -t {t} -N '' -f /etc/ssh/ssh_host_{t}_key\n" for t in _HOST_KEY_TYPES)
     return f"""#!/bin/bash
 # PID 1 of imgbuild sandbox host {hostname}: filesystems, network, sshd, then reap orphans until killed.
