@@ -233,18 +233,17 @@ def _image_env(context: Path) -> dict[str, str]:
 @pytest.mark.root
 @pytest.mark.slow
 def test_lifecycle_on_sandbox_hosts_forms_a_cluster_reruns_harmlessly_and_cleans_up(
-        contexts: Path, tmp_path: Path, imgbuild_home: Path, capsys: pytest.CaptureFixture) -> None:
+        contexts: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """2 masters + 1 node, scripts run by hand as the engine runs them: etcd over TLS, the registry, a pull."""
-    from imgbuild.home import Home
     from tests.support.lifecycle_hosts import ClusterHosts, upper_files
+    from tests.support.sandbox import sandbox_slot
 
     _cli(capsys, "build", "-q", "-t", HELLO, str(contexts / "hello"))
     tree = tmp_path / "rootfs"
     shutil.copytree(contexts / "etcd", tree, ignore=shutil.ignore_patterns("Kubefile", "fetch.sh", ".gitignore"))
     _cli(capsys, "registry", "save", str(contexts / "etcd-app"), "-d", str(tree / "registry"))
-    cluster = ClusterHosts.up(Home(imgbuild_home), f"etcd-{os.getpid() % 100000}", 3, 2,
-                              _image_env(contexts / "etcd"), tmp_path / "work")
-    try:
+    with sandbox_slot("etcdimg", 3) as sandbox:
+        cluster = ClusterHosts(sandbox, 2, _image_env(contexts / "etcd"), tmp_path / "work")
         m0, m1, node = cluster.hosts
         cluster.ship(tree)
         shipped = upper_files(cluster.hosts)
@@ -277,5 +276,3 @@ def test_lifecycle_on_sandbox_hosts_forms_a_cluster_reruns_harmlessly_and_cleans
             assert left.stdout == "", (host.name, left.stdout)
         assert upper_files(cluster.hosts) == shipped  # clean undid init, join and init-registry exactly
         cluster.script(m0, "clean.sh")  # a second clean is harmless
-    finally:
-        cluster.down()

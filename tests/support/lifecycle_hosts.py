@@ -14,14 +14,13 @@ from __future__ import annotations
 import hashlib
 import shlex
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from imgbuild.engine.exec import LocalExecutor, Result, tar_stream
 from imgbuild.engine.pki import ClusterPKI, host_bundle
 from imgbuild.gotemplate import render
-from imgbuild.home import Home
 from imgbuild.infra.sandbox import Sandbox, SandboxHost
 
 __all__ = ["ClusterHosts", "upper_files"]
@@ -32,23 +31,16 @@ _LOCAL = LocalExecutor()
 
 @dataclass
 class ClusterHosts:
-    """A sandbox whose first ``masters`` hosts are masters (the first is master0 and the registry host)."""
+    """A sandbox (tests/support/sandbox.py ``sandbox_slot``) whose first ``masters`` hosts are masters.
+
+    The first host is master0 and the registry host; ``work`` is a local directory for staging and the CA.
+    """
 
     sandbox: Sandbox
     masters: int
     image_env: dict[str, str]
+    work: Path
     cluster: str = "test"
-    work: Path = field(default_factory=Path)
-
-    @classmethod
-    def up(cls, home: Home, name: str, count: int, masters: int, image_env: Mapping[str, str],
-           work: Path) -> "ClusterHosts":
-        """Start ``count`` sandbox hosts named ``name-1`` ... (root only)."""
-        return cls(Sandbox.up(home, name, count, _LOCAL), masters, dict(image_env), name, work)
-
-    def down(self) -> None:
-        """Remove the sandbox: every process, mount and layer of its hosts."""
-        self.sandbox.down(_LOCAL)
 
     @property
     def hosts(self) -> list[SandboxHost]:
@@ -87,6 +79,12 @@ class ClusterHosts:
                     input=tar_stream(bundle))
             domain = self.image_env.get("registryDomain", "sealos.hub")
             self.sh(host, f"grep -q ' {domain}$' /etc/hosts || echo '{self.hosts[0].address} {domain}' >> /etc/hosts")
+
+    def put(self, host: SandboxHost, files: Mapping[str, str]) -> None:
+        """Write text files (absolute path -> content, mode 755) on ``host``: stand-ins a test puts in place."""
+        for path, text in files.items():
+            self.sh(host, f"mkdir -p {shlex.quote(str(Path(path).parent))} && cat > {shlex.quote(path)} && "
+                          f"chmod 755 {shlex.quote(path)}", input=text)
 
     def sh(self, host: SandboxHost, script: str, *, check: bool = True, input=None, timeout: float = 180) -> Result:
         """Run ``script`` with bash on ``host`` in the clean env the sandbox gives."""

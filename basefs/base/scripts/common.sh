@@ -68,6 +68,75 @@ drop_shared_dirs() {  # remove the shared directories once nothing of ours is le
   for d in "$RUN_DIR" "$LOG_DIR" "$CONF_DIR" "$STATE_DIR"; do rmdir "$d" 2>/dev/null || true; done
 }
 
+# --- the cluster token: what every host of the cluster shares, to derive join tokens without asking master0 ---
+token_problem() {  # print why this host has no cluster token (nothing when it has one)
+  if [ ! -r "$(pki token)" ] && [ -z "${clusterToken:-}" ]; then
+    echo "no cluster token: the engine puts one in $(pki token); until it does, give every host the same" \
+      "clusterToken (e.g. -e clusterToken=\$(openssl rand -hex 16))"
+  fi
+}
+
+cluster_token() {  # the cluster token: the engine's $SEALOS_SYS_PKI/token, else $clusterToken
+  if [ -r "$(pki token)" ]; then tr -d '[:space:]' < "$(pki token)"; return 0; fi
+  [ -z "$(token_problem)" ] || die "$(token_problem)"
+  printf '%s' "$clusterToken"
+}
+
+derive() {  # derive PURPOSE: 64 hex digits only holders of the cluster token can compute (never on a command line)
+  local token
+  token=$(cluster_token)
+  printf '%s\n%s\n' "$PURPOSE_PREFIX$1" "$token" | sha256sum | cut -d' ' -f1
+}
+PURPOSE_PREFIX="imgbuild-cluster/"
+
+# --- host settings outside the manifest: /etc/hosts lines and sysctls, each undone by clean ---
+HOSTS_MARK="# imgbuild-cluster"
+hosts_entry() {  # hosts_entry NAME ADDRESS: /etc/hosts maps NAME to ADDRESS (one marked line, replaced in place)
+  local rest
+  rest=$(grep -vF " $1 $HOSTS_MARK" /etc/hosts || true)
+  printf '%s\n%s %s %s\n' "$rest" "$2" "$1" "$HOSTS_MARK" > /etc/hosts
+}
+drop_hosts_entries() {  # remove every /etc/hosts line hosts_entry added (the file is rewritten in place)
+  local rest
+  grep -qF "$HOSTS_MARK" /etc/hosts 2>/dev/null || return 0
+  rest=$(grep -vF "$HOSTS_MARK" /etc/hosts || true)
+  printf '%s\n' "$rest" > /etc/hosts
+}
+
+set_sysctl() {  # set_sysctl KEY VALUE: set it, remembering the value before (restore_sysctls puts it back)
+  local now
+  now=$(sysctl -n "$1")
+  [ "$now" != "$2" ] || return 0
+  mkdir -p "$STATE_DIR"
+  grep -q "^$1=" "$STATE_DIR/sysctl" 2>/dev/null || printf '%s=%s\n' "$1" "$now" >> "$STATE_DIR/sysctl"
+  sysctl -qw "$1=$2"
+}
+restore_sysctls() {
+  local kv
+  [ -f "$STATE_DIR/sysctl" ] || return 0
+  while IFS= read -r kv; do sysctl -qw "$kv" || log "could not restore sysctl $kv"; done < "$STATE_DIR/sysctl"
+  rm -f "$STATE_DIR/sysctl"
+}
+
+kill_in_host() {  # kill_in_host PATTERN: kill -9 processes of this host (its network namespace) whose binary matches
+  local p me exe
+  me=$(readlink /proc/self/ns/net)
+  for p in /proc/[0-9]*; do
+    exe=$(readlink "$p/exe" 2>/dev/null) || continue
+    # shellcheck disable=SC2254  # PATTERN is a glob on purpose
+    case "$exe" in $1) ;; *) continue ;; esac
+    [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$me" ] || continue
+    kill -9 "${p#/proc/}" 2>/dev/null || true
+  done
+}
+
+unmount_below() {  # unmount_below DIR...: every mount under DIR, deepest first
+  local m d
+  awk '{print $2}' /proc/self/mounts | while IFS= read -r m; do
+    for d in "$@"; do case "$m" in "$d"/*) echo "$m" ;; esac; done
+  done | sort -r | while IFS= read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+
 # --- the manifest: one path a line, in the order they were made; clean undoes them in reverse ---
 ours() { [ -f "$MANIFEST" ] && grep -qxF -- "$1" "$MANIFEST"; }
 record() { mkdir -p "$STATE_DIR"; ours "$1" || printf '%s\n' "$1" >> "$MANIFEST"; }
@@ -128,12 +197,13 @@ undo_manifest() {  # remove every file and directory in $MANIFEST, newest first,
 }
 
 # --- daemons: setsid + a pid file; a pid counts only while it still runs the expected binary ---
-pid_of() {  # pid_of NAME BINARY: the running pid of daemon NAME, or nothing
-  local name=$1 bin=$2 pid exe
+pid_of() {  # pid_of NAME BINARY: the running pid of daemon NAME (its argv[0] names BINARY), or nothing
+  local name=$1 bin=$2 pid argv0=""
   [ -f "$RUN_DIR/$name.pid" ] || return 0
   pid=$(cat "$RUN_DIR/$name.pid")
-  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 0
-  case "$exe" in */"$bin" | */"$bin (deleted)") echo "$pid" ;; esac
+  [ -r "/proc/$pid/cmdline" ] || return 0
+  IFS= read -r -d '' argv0 < "/proc/$pid/cmdline" || true
+  case "$argv0" in "$bin" | */"$bin") echo "$pid" ;; esac
 }
 
 start_daemon() {  # start_daemon NAME BINARY ARG...: start BINARY detached, logging to $LOG_DIR/NAME.log
@@ -157,6 +227,40 @@ stop_daemon() {  # stop_daemon NAME BINARY: TERM, then KILL after 10 s; removes 
     : "$i"
   fi
   rm -f "$RUN_DIR/$name.pid"
+}
+
+# --- services: a systemd unit where systemd runs (it restarts them, also at boot), else a daemon ---
+has_systemd() { [ -d /run/systemd/system ]; }
+
+start_service() {  # start_service NAME BINARY ARG...: keep BINARY ARG... running as service NAME; idempotent
+  local name=$1 tmp
+  shift
+  if ! has_systemd; then
+    if [ -z "$(pid_of "$name" "$(basename "$1")")" ]; then start_daemon "$name" "$@"; fi
+    return 0
+  fi
+  tmp=$(mktemp)
+  printf '%s\n' "[Unit]" "Description=$name of the imgbuild cluster" "After=network-online.target" "" \
+    "[Service]" "ExecStart=$*" "Restart=always" "RestartSec=5" "Delegate=yes" "KillMode=process" \
+    "LimitNOFILE=1048576" "" "[Install]" "WantedBy=multi-user.target" > "$tmp"
+  PUT_CHANGED=0
+  put_file "$tmp" "/etc/systemd/system/$name.service" 0644
+  rm -f "$tmp"
+  systemctl daemon-reload
+  if [ "$PUT_CHANGED" = 1 ]; then systemctl enable "$name" && systemctl restart "$name"; else systemctl enable --now "$name"; fi
+  log "service $name runs under systemd"
+}
+
+stop_service() {  # stop_service NAME BINARY: stop and disable what start_service started
+  if has_systemd && ours "/etc/systemd/system/$1.service"; then
+    systemctl disable --now "$1" >/dev/null 2>&1 || true
+    log "stopped service $1"
+  fi
+  stop_daemon "$1" "$2"
+}
+
+service_running() {  # service_running NAME BINARY: true while the service runs
+  if has_systemd && ours "/etc/systemd/system/$1.service"; then systemctl is-active --quiet "$1"; else [ -n "$(pid_of "$1" "$2")" ]; fi
 }
 
 wait_until() {  # wait_until WHAT SECONDS LOGNAME CMD...: retry CMD for SECONDS of wall time; fail with the log's tail

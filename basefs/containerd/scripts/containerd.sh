@@ -30,13 +30,17 @@ overlay_works() {  # overlay_works DIR: true when an overlay mount with its uppe
   return "$rc"
 }
 
+install_registry_hosts() {  # the cluster registry (plain http) and the mirror for every other registry, in certs.d
+  put_file "$ROOTFS/etc/containerd/hosts.toml" "$CONF_DIR/certs.d/$registryDomain:$registryPort/hosts.toml" 0644
+  put_file "$ROOTFS/etc/containerd/mirror.toml" "$CONF_DIR/certs.d/_default/hosts.toml" 0644
+}
+
 install_containerd() {  # install and start containerd (restarted when its config changed); idempotent
   local b tmp snapshotter=native changed
   for b in "${CONTAINERD_BINS[@]}"; do put_file "$ROOTFS/bin/$b" "$BIN_DIR/$b" 0755; done
   PUT_CHANGED=0
   put_file "$ROOTFS/etc/containerd/config.toml" "$CONF_DIR/containerd.toml" 0644
-  put_file "$ROOTFS/etc/containerd/hosts.toml" "$CONF_DIR/certs.d/$registryDomain:$registryPort/hosts.toml" 0644
-  put_file "$ROOTFS/etc/containerd/mirror.toml" "$CONF_DIR/certs.d/_default/hosts.toml" 0644
+  install_registry_hosts
   changed=$PUT_CHANGED
   own_data "$criData" 0711
   # ctr reads these variables; overlayfs only where the data directory can hold its upper layers
@@ -69,26 +73,9 @@ _stop_containers() {  # kill every task containerd runs, so no shim or mount out
   done
 }
 
-_kill_shims() {  # shims left behind in this host's network namespace (other hosts' are not ours)
-  local p me
-  me=$(readlink /proc/self/ns/net)
-  for p in /proc/[0-9]*; do
-    [ "$(readlink "$p/exe" 2>/dev/null)" = "$BIN_DIR/containerd-shim-runc-v2" ] || continue
-    [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$me" ] || continue
-    kill -9 "${p#/proc/}" 2>/dev/null || true
-  done
-}
-
-unmount_below() {  # unmount_below DIR...: every mount under DIR, deepest first
-  local m d
-  awk '{print $2}' /proc/self/mounts | while IFS= read -r m; do
-    for d in "$@"; do case "$m" in "$d"/*) echo "$m" ;; esac; done
-  done | sort -r | while IFS= read -r m; do umount -l "$m" 2>/dev/null || true; done
-}
-
 remove_containerd() {  # stop containerd with its containers, shims and mounts (files go with the manifest)
   if [ -n "$(pid_of containerd containerd)" ]; then _stop_containers; fi
   stop_daemon containerd containerd
-  _kill_shims
+  kill_in_host "$BIN_DIR/containerd-shim-runc-v2"
   unmount_below "$criData" "$CONTAINERD_STATE"
 }
