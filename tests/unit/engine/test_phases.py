@@ -91,3 +91,19 @@ def test_failure_names_phase_and_host_and_others_finish():
     assert info.value.phase == "Init" and "10.0.0.4" in str(info.value) and info.value.exit_code == 1
     assert state.is_done("10.0.0.3", "init@sha256:aa@" + next(
         k.split("@")[2] for k in state.done["10.0.0.3"] if k.startswith("init@")))
+
+
+def test_sealer_cmds_and_launch_run_on_master0_in_their_dirs():
+    state = MemState()
+    ctx = _ctx(state)
+    sealer = ImageRun("sealer:v1", "sha256:cc", "id3", "application",
+                      {"io.imgbuild.cmds": '["kubectl get nodes"]', "io.imgbuild.launch": '["redis", "web"]',
+                       "io.imgbuild.app.redis.cmds": '["helm install redis ."]'}, {}, (), (), "/", "amd64", "sealer")
+    ctx.images = [ctx.images[0], sealer]
+    phases.guest(ctx)
+    m0 = [c[-1] for c in ctx.hosts[0].executor.calls]
+    app = "/var/lib/sealos/data/c1/applications/sealer/workdir"
+    assert f"cd {app} && kubectl get nodes" in m0
+    assert f"cd {app}/application/apps/redis && helm install redis ." in m0
+    assert any(c.startswith(f"cd {app}/application/apps/web && if [ -e Chart.yaml ]") for c in m0)
+    assert not any("kubectl" in c[-1] for c in ctx.hosts[1].executor.calls)
