@@ -143,6 +143,17 @@ def _existing(home, cluster: str):
     return state.cluster
 
 
+def _scale(edit: str, masters: str, nodes: str, cluster: str, dry_run: bool, force: bool, insecure: bool,
+           max_parallel: int, json_out: bool) -> None:
+    """``add`` / ``delete``: the cluster's spec with hosts added or removed, applied."""
+    from imgbuild.cluster import edit as _edit
+    from imgbuild.home import home as _home
+
+    home = _home()
+    desired = getattr(_edit, edit)(_existing(home, cluster), masters=masters, nodes=nodes)
+    _engine_apply(home, desired, _options(dry_run, [], force, max_parallel, None), insecure, json_out)
+
+
 @app.command()
 def add(
     masters: str = typer.Option("", "--masters", "-m", help="Masters to add."),
@@ -154,12 +165,7 @@ def add(
 
     Example: imgbuild add --nodes 10.0.0.5
     """
-    from imgbuild.cluster.edit import with_hosts
-    from imgbuild.home import home as _home
-
-    home = _home()
-    desired = with_hosts(_existing(home, cluster), masters=masters, nodes=nodes)
-    _engine_apply(home, desired, _options(dry_run, [], False, max_parallel, None), insecure_host_key, json_out)
+    _scale("with_hosts", masters, nodes, cluster, dry_run, False, insecure_host_key, max_parallel, json_out)
 
 
 @app.command()
@@ -173,12 +179,7 @@ def delete(
 
     Example: imgbuild delete --nodes 10.0.0.5
     """
-    from imgbuild.cluster.edit import without_hosts
-    from imgbuild.home import home as _home
-
-    home = _home()
-    desired = without_hosts(_existing(home, cluster), masters=masters, nodes=nodes)
-    _engine_apply(home, desired, _options(dry_run, [], force, max_parallel, None), insecure_host_key, json_out)
+    _scale("without_hosts", masters, nodes, cluster, dry_run, force, insecure_host_key, max_parallel, json_out)
 
 
 @app.command()
