@@ -28,14 +28,14 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from imgbuild.engine.exec import Executor
 from imgbuild.errors import ImgbuildError, InputError
 from imgbuild.fsutil import atomic_write
 from imgbuild.home import Home
 from imgbuild.infra import _hostinit, _netns
-from imgbuild.infra.sandbox import HostSet, _accepts, record_provider
+from imgbuild.infra.sandbox import HostSet, Progress, _accepts, record_provider
 from imgbuild.locks import exclusive_lock
 from imgbuild.oci.daemon import Daemon, daemon_ref
 from imgbuild.reference import parse_reference
@@ -49,7 +49,6 @@ _READY_TIMEOUT = 30.0
 _SSHD_CONFIG = "/etc/ssh/sshd_config.imgbuild"
 _START = (f"mkdir -p -m 0755 /run/sshd; /usr/sbin/sshd -D -e -f {_SSHD_CONFIG} & "
           "while :; do wait; sleep 5; done")  # PID 1: sshd, then reap orphans (bash's wait reaps every child)
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)

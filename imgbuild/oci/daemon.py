@@ -178,7 +178,7 @@ def export(daemon: Daemon, ref: str, open_writer: OpenWriter, blobs: BlobSource,
     try:
         with _translated(daemon.where, ref):
             stream = io.BufferedReader(_Chunks(iter(daemon.api.get_image(ref, chunk_size=CHUNK))), CHUNK)
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
+            with tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK) as tar:  # 10 KiB reads cost 4x the time
                 for member in tar:
                     spool.take(tar, member)
     except tarfile.TarError as exc:
@@ -213,7 +213,8 @@ def _pick(items: list, ref: str) -> dict:
     """The manifest.json item for ``ref``: the only one, or the one whose RepoTags name it."""
     if len(items) == 1:
         return items[0]
-    want = parse_reference(ref).familiar if ":" in ref or "/" in ref else ref
+    name = store_name(ref)
+    want = name.familiar if name else ref
     for item in items:
         if want in (item.get("RepoTags") or []):
             return item
