@@ -94,7 +94,7 @@ def run(
     """
     from imgbuild.cluster.model import Cluster
     from imgbuild.cluster.state import ClusterState
-    from imgbuild.home import home as _home
+    from imgbuild.cli.edge import local_home as _home
 
     home = _home()
     state = ClusterState.load(home, cluster)
@@ -126,7 +126,7 @@ def apply(
     from pathlib import Path
 
     from imgbuild.cluster.clusterfile import load_clusterfile
-    from imgbuild.home import home as _home
+    from imgbuild.cli.edge import local_home as _home
 
     doc = load_clusterfile(Path(clusterfile), values=[Path(v) for v in values or []], sets=list(set_ or []))
     _engine_apply(_home(), doc.cluster, _options(dry_run, env, force, max_parallel, data_dir), insecure_host_key,
@@ -147,7 +147,7 @@ def _scale(edit: str, masters: str, nodes: str, cluster: str, dry_run: bool, for
            max_parallel: int, json_out: bool) -> None:
     """``add`` / ``delete``: the cluster's spec with hosts added or removed, applied."""
     from imgbuild.cluster import edit as _edit
-    from imgbuild.home import home as _home
+    from imgbuild.cli.edge import local_home as _home
 
     home = _home()
     desired = getattr(_edit, edit)(_existing(home, cluster), masters=masters, nodes=nodes)
@@ -193,7 +193,7 @@ def reset(
     """
     from imgbuild.cli.runreport import CliReporter
     from imgbuild.engine.applier import open_engine
-    from imgbuild.home import home as _home
+    from imgbuild.cli.edge import local_home as _home
 
     home = _home()
     options = _options(dry_run, [], force, max_parallel, None)
@@ -215,7 +215,7 @@ def status(cluster: str = _CLUSTER, json_out: bool = _JSON) -> None:
     Example: imgbuild status --json
     """
     from imgbuild.engine.applier import cluster_status
-    from imgbuild.home import home as _home
+    from imgbuild.cli.edge import local_home as _home
 
     info = cluster_status(_home(), cluster)
     if output.want_json(json_out):
@@ -237,7 +237,7 @@ def clusters(json_out: bool = _JSON) -> None:
     Example: imgbuild clusters
     """
     from imgbuild.engine.applier import cluster_status, list_clusters
-    from imgbuild.home import home as _home
+    from imgbuild.cli.edge import local_home as _home
 
     home = _home()
     rows = [cluster_status(home, name) for name in list_clusters(home)]

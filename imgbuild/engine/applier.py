@@ -237,10 +237,11 @@ def open_engine(home: Any, *, reporter: Reporter | None = None, insecure_host_ke
     from imgbuild.oci.store import open_store
 
     store = store if store is not None else open_store(home)
+    local = LocalExecutor()
     pool = SSHPool(known_hosts=home.known_hosts, insecure_host_key=insecure_host_key, max_parallel=max_parallel)
-    return Engine(home, store, LocalExecutor(), pool, reporter or NullReporter(),
-                  mount=lambda ref: api.mount(ref, reuse=True, store=store),
-                  pull=lambda ref: api.pull(ref, store=store))
+    return Engine(home, store, local, pool, reporter or NullReporter(),
+                  mount=lambda ref: api.mount(ref, reuse=True, store=store, executor=local),
+                  pull=lambda ref: api.pull(ref, store=store, executor=local))
 
 
 def list_clusters(home: Any) -> list[str]:
