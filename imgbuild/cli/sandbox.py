@@ -79,7 +79,7 @@ def ls(json_out: bool = typer.Option(False, "--json", help="Print the sandboxes 
     from imgbuild.infra.sandbox import list_sandboxes, require_root
 
     require_root()
-    found = list_sandboxes(home()) + _docker_sandboxes(home())
+    found = list_sandboxes(home()) + _docker_sandboxes(home(), lenient=True)
     if output.want_json(json_out):
         output.emit_json([{**sb.to_dict(), "state": sb.state(),
                            "hosts": [{**h.to_dict(), "running": h.running()} for h in sb.hosts]} for sb in found])
@@ -124,7 +124,8 @@ def down(
     name: Optional[str] = typer.Argument(None, metavar="[NAME]", help="Sandbox to remove (default: sandbox)."),
     all_: bool = typer.Option(False, "--all", "-a", help="Remove every sandbox of this imgbuild home."),
 ) -> None:
-    """Stop every process of the hosts, unmount, delete links and namespaces, remove the layers and the key.
+    """Stop every process of the hosts, unmount, delete links and namespaces, remove the layers and the key
+    (a docker sandbox: stop and remove its containers and network).
 
     Example: imgbuild sandbox down demo
     """
@@ -188,13 +189,20 @@ def _daemon():
     return connect(os.environ)
 
 
-def _docker_sandboxes(h, name: Optional[str] = None, daemon: bool = True) -> list:
-    """This home's docker sandboxes (or the one named), with hosts' states when ``daemon`` (connecting only if any)."""
+def _docker_sandboxes(h, name: Optional[str] = None, daemon: bool = True, lenient: bool = False) -> list:
+    """This home's docker sandboxes (or the one named), with hosts' states when ``daemon`` (connecting only if any);
+    ``lenient``: a daemon that cannot be reached leaves the states unknown (with a note) instead of failing."""
+    from imgbuild.errors import ImgbuildError
     from imgbuild.infra.docker import list_docker_sandboxes
 
     found = [sb for sb in list_docker_sandboxes(h, None) if name in (None, sb.name)]
     if found and daemon:
-        found = [sb for sb in list_docker_sandboxes(h, _daemon()) if name in (None, sb.name)]
+        try:
+            found = [sb for sb in list_docker_sandboxes(h, _daemon()) if name in (None, sb.name)]
+        except ImgbuildError as exc:
+            if not lenient:
+                raise
+            output.info(f"docker sandboxes' states are unknown: {exc}")
     return found
 
 

@@ -64,3 +64,14 @@ def _ship_a_tree(tmp_path: Path, address: str, key_file: str, home: Path) -> Non
         ex = pool.executor(SSHTarget(address, 22, key_file=key_file))
         ex.send_tree(tree, "/opt/tree")
         assert ex.run(["cat", "/opt/tree/sub/file.txt"]).stdout == "shipped\n"
+
+
+def test_docker_options_are_checked_and_an_unreachable_daemon_is_named(tmp_path: Path, imgbuild_home, monkeypatch,
+                                                                       capsys) -> None:
+    assert run(["sandbox", "up", "1", "--provider", "docker"]) == 2
+    assert "--host-image goes with --provider docker" in capsys.readouterr().err
+    assert run(["sandbox", "up", "1", "--provider", "vm", "--host-image", "x"]) == 2
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/absent.sock")
+    assert run(["sandbox", "up", "1", "--name", "dk", "--provider", "docker", "--host-image", "docker-daemon:x"]) == 1
+    assert "absent.sock" in capsys.readouterr().err
+    assert not (imgbuild_home / "sandbox" / "dk").exists()  # nothing made, nothing left
