@@ -6,8 +6,8 @@ drops part way, asks again with ``Range: bytes=<got>-`` and goes on from there, 
 bounded number of times (a registry that ignores the Range and answers 200 has the
 bytes already read skipped). A download that sends less than ``MIN_PROGRESS`` bytes in
 a stall window (the client's ``timeout``) is resumed the same way, and resumes stop after
-``retries`` drops or the client's ``retry_budget`` seconds of failing, whichever comes
-first. A blob longer than its descriptor says is an error; the
+``retries`` drops or ``retry_budget`` seconds since the download last made progress,
+whichever comes first. A blob longer than its descriptor says is an error; the
 digest is checked by whoever stores the bytes. Like :mod:`imgbuild.oci._upload`, this
 module uses only the client's public request helpers and imports nothing from
 :mod:`imgbuild.oci.registry` at run time.
@@ -57,7 +57,7 @@ class BlobStream(ReadStream):
         self._pieces: Iterator[bytes] | None = None
         self._pending = b""
         self._got = self._skip = self._drops = 0
-        self._first_drop: float | None = None
+        self._ok_at = time.monotonic()  # when the download last made progress (or started)
 
     def read(self, n: int | None = -1) -> bytes:
         """Up to ``n`` bytes (all that is left when ``n`` is negative); b"" at the end."""
@@ -103,6 +103,8 @@ class BlobStream(ReadStream):
     def _connect(self) -> None:
         """GET the blob (ranged from what was read when resuming)."""
         headers = {"Range": f"bytes={self._got}-"} if self._got else {}
+        if not self._drops:
+            self._ok_at = time.monotonic()  # the clock starts when the download does, not when it was opened
         try:
             r = self._client.request("GET", f"/v2/{self._repository}/blobs/{self._desc.digest}",
                                      scope=self._client.scope(self._repository), headers=headers, stream=True,
@@ -132,13 +134,12 @@ class BlobStream(ReadStream):
                 if made < MIN_PROGRESS:
                     raise Stalled(f"the registry sent {made} bytes in {window:.0f} s")
                 since, made = time.monotonic(), 0
+                self._ok_at = since
 
     def _dropped(self, exc: BaseException) -> None:
         self._close_response()
         self._drops += 1
-        now = time.monotonic()
-        self._first_drop = self._first_drop or now
-        if self._drops > self._client.retries or now - self._first_drop > self._client.retry_budget:
+        if self._drops > self._client.retries or time.monotonic() - self._ok_at > self._client.retry_budget:
             why = str(exc) if isinstance(exc, Stalled) else self._client.net_failure(exc)
             raise RegistryError(f"download kept failing after {self._drops} attempts: {why}",
                                 where=self._where) from exc
