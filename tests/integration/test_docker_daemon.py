@@ -95,3 +95,17 @@ def test_from_docker_daemon_and_registry_save(tmp_path: Path, podman_service, ca
     report = json.loads(capsys.readouterr().out)
     assert [(s["ref"], s["source"]) for s in report["saved"]] == [("docker.io/demo/base:1", "daemon")]
     assert (regdir / "docker/registry/v2/repositories/demo/base/_manifests/tags/1").is_dir()
+
+
+@pytest.mark.buildah
+def test_from_docker_daemon_with_the_buildah_backend(tmp_path: Path, podman_service, capsys) -> None:
+    from tests.support.podman import host_image_context
+
+    assert run(["build", "-q", "-t", "shell:1", str(host_image_context(tmp_path / "shell"))]) == 0
+    assert run(["push", "shell:1", "docker-daemon:demo/shell:1"]) == 0
+    assert run(["rmi", "shell:1"]) == 0
+    ctx = tmp_path / "run"
+    ctx.mkdir()
+    (ctx / "Kubefile").write_text("FROM docker-daemon:demo/shell:1\nRUN echo built-by-buildah > /etc/built\n")
+    assert run(["build", "-q", "--backend", "buildah", "-t", "ran:1", str(ctx)]) == 0
+    assert _files("ran:1")["etc/built"] == b"built-by-buildah\n"
