@@ -137,6 +137,8 @@ def _int_index(idx: object, size: int, slicing: bool = False) -> int:
 
 @gofunc("value", variadic="value")
 def _index(item: object, *indexes: object) -> object:
+    if _ind(item) is NOVALUE:
+        raise FuncError("index of untyped nil")
     for idx in indexes:
         item = _ind(item)
         if item is NOVALUE:

@@ -97,10 +97,12 @@ def _typed(kind: str) -> Callable[[object], object]:
     def conv(v: object) -> object:
         if type(v) is exact:
             return v
-        if v is NOVALUE or v is None:
+        if v is NOVALUE:  # Go's invalid value: the zero value of a map or list, an error otherwise
             if kind in ("map", "list"):
                 return None
             raise ArgTypeError(f"invalid value; expected {go_name}")
+        if v is None:  # a nil interface (a null map entry) fits no typed parameter
+            raise ArgTypeError(f"wrong type for value; expected {go_name}; got interface {{}}")
         if fits(v):
             return float(v) if kind == "float64" else v
         raise ArgTypeError(f"wrong type for value; expected {go_name}; got {go_type(v)}")

@@ -319,8 +319,8 @@ class _Compiler:
         if isinstance(node, n.Literal):
             value = node.value
             return lambda st, dot, vs: value
-        if isinstance(node, n.Nil):
-            return lambda st, dot, vs: None
+        if isinstance(node, n.Nil):  # Go's untyped nil: the zero value of the parameter it is given to
+            return lambda st, dot, vs: NOVALUE
         if isinstance(node, n.Dot):
             return lambda st, dot, vs: dot
         if isinstance(node, n.Pipe):

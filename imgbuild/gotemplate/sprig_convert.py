@@ -20,6 +20,7 @@ import yaml
 
 from imgbuild.gotemplate import semver
 from imgbuild.gotemplate.calls import gofunc
+from imgbuild.gotemplate.errors import FuncError
 from imgbuild.gotemplate.gofmt import fmt_value
 from imgbuild.gotemplate.sprig_strings import strval
 from imgbuild.gotemplate.values import NOVALUE, is_seq
@@ -78,11 +79,22 @@ def _mod(a: object, b: object) -> int:
     return x - _div(x, y) * y
 
 
+def _divf(a: object, *v: object) -> float:
+    """Sprig's divf (decimal division): a divided by each of v in turn."""
+    q = to_float(a)
+    for x in v:
+        d = to_float(x)
+        if d == 0:
+            raise FuncError("decimal division by 0")
+        q /= d
+    return q + 0.0
+
+
 def _json_float(f: float) -> str:
     if not math.isfinite(f):
         raise ValueError(f"json: unsupported value: {fmt_value(f)}")
     if f == int(f) and abs(f) < 1e21:
-        return str(int(f))
+        return "-0" if f == 0 and math.copysign(1, f) < 0 else str(int(f))
     a = abs(f)
     if a < 1e-6 or a >= 1e21:
         text = repr(f).replace("e-0", "e-").replace("e+0", "e+")
@@ -173,6 +185,19 @@ def _decode_error(want: type, msg: str) -> object:
     return {"Error": msg} if want is dict else [msg]
 
 
+_BOOLISH = {w for b in ("y", "yes", "n", "no", "true", "false", "on", "off", "null")
+            for w in (b, b.title(), b.upper())} | {"~"}
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML reading as go-yaml v2 does: YAML 1.1's ``y`` and ``n`` are booleans too."""
+
+    bool_values = {**yaml.SafeLoader.bool_values, "y": True, "n": False}
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+
+
 class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
     """PyYAML writing as go-yaml v2 does: ambiguous strings double-quoted, multi-line ones as blocks."""
 
@@ -180,7 +205,7 @@ class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[mi
         if "\n" in data:
             return self.represent_scalar("tag:yaml.org,2002:str", data, style="|")
         plain_tag = self.resolve(yaml.ScalarNode, data, (True, False))
-        style = '"' if plain_tag != "tag:yaml.org,2002:str" else None
+        style = '"' if plain_tag != "tag:yaml.org,2002:str" or data in _BOOLISH else None
         return self.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
     def represent_float(self, data: float) -> yaml.ScalarNode:  # noqa: D102
@@ -194,8 +219,6 @@ _Dumper.add_representer(float, _Dumper.represent_float)
 
 
 _PLAIN_STR = re.compile(r"[A-Za-z_/][A-Za-z0-9_./=+@()-]*(?: [A-Za-z0-9_./=+@()-]+)*")
-_BOOLISH = {w for b in ("y", "yes", "n", "no", "true", "false", "on", "off", "null")
-            for w in (b, b.title(), b.upper())} | {"~"}
 
 
 class _Fallback(Exception):
@@ -217,9 +240,10 @@ def _emit(v: object, pad: str, out: list[str], lead: str) -> None:
     """Append block YAML of a non-empty dict or list to ``out``; ``lead`` starts the first line."""
     if isinstance(v, dict):
         for i, k in enumerate(sorted(v)):
-            if not isinstance(k, str) or not _PLAIN_STR.fullmatch(k) or k in _BOOLISH:
+            if not isinstance(k, str) or not _PLAIN_STR.fullmatch(k):
                 raise _Fallback
-            _entry(v[k], f"{lead if i == 0 else pad}{k}:", pad + "  ", pad, out)
+            key = f'"{k}"' if k in _BOOLISH else k
+            _entry(v[k], f"{lead if i == 0 else pad}{key}:", pad + "  ", pad, out)
     else:
         for i, x in enumerate(v):  # type: ignore[attr-defined]
             head = f"{lead if i == 0 else pad}-"
@@ -287,7 +311,7 @@ def _yaml_plain(x: object) -> object:
 
 def _from_yaml(s: str, want: type) -> object:
     try:
-        data = yaml.safe_load(s)
+        data = yaml.load(s, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         return _decode_error(want, f"error converting YAML to JSON: {exc}".replace("\n", " "))
     if data is None:
@@ -326,9 +350,11 @@ CONVERT_FUNCS: dict[str, object] = {
     "div": gofunc(A, A)(_div), "mod": gofunc(A, A)(_mod), "max": _minmax(max), "min": _minmax(min),
     "floor": gofunc(A)(lambda a: float(math.floor(to_float(a)))),
     "ceil": gofunc(A)(lambda a: float(math.ceil(to_float(a)))),
-    "addf": gofunc(variadic=A)(lambda *v: math.fsum(map(to_float, v))),
-    "subf": gofunc(A, variadic=A)(lambda a, *v: to_float(a) - math.fsum(map(to_float, v))),
-    "mulf": gofunc(A, variadic=A)(lambda a, *v: math.prod([to_float(a), *map(to_float, v)])),
+    "addf": gofunc(variadic=A)(lambda *v: math.fsum(map(to_float, v)) + 0.0),
+    "subf": gofunc(A, variadic=A)(lambda a, *v: to_float(a) - math.fsum(map(to_float, v)) + 0.0),
+    "mulf": gofunc(A, variadic=A)(lambda a, *v: math.prod([to_float(a), *map(to_float, v)]) + 0.0),
+    "divf": gofunc(A, variadic=A)(_divf), "maxf": gofunc(A, variadic=A)(lambda a, *v: max(map(to_float, (a, *v)))),
+    "minf": gofunc(A, variadic=A)(lambda a, *v: min(map(to_float, (a, *v)))),
     "toJson": gofunc(A)(_safe(go_json)), "toRawJson": gofunc(A)(_safe(lambda v: go_json(v, html=False))),
     "toPrettyJson": gofunc(A)(_safe(lambda v: go_json(v, indent="  "))),
     "fromJson": gofunc(S)(lambda s: _from_json(s, dict)), "fromJsonArray": gofunc(S)(lambda s: _from_json(s, list)),

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 from imgbuild.gotemplate.calls import gofunc
 from imgbuild.gotemplate.errors import FuncError
+from imgbuild.gotemplate.sprig_convert import to_int
 from imgbuild.gotemplate.sprig_strings import strval
 from imgbuild.gotemplate.values import NOVALUE, go_kind, go_type, is_seq, truth
 
@@ -90,7 +91,7 @@ def _deep_merge(dst: dict, src: Mapping, overwrite: bool) -> None:
 def _merger(overwrite: bool):
     @gofunc("map", variadic="map")
     def merge(dst: dict, *srcs: Mapping) -> dict:
-        _need_map(dst)
+        dst = {} if dst is None else dst
         for src in srcs:
             if src is not None:
                 _deep_merge(dst, src, overwrite)
@@ -98,11 +99,20 @@ def _merger(overwrite: bool):
     return merge
 
 
+def _deep_copy(v: object) -> object:
+    if v is None:
+        raise FuncError("deepCopy of nil")
+    return copy.deepcopy(v)
+
+
 @gofunc(variadic="any")
 def _dig(*args: object) -> object:
     if len(args) < 3:
         raise FuncError("dig needs at least three arguments")
     d, default, keys = args[-1], args[-2], args[:-2]
+    for k in keys:
+        if not isinstance(k, str):
+            raise FuncError(f"interface conversion: interface {{}} is {go_type(k)}, not string")
     for k in keys:
         if not isinstance(d, Mapping):
             raise FuncError(f"interface conversion: interface {{}} is {go_type(d)}, not map[string]interface {{}}")
@@ -166,12 +176,27 @@ def _concat(*lists: object) -> list:
     return out
 
 
-def _slicer(what: str, pick):
+def _slicer(what: str, pick, empty: object = None):
     @gofunc("any")
     def fn(v: object) -> object:
         items = _as_list(v, f"find {what}")
-        return pick(items) if items else None
+        return pick(items) if items else empty
     return fn
+
+
+@gofunc("any", variadic="any")
+def _slice(v: object, *indices: object) -> object:
+    """Sprig's slice, which shadows Go's builtin in helm and sealos: lists only, ``slice L [start [end]]``."""
+    if not is_seq(v):
+        raise FuncError(f"list should be type of slice or array but {go_kind(v)}")
+    items = list(v)  # type: ignore[arg-type]
+    if not items:
+        return None
+    start = to_int(indices[0]) if indices else 0
+    end = to_int(indices[1]) if len(indices) > 1 else len(items)
+    if not 0 <= start <= end <= len(items):
+        raise FuncError(f"runtime error: slice bounds out of range [{start}:{end}] with capacity {len(items)}")
+    return items[start:end]
 
 
 @gofunc("any", "any")
@@ -221,11 +246,11 @@ DATA_FUNCS: dict[str, object] = {
     "unset": gofunc(M, S)(_unset), "hasKey": gofunc(M, S)(lambda d, k: bool(d) and k in d),
     "keys": gofunc(variadic=M)(_keys), "values": gofunc(M)(lambda d: list((d or {}).values())),
     "pluck": gofunc(S, variadic=M)(_pluck), "pick": gofunc(M, variadic=S)(_pick), "omit": gofunc(M, variadic=S)(_omit),
-    "merge": _merger(False), "mergeOverwrite": _merger(True), "deepCopy": gofunc(A)(copy.deepcopy), "dig": _dig,
+    "merge": _merger(False), "mergeOverwrite": _merger(True), "deepCopy": gofunc(A)(_deep_copy), "dig": _dig,
     "append": _push, "push": _push, "prepend": _prepend, "first": _slicer("first", lambda x: x[0]),
-    "last": _slicer("last", lambda x: x[-1]), "rest": _slicer("rest", lambda x: x[1:]),
-    "initial": _slicer("initial", lambda x: x[:-1]), "reverse": gofunc(A)(lambda v: _as_list(v, "reverse")[::-1]),
-    "uniq": _uniq, "has": _has, "without": _without, "concat": _concat,
+    "last": _slicer("last", lambda x: x[-1]), "rest": _slicer("rest", lambda x: x[1:], []),
+    "initial": _slicer("initial", lambda x: x[:-1], []), "reverse": gofunc(A)(lambda v: _as_list(v, "reverse")[::-1]),
+    "slice": _slice, "uniq": _uniq, "has": _has, "without": _without, "concat": _concat,
     "compact": gofunc(A)(lambda v: [x for x in _as_list(v, "compact") if not _empty(x)]),
     "until": _until, "untilStep": gofunc("int", "int", "int")(_until_step), "seq": _seq,
     "kindOf": gofunc(A)(go_kind), "kindIs": gofunc(S, A)(lambda t, v: go_kind(v) == t),

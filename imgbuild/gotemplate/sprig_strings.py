@@ -258,7 +258,7 @@ _TYPED = {
     "sha256sum": ((S,), lambda s: hashlib.sha256(s.encode()).hexdigest()),
     "sha1sum": ((S,), lambda s: hashlib.sha1(s.encode()).hexdigest()),  # noqa: S324 - what sprig computes
     "adler32sum": ((S,), lambda s: str(zlib.adler32(s.encode()))),
-    "toString": ((A,), strval), "toStrings": ((A,), lambda v: [strval(x) for x in v] if is_seq(v) else [strval(v)]),
+    "toString": ((A,), strval), "toStrings": ((A,), strslice),
     "sortAlpha": ((A,), _sort_alpha),
 }
 _VARIADIC = {"quote": _quote, "squote": _squote, "cat": _cat}

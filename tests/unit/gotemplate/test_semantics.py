@@ -120,7 +120,7 @@ CASES = [
     ("{{ index .l 1 }} {{ index .m \"b\" }} {{ index .nested \"list\" 0 \"k\" }} {{ index .m \"zz\" }}",
      "b 2 x <no value>"),
     ("{{ index \"abc\" 0 }}", "97"),
-    ("{{ slice .l 1 }} {{ slice .l 0 2 }} {{ slice \"hello\" 1 3 }} {{ slice .l 1 2 3 }}", "[b c] [a b] el [b]"),
+    ("{{ slice .l 1 }} {{ slice .l 0 2 }} {{ slice .l 1 2 3 }} {{ slice .el }}", "[b c] [a b] [b] <no value>"),
     ("{{ print \"a\" 1 2 \"b\" }}|{{ print 1 }}|{{ println \"a\" 1 }}", "a1 2b|1|a 1\n"),
     ("{{ html \"<a href=\\\"x\\\">&'\" }}", "&lt;a href=&#34;x&#34;&gt;&amp;&#39;"),
     ("{{ js \"it's \\\"x\\\" <b> & =\" }}", "it\\'s \\\"x\\\" \\u003Cb\\u003E \\u0026 \\u003D"),

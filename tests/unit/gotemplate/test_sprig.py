@@ -91,10 +91,10 @@ CASES = [
     ("{{ toYaml .m }}", "a: 1\nb:\n  c: 2"),
     ("{{ toYaml .l }}", "- b\n- a\n- b\n- null\n- c"),
     ('{{ toYaml (dict "s" "true" "n" "1.0" "e" "" "multi" "a\\nb" "k" (list) "d" (dict)) }}',
-     'd: {}\ne: ""\nk: []\nmulti: |-\n  a\n  b\nn: "1.0"\ns: "true"'),
+     'd: {}\ne: ""\nk: []\nmulti: |-\n  a\n  b\n"n": "1.0"\ns: "true"'),
     ('{{ toYaml "plain" }} {{ toYaml 5 }} {{ toYaml .nil }}', "plain 5 null"),
     ('{{ (fromYaml "a: 1\\nb: [x, y]").b }} {{ (fromYaml "a: 1").a | kindOf }} {{ (fromYaml ": : bad").Error | empty }}',
-     "[x y] float64 false"),
+     "[x true] float64 false"),
     ('{{ fromYamlArray "- 1\\n- a" }} {{ fromJsonArray "[1, 2]" }}', "[1 a] [1 2]"),
     ("{{ .m | toYaml | nindent 2 }}", "\n  a: 1\n  b:\n    c: 2"),
     # types and versions
@@ -131,7 +131,10 @@ def test_random_and_uuid_have_the_right_shape():
     ('{{ repeat -1 "a" }}', "negative Repeat count"),
     ("{{ first 5 }}", "Cannot find first on type int"),
     ("{{ append .nil 1 }}", "Cannot push on type <nil>"),
-    ('{{ set .nil "a" 1 }}', "assignment to entry in nil map"),
+    ('{{ slice "hello" 1 3 }}', "list should be type of slice or array but string"),
+    ("{{ slice .nums 2 9 }}", "slice bounds out of range"),
+    ('{{ set (index . "missing") "a" 1 }}', "assignment to entry in nil map"),
+    ('{{ set .nil "a" 1 }}', "wrong type for value; expected map[string]interface {}; got interface {}"),
     ('{{ merge (dict) 5 }}', "wrong type for value; expected map[string]interface {}; got int"),
 ])
 def test_sprig_errors(text, message):
