@@ -51,6 +51,7 @@ def main() -> dict:
                 print(f"kill {i + 1}/{kills}: {'mid-run' if result['killed'] else 'after the end'}, "
                       f"re-run ran {len(result['steps'])} step(s)", flush=True)
             sh("reset")
+        sh("umount", "--all")
     print(f"{kills} kills ({mid} mid-run): {kills} re-runs completed, {differ} ended different; "
           f"unchanged re-run {noop:.2f} s")
     return {"kills": kills, "killed_mid_run": mid, "ended_different": differ, "unchanged_rerun_s": noop}

@@ -59,6 +59,7 @@ class Engine:
     reporter: Reporter = field(default_factory=NullReporter)
     mount: Callable[[str], Any] | None = None
     pull: Callable[[str], None] | None = None
+    umount: Callable[[str], Any] | None = None
 
     # -- verbs ---------------------------------------------------------------------------------------
     def __enter__(self) -> "Engine":
@@ -124,7 +125,23 @@ class Engine:
         self._clean(state, hosts, options, planned)
         if not options.dry_run:
             shutil.rmtree(self.home.cluster_dir(name), ignore_errors=True)
+            self._release_mounts(state)
         return ApplyResult(name, tuple(planned), tuple(hosts), options.dry_run)
+
+    def _release_mounts(self, state: Any) -> None:
+        """Unmount the reset cluster's images unless another cluster of this Home still runs them."""
+        from imgbuild.cluster.state import ClusterState
+
+        if self.umount is None:
+            return
+        in_use: set[str] = set()
+        for other in list_clusters(self.home):
+            other_state = ClusterState.load(self.home, other)
+            if other_state is not None:
+                in_use |= {rec.digest for rec in other_state.images.values()}
+        for ref, rec in state.images.items():
+            if rec.digest and rec.digest not in in_use:
+                self.umount(rec.digest)
 
     # -- internals -------------------------------------------------------------------------------------
     @staticmethod
@@ -241,7 +258,8 @@ def open_engine(home: Any, *, reporter: Reporter | None = None, insecure_host_ke
     pool = SSHPool(known_hosts=home.known_hosts, insecure_host_key=insecure_host_key, max_parallel=max_parallel)
     return Engine(home, store, local, pool, reporter or NullReporter(),
                   mount=lambda ref: api.mount(ref, reuse=True, store=store, executor=local),
-                  pull=lambda ref: api.pull(ref, store=store, executor=local))
+                  pull=lambda ref: api.pull(ref, store=store, executor=local),
+                  umount=lambda digest: api.umount(digest, home=home, executor=local))
 
 
 def list_clusters(home: Any) -> list[str]:

@@ -120,3 +120,4 @@ def test_run_add_delete_rerun_reset(hosts: Sandbox, capsys):
     for h in (h1, h2, h3):
         assert _upper_snapshot(h) == before[h.name], h.name
     assert not _home().cluster_dir("default").exists()
+    assert cli(["mounts", "--json"]) == 0 and json.loads(capsys.readouterr().out) == []  # reset unmounted the image
