@@ -47,9 +47,11 @@ def main() -> dict:
                 sh("reset")
                 result = kill_and_resume(args, env, 8.0, rng)
                 mid += result["killed"]
-                differ += host_view(sb, sb.hosts, VIEW) != reference
-                print(f"kill {i + 1}/{kills}: {'mid-run' if result['killed'] else 'after the end'}, "
-                      f"re-run ran {len(result['steps'])} step(s)", flush=True)
+                same = host_view(sb, sb.hosts, VIEW) == reference
+                differ += not same
+                print(f"kill {i + 1}/{kills}: {'mid-run' if result['killed'] else 'after the end'}, re-run ran "
+                      f"{len(result['steps'])} step(s), hosts {'as the reference' if same else 'DIFFERENT'}",
+                      flush=True)
             sh("reset")
         sh("umount", "--all")
     print(f"{kills} kills ({mid} mid-run): {kills} re-runs completed, {differ} ended different; "
