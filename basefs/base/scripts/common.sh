@@ -68,6 +68,11 @@ drop_shared_dirs() {  # remove the shared directories once nothing of ours is le
   for d in "$RUN_DIR" "$LOG_DIR" "$CONF_DIR" "$STATE_DIR"; do rmdir "$d" 2>/dev/null || true; done
 }
 
+install_registry_hosts() {  # containerd's hosts: the cluster registry (plain http), and the mirror of every other one
+  put_file "$ROOTFS/etc/containerd/hosts.toml" "$CONF_DIR/certs.d/$registryDomain:$registryPort/hosts.toml" 0644
+  put_file "$ROOTFS/etc/containerd/mirror.toml" "$CONF_DIR/certs.d/_default/hosts.toml" 0644
+}
+
 # --- the cluster token: what every host of the cluster shares, to derive join tokens without asking master0 ---
 token_problem() {  # print why this host has no cluster token (nothing when it has one)
   if [ ! -r "$(pki token)" ] && [ -z "${clusterToken:-}" ]; then

@@ -30,11 +30,6 @@ overlay_works() {  # overlay_works DIR: true when an overlay mount with its uppe
   return "$rc"
 }
 
-install_registry_hosts() {  # the cluster registry (plain http) and the mirror for every other registry, in certs.d
-  put_file "$ROOTFS/etc/containerd/hosts.toml" "$CONF_DIR/certs.d/$registryDomain:$registryPort/hosts.toml" 0644
-  put_file "$ROOTFS/etc/containerd/mirror.toml" "$CONF_DIR/certs.d/_default/hosts.toml" 0644
-}
-
 install_containerd() {  # install and start containerd (restarted when its config changed); idempotent
   local b tmp snapshotter=native changed
   for b in "${CONTAINERD_BINS[@]}"; do put_file "$ROOTFS/bin/$b" "$BIN_DIR/$b" 0755; done
