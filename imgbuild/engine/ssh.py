@@ -372,5 +372,9 @@ def run_all(executors: Sequence[Executor], argv: Sequence[str], *, on_line: Call
 
     if not executors:
         return []
-    with Threads(min(len(executors), 256), thread_name_prefix="imgbuild-run-all") as threads:
-        return list(threads.map(one, executors))
+    threads = Threads(min(len(executors), 256), thread_name_prefix="imgbuild-run-all")
+    try:
+        futures = [threads.submit(one, ex) for ex in executors]
+        return [f.result() for f in futures]
+    finally:  # on Ctrl-C do not wait: closing the pool ends the commands still running
+        threads.shutdown(wait=False, cancel_futures=True)

@@ -57,7 +57,7 @@ from imgbuild.engine._manifest import (MARKER, DigestCache, Entry, Manifest, Tre
 from imgbuild.engine._tarsend import tar_members, tar_size, zstd_chunks
 from imgbuild.engine._zstdpick import decide
 from imgbuild.engine.exec import Executor
-from imgbuild.errors import ImgbuildError, InputError
+from imgbuild.errors import ImgbuildError, InputError, Interrupted
 
 __all__ = ["Job", "HostResult", "Progress", "distribute", "raise_failures", "MARKER", "TreeLayer"]
 
@@ -125,9 +125,15 @@ def distribute(jobs: Sequence[Job], *, progress: Progress | None = None, compres
         if id(job.source) not in run.scans and not _is_file(job.source):
             run.scans[id(job.source)] = scan(job.source)
     workers = max(1, min(max_workers or len(jobs), 256))
-    with ThreadPoolExecutor(workers, thread_name_prefix="imgbuild-transfer") as pool:
-        futures = [pool.submit(_send_one, job, run) for job in jobs]
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="imgbuild-transfer")
+    futures = [pool.submit(_send_one, job, run) for job in jobs]
+    try:
         return [f.result() for f in futures]
+    except BaseException:  # Ctrl-C: every stream stops at its next chunk, hosts keep their old trees
+        run.cancelled.set()
+        raise
+    finally:
+        pool.shutdown(wait=not run.cancelled.is_set(), cancel_futures=True)
 
 
 def _is_file(source: object) -> bool:
@@ -156,6 +162,7 @@ class _Run:
     samples: dict[int, tuple[float, float]] = field(default_factory=dict)
     finals: dict[int, Manifest] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
     def final(self, key: int) -> Manifest:
         """The whole tree's manifest, every file's digest filled in (hashed only where no stream did)."""
@@ -325,6 +332,8 @@ def _ship(ex: Executor, dest: str, key: int, send: list[str], remove: list[str],
 
     def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
+            if run.cancelled.is_set():
+                raise Interrupted()
             res.bytes += len(chunk)
             if run.progress:
                 run.progress.advanced(ex.host, len(chunk))

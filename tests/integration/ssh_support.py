@@ -7,6 +7,10 @@ password logins for other users. With ``LogLevel VERBOSE`` sshd logs
 :meth:`Sshd.max_open_sessions` replays to count how many sessions were open at
 once, on the server side. :func:`make_user` creates a user with a password and
 ``sudo`` rights (password required) and removes it afterwards.
+
+The server sets ``SHLVL=1`` for its sessions, so bash does not read root's
+``~/.bashrc`` for each command: on this machine that file runs ``pyenv init``
+(0.3-0.8 s per command, minutes when many sessions wait on pyenv's rehash lock).
 """
 
 from __future__ import annotations
@@ -140,7 +144,10 @@ def _config(workdir: Path, ports: list[int], addresses: tuple[str, ...]) -> str:
     return (f"{listen}HostKey {workdir}/host_ed25519\nAuthorizedKeysFile {workdir}/authorized_keys\n"
             "PermitRootLogin prohibit-password\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
             "UsePAM no\nStrictModes no\nUseDNS no\nPidFile none\nLogLevel VERBOSE\nMaxSessions 100\n"
-            "MaxStartups 100\nSubsystem sftp internal-sftp\n")
+            "MaxStartups 100\nSubsystem sftp internal-sftp\n"
+            # bash reads ~/.bashrc for commands sshd runs unless SHLVL says it is nested; this machine's root
+            # .bashrc runs pyenv init (and a rehash behind a lock) on every command: not what these tests measure
+            "SetEnv SHLVL=1\n")
 
 
 def _collect(fd: int, log: list[str]) -> None:

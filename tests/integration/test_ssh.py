@@ -21,8 +21,10 @@ pytestmark = [pytest.mark.ssh, pytest.mark.root]
 def sshd(tmp_path: Path):
     """One sshd on 127.0.0.1:<free port>; root by key, other users by password."""
     server = start_sshd(tmp_path / "sshd")
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

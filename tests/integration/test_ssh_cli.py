@@ -25,9 +25,11 @@ def cluster(tmp_path: Path):
             f"  image: [localhost/unused:v1]\n"
             f"  hosts:\n  - ips: [{master}]\n    roles: [master]\n  - ips: [{node}]\n    roles: [node]\n"
             f"  ssh:\n    pk: {server.key_file}\n")
-    ClusterState.new(parse_clusterfile(text)).save(home())
-    yield server, master, node
-    server.stop()
+    try:
+        ClusterState.new(parse_clusterfile(text)).save(home())
+        yield server, master, node
+    finally:
+        server.stop()
 
 
 def test_exec_prefixes_lines_and_filters_hosts(cluster, capsys):

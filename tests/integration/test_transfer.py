@@ -58,9 +58,12 @@ def snapshot(root: Path) -> dict[str, tuple]:
 def hosts(tmp_path: Path, request):
     """Two loopback 'hosts' (one sshd, two ports) and a pool; each job gets its own destination dir."""
     server = start_sshd(tmp_path / "sshd", 2)
-    with SSHPool(known_hosts=tmp_path / "known_hosts", openssh=getattr(request, "param", None)) as pool:
-        yield server, [pool.executor(SSHTarget("127.0.0.1", p, key_file=str(server.key_file))) for p in server.ports]
-    server.stop()
+    try:
+        with SSHPool(known_hosts=tmp_path / "known_hosts", openssh=getattr(request, "param", None)) as pool:
+            yield server, [pool.executor(SSHTarget("127.0.0.1", p, key_file=str(server.key_file)))
+                           for p in server.ports]
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize("hosts", [True, False], ids=["openssh", "asyncssh"], indirect=True)
@@ -207,3 +210,31 @@ def test_a_tree_changing_while_sent_fails_with_that_error(tmp_path, hosts, monke
     res = distribute([Job(exs[0], src, str(tmp_path / "dest"))])[0]
     assert not res.ok and "changed size while it was being sent" in str(res.error)
     assert not (tmp_path / "dest").exists()
+
+
+def test_ctrl_c_stops_every_stream_and_leaves_the_old_trees(tmp_path, hosts):
+    import signal
+
+    _, exs = hosts
+    src = tmp_path / "big"
+    src.mkdir()
+    for i in range(40):
+        (src / f"blob{i}").write_bytes(os.urandom(4 << 20))
+
+    class Slow:
+        def started(self, label, total):
+            pass
+
+        def advanced(self, label, n):
+            time.sleep(0.05)  # 20 MB/s: the send takes seconds
+
+        def finished(self, label, note):
+            pass
+
+    threading.Timer(1.5, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)).start()
+    begin = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        distribute([Job(ex, src, str(tmp_path / f"d{i}")) for i, ex in enumerate(exs)], progress=Slow())
+    assert time.monotonic() - begin < 6
+    time.sleep(1)
+    assert not (tmp_path / "d0").exists() and not (tmp_path / "d1").exists()
