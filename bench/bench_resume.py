@@ -33,31 +33,36 @@ def main() -> dict:
         sh("build", "-t", "imgbuild.local/demo/pause:3.9", str(ROOT / "kubefiles" / "pause-demo"))
         sh("build", "-t", "localhost/e2e/rootfs:v1", str(ROOT / "tests" / "data" / "contexts" / "run-e2e"))
         rng = random.Random(20)
-        with sandbox_slot("imgbbkill", 2) as sb:
-            h1, h2 = sb.hosts
-            args = ["run", "localhost/e2e/rootfs:v1", "--masters", h1.address, "--nodes", h2.address,
-                    "--pk", str(sb.key_file)]
-            sh(*args)
-            reference = host_view(sb, sb.hosts, VIEW)
-            start = time.perf_counter()
-            sh(*args)
-            noop = time.perf_counter() - start
-            mid, differ = 0, 0
-            for i in range(kills):
-                sh("reset")
-                result = kill_and_resume(args, env, 8.0, rng)
-                mid += result["killed"]
-                same = host_view(sb, sb.hosts, VIEW) == reference
-                differ += not same
-                print(f"kill {i + 1}/{kills}: {'mid-run' if result['killed'] else 'after the end'}, re-run ran "
-                      f"{len(result['steps'])} step(s), hosts {'as the reference' if same else 'DIFFERENT'}",
-                      flush=True)
+        try:
+            return _kills(sh, env, rng, kills)
+        finally:
+            subprocess.run(imgbuild_argv("umount", "--all", "-q"), env=env, timeout=300)
+
+
+def _kills(sh, env: dict, rng: random.Random, kills: int) -> dict:
+    """The reference run, an unchanged re-run, then the kills (see the module docstring)."""
+    with sandbox_slot("imgbbkill", 2) as sb:
+        h1, h2 = sb.hosts
+        args = ["run", "localhost/e2e/rootfs:v1", "--masters", h1.address, "--nodes", h2.address,
+                "--pk", str(sb.key_file)]
+        sh(*args)
+        reference = host_view(sb, sb.hosts, VIEW)
+        start = time.perf_counter()
+        sh(*args)
+        noop = time.perf_counter() - start
+        mid, differ = 0, 0
+        for i in range(kills):
             sh("reset")
-        sh("umount", "--all")
+            result = kill_and_resume(args, env, 8.0, rng)
+            mid += result["killed"]
+            same = host_view(sb, sb.hosts, VIEW) == reference
+            differ += not same
+            print(f"kill {i + 1}/{kills}: {'mid-run' if result['killed'] else 'after the end'}, re-run ran "
+                  f"{len(result['steps'])} step(s), hosts {'as the reference' if same else 'DIFFERENT'}", flush=True)
+        sh("reset")
     print(f"{kills} kills ({mid} mid-run): {kills} re-runs completed, {differ} ended different; "
           f"unchanged re-run {noop:.2f} s")
     return {"kills": kills, "killed_mid_run": mid, "ended_different": differ, "unchanged_rerun_s": noop}
-
 
 if __name__ == "__main__":
     main()
