@@ -4,10 +4,14 @@
 # Every failure names what is missing and how to get it.
 #   env BASEFS      the basefs directory (default: the one holding this file)
 #   env FETCH_PATH  directories searched for local binaries (default: $PATH:/usr/sbin:/sbin)
+#   env GITHUB_URL  where GitHub's release downloads are (default https://github.com): a mirror
+#   env REGISTRY_VERSION  the version of the registry (distribution) downloaded for the registry host
 set -euo pipefail
 BASEFS=${BASEFS:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 FETCH_PATH=${FETCH_PATH:-$PATH:/usr/sbin:/sbin}
+GITHUB_URL=${GITHUB_URL:-https://github.com}
 declare -A FOUND=()
+VERSION="" ARCH="" DL=""
 
 fetch_die() { echo "fetch.sh: $*" >&2; exit 1; }
 
@@ -57,7 +61,29 @@ arch_of_machine() {  # the Go-style architecture of this machine (amd64, arm64)
   case "$(uname -m)" in x86_64) echo amd64 ;; aarch64 | arm64) echo arm64 ;; *) uname -m ;; esac
 }
 
-check_version_arch() {  # check_version_arch VERSION ARCH: fail unless both look right
-  [[ "$1" =~ ^v[0-9]+\.[0-9]+\.[0-9]+ ]] || fetch_die "VERSION must look like v1.28.2, not '$1' (usage: fetch.sh VERSION [ARCH])"
-  case "$2" in amd64 | arm64) ;; *) fetch_die "ARCH must be amd64 or arm64, not '$2'" ;; esac
+start_downloads() {  # start_downloads [VERSION [ARCH]]: check them into VERSION and ARCH; DL, a temp dir removed at exit
+  VERSION=${1:-} ARCH=${2:-$(arch_of_machine)}
+  [[ "$VERSION" =~ ^v[0-9]+\.[0-9]+\.[0-9]+ ]] || fetch_die "VERSION must look like v1.28.2, not '$VERSION' (usage: fetch.sh VERSION [ARCH])"
+  case "$ARCH" in amd64 | arm64) ;; *) fetch_die "ARCH must be amd64 or arm64, not '$ARCH'" ;; esac
+  DL=$(mktemp -d)
+  trap 'rm -rf "$DL"' EXIT
+}
+
+download_registry() {  # the stock registry (distribution) for ARCH, as DL/bin/docker-registry
+  local v=${REGISTRY_VERSION:-2.8.3}
+  download "$GITHUB_URL/distribution/distribution/releases/download/v$v/registry_${v}_linux_$ARCH.tar.gz" "$DL/registry.tgz"
+  tar -C "$DL" -xzf "$DL/registry.tgz" registry
+  mkdir -p "$DL/bin" && mv "$DL/registry" "$DL/bin/docker-registry"
+}
+
+place_downloads() {  # place_downloads CTX LAYER...: assemble CTX from the layers, then DL's bin/ and images/ into it
+  local ctx=$1
+  shift
+  chmod 0755 "$DL"/bin/*
+  assemble "$ctx" "$@"
+  rm -rf "${ctx:?}/images"
+  mkdir -p "$ctx/images"
+  cp "$DL"/bin/* "$ctx/bin/"
+  if [ -d "$DL/images" ]; then cp -R "$DL/images/." "$ctx/images/"; fi
+  echo "fetch.sh: $ctx ready for $VERSION/$ARCH: $(cd "$ctx" && find bin images -type f | sort | tr '\n' ' ')"
 }

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from imgbuild import labels as L
-from imgbuild.cli.main import run
+from tests.support.lifecycle_hosts import cli_ok
 
 ROOT = Path(__file__).resolve().parents[2]
 BASEFS = ROOT / "basefs"
@@ -51,13 +51,6 @@ def contexts(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert done.returncode == 0, done.stderr
     shutil.copytree(ROOT / "kubefiles" / "etcd-app", top / "etcd-app")
     return top
-
-
-def _cli(capsys: pytest.CaptureFixture, *argv: str) -> str:
-    code = run(list(argv))
-    out = capsys.readouterr()
-    assert code == 0, f"imgbuild {' '.join(argv)} exited {code}: {out.err}"
-    return out.out
 
 
 def _layer_files() -> dict[str, Path]:
@@ -102,15 +95,15 @@ def test_hello_fetch_refuses_a_dynamically_linked_busybox(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("name", ["hello", "etcd", "etcd-app"])
 def test_kubefiles_lint_and_plan(name: str, contexts: Path, capsys: pytest.CaptureFixture) -> None:
-    assert json.loads(_cli(capsys, "lint", "--json", str(contexts / name)))["ok"] is True
-    plan = json.loads(_cli(capsys, "build", "--dry-run", "--json", str(contexts / name)))
+    assert json.loads(cli_ok(capsys, "lint", "--json", str(contexts / name)))["ok"] is True
+    plan = json.loads(cli_ok(capsys, "build", "--dry-run", "--json", str(contexts / name)))
     assert plan["backend"] == "native"
 
 
 def test_images_build_with_sealos_labels_and_the_app_bundles_hello(contexts: Path, capsys) -> None:
     for ref, name in ((HELLO, "hello"), (ETCD, "etcd"), (APP, "etcd-app")):
-        _cli(capsys, "build", "-q", "-t", ref, str(contexts / name))
-    etcd = json.loads(_cli(capsys, "inspect", "--json", ETCD))
+        cli_ok(capsys, "build", "-q", "-t", ref, str(contexts / name))
+    etcd = json.loads(cli_ok(capsys, "inspect", "--json", ETCD))
     assert etcd["type"] == L.TYPE_ROOTFS
     scripts = {p.name for p in (contexts / "etcd" / "scripts").iterdir()}
     for label in (L.CHECK, L.INIT, L.CLEAN, L.INIT_REGISTRY, L.CLEAN_REGISTRY, L.JOIN_MASTER):
@@ -120,15 +113,15 @@ def test_images_build_with_sealos_labels_and_the_app_bundles_hello(contexts: Pat
     assert {k: env[k] for k in ("registryDomain", "registryPort")} == {"registryDomain": "sealos.hub",
                                                                          "registryPort": "5000"}
     assert [layer["role"] for layer in etcd["layers"]][-1] == "scripts"
-    app = json.loads(_cli(capsys, "inspect", "--json", APP))
+    app = json.loads(cli_ok(capsys, "inspect", "--json", APP))
     assert app["type"] == L.TYPE_APPLICATION and app["cmd"] == ["bash app.sh"]
     assert [layer["role"] for layer in app["layers"]][-1] == "registry"
-    hello = json.loads(_cli(capsys, "inspect", "--json", HELLO))
-    mnt = _cli(capsys, "mount", APP).strip()
+    hello = json.loads(cli_ok(capsys, "inspect", "--json", HELLO))
+    mnt = cli_ok(capsys, "mount", APP).strip()
     try:
-        listing = json.loads(_cli(capsys, "registry", "ls", "--json", f"{mnt}/registry"))
+        listing = json.loads(cli_ok(capsys, "registry", "ls", "--json", f"{mnt}/registry"))
     finally:
-        _cli(capsys, "umount", mnt)
+        cli_ok(capsys, "umount", mnt)
     assert [(i["repository"], i["tag"], i["digest"]) for i in listing["images"]] == [
         ("demo/hello", "v1", hello["digest"])]
 
@@ -238,10 +231,10 @@ def test_lifecycle_on_sandbox_hosts_forms_a_cluster_reruns_harmlessly_and_cleans
     from tests.support.lifecycle_hosts import ClusterHosts, upper_files
     from tests.support.sandbox import sandbox_slot
 
-    _cli(capsys, "build", "-q", "-t", HELLO, str(contexts / "hello"))
+    cli_ok(capsys, "build", "-q", "-t", HELLO, str(contexts / "hello"))
     tree = tmp_path / "rootfs"
     shutil.copytree(contexts / "etcd", tree, ignore=shutil.ignore_patterns("Kubefile", "fetch.sh", ".gitignore"))
-    _cli(capsys, "registry", "save", str(contexts / "etcd-app"), "-d", str(tree / "registry"))
+    cli_ok(capsys, "registry", "save", str(contexts / "etcd-app"), "-d", str(tree / "registry"))
     with sandbox_slot("etcdimg", 3) as sandbox:
         cluster = ClusterHosts(sandbox, 2, _image_env(contexts / "etcd"), tmp_path / "work")
         m0, m1, node = cluster.hosts

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imgbuild.cli.main import run
+from tests.support.lifecycle_hosts import cli_ok
 from tests.support.standins import LOG, VERSIONS, build_mirror, serve, systemctl_standin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,13 +49,6 @@ def contexts(tmp_path_factory: pytest.TempPathFactory) -> Path:
             done = _fetch(name, top / name, url, VERSIONS[name], "amd64")
             assert done.returncode == 0, done.stderr
     return top
-
-
-def _cli(capsys: pytest.CaptureFixture, *argv: str) -> str:
-    code = run(list(argv))
-    out = capsys.readouterr()
-    assert code == 0, f"imgbuild {' '.join(argv)} exited {code}: {out.err}"
-    return out.out
 
 
 def test_fetch_lays_out_binaries_images_and_the_basefs_layers(contexts: Path) -> None:
@@ -92,8 +85,8 @@ def test_fetch_refuses_a_bad_version_or_arch(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", RUNTIMES)
 def test_kubefiles_lint_and_plan_with_sealos_labels(name: str, contexts: Path, capsys) -> None:
     arg = f"{BUILD_ARG[name]}={VERSIONS[name]}"
-    assert json.loads(_cli(capsys, "lint", "--json", "--build-arg", arg, str(contexts / name)))["ok"] is True
-    plan = json.loads(_cli(capsys, "build", "--dry-run", "--json", "--build-arg", arg, str(contexts / name)))
+    assert json.loads(cli_ok(capsys, "lint", "--json", "--build-arg", arg, str(contexts / name)))["ok"] is True
+    plan = json.loads(cli_ok(capsys, "build", "--dry-run", "--json", "--build-arg", arg, str(contexts / name)))
     labels = plan["stages"][-1]["config"]["config"]["Labels"]
     assert labels["sealos.io.type"] == "rootfs" and labels["version"] == VERSIONS[name]
     scripts = {p.name for p in (contexts / name / "scripts").iterdir()}

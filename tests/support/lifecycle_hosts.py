@@ -23,7 +23,7 @@ from imgbuild.engine.pki import ClusterPKI, host_bundle
 from imgbuild.gotemplate import render
 from imgbuild.infra.sandbox import Sandbox, SandboxHost
 
-__all__ = ["ClusterHosts", "upper_files"]
+__all__ = ["ClusterHosts", "upper_files", "cli_ok"]
 
 DATA = "/var/lib/sealos/data"
 _LOCAL = LocalExecutor()
@@ -114,3 +114,13 @@ def upper_files(hosts: Sequence[SandboxHost]) -> dict[str, str]:
             else:
                 out[key] = "special"
     return out
+
+
+def cli_ok(capsys, *argv: str) -> str:
+    """Run ``imgbuild ARGV`` in-process, assert it exited 0, and return what it printed."""
+    from imgbuild.cli.main import run
+
+    code = run(list(argv))
+    out = capsys.readouterr()
+    assert code == 0, f"imgbuild {' '.join(argv)} exited {code}: {out.err}"
+    return out.out
