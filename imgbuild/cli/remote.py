@@ -140,17 +140,20 @@ class _Bars:
             self._bar = tqdm(total=0, unit="B", unit_scale=True, desc="scp", file=sys.stderr, leave=False)
 
     def started(self, label: str, total: int) -> None:
+        """Grow the bar's total by the host's stream size."""
         if self._bar is not None:
             with self._lock:
                 self._bar.total += total
                 self._bar.refresh()
 
     def advanced(self, label: str, n: int) -> None:
+        """Advance the bar."""
         if self._bar is not None:
             with self._lock:
                 self._bar.update(n)
 
     def finished(self, label: str, note: str) -> None:
+        """One line for the host: what it got, or why it failed."""
         with self._lock:
             if self._bar is not None:
                 self._bar.write(f"  [{label}] {note}", file=sys.stderr)
@@ -158,6 +161,7 @@ class _Bars:
                 output.info(f"  [{label}] {note}")
 
     def close(self) -> None:
+        """Remove the bar."""
         if self._bar is not None:
             self._bar.close()
 

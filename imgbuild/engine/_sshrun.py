@@ -70,6 +70,7 @@ class _Stream:
     partial: bytes = b""
 
     def add(self, chunk: bytes) -> None:
+        """Keep ``chunk`` (dropping the oldest beyond the bound) and pass on the lines it completes."""
         self.parts.append(chunk)
         self.kept += len(chunk)
         while self.kept > 2 * _KEEP and len(self.parts) > 1:
@@ -81,6 +82,7 @@ class _Stream:
                 self.on_line(raw.decode("utf-8", errors="replace").rstrip("\r"))
 
     def finish(self) -> str:
+        """Pass on a last unterminated line; the kept tail as text."""
         if self.on_line is not None and self.partial:
             self.on_line(self.partial.decode("utf-8", errors="replace").rstrip("\r"))
             self.partial = b""
