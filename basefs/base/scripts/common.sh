@@ -1,14 +1,16 @@
 #!/bin/bash
 # Shared by every cluster image's lifecycle scripts (sourced, never run): the env they need, logging, a
-# manifest of everything init put on the host (so clean removes exactly that and nothing else), daemons
-# without systemd (setsid + pid files under /run, logs under /var/log) and bash-only network probes.
-# The layers above (basefs/containerd, basefs/<runtime>) add their own helpers next to this file.
+# manifest of everything init put on the host (so clean removes exactly that and nothing else), services
+# (a systemd unit where systemd runs, else a daemon: setsid + pid file under /run, log under /var/log), the
+# cluster token and values derived from it, and bash-only network probes. The layers above
+# (basefs/containerd, basefs/<runtime>) add their own helpers next to this file.
 #
 # Host layout (all of it undone by clean.sh / clean-registry.sh):
 #   /usr/local/bin/...                 the binaries init.sh installs (each one in the manifest)
 #   /etc/imgbuild-cluster/             settings rendered from etc/*.tmpl, registry.yml, certs.d/ ...
 #   /var/lib/imgbuild-cluster/         the manifests (installed, registry.installed) and the data list
 #   /run/imgbuild-cluster/             pid files          /var/log/imgbuild-cluster/   daemon logs
+#   /etc/systemd/system/<service>.service   units, where systemd runs
 # shellcheck disable=SC2034  # the variables below are read by the scripts that source this file
 set -euo pipefail
 
@@ -76,7 +78,7 @@ install_registry_hosts() {  # containerd's hosts: the cluster registry (plain ht
 # --- the cluster token: what every host of the cluster shares, to derive join tokens without asking master0 ---
 token_problem() {  # print why this host has no cluster token (nothing when it has one)
   if [ ! -r "$(pki token)" ] && [ -z "${clusterToken:-}" ]; then
-    echo "no cluster token: the engine puts one in $(pki token); until it does, give every host the same" \
+    echo "no cluster token: neither $(pki token) nor clusterToken is there; give every host the same" \
       "clusterToken (e.g. -e clusterToken=\$(openssl rand -hex 16))"
   fi
 }
