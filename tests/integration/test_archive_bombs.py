@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import io
-import tarfile
 import time
 from pathlib import Path
 
@@ -13,25 +10,16 @@ import pytest
 from imgbuild.cli.main import run
 from imgbuild.home import home
 from imgbuild.oci.store import open_store
+from tests.support.hostile import junk_archive
 from tests.support.oci_images import make_image
 
 
 def _archive_with_junk(tmp_path: Path, junk: int) -> Path:
     """A gzipped oci-archive of one small image plus ``junk`` zero bytes in a blobs/ member no index names."""
-    store = open_store(home())
-    make_image(store, "small:1", {"etc/small": b"small\n"})
+    make_image(open_store(home()), "small:1", {"etc/small": b"small\n"})
     plain = tmp_path / "small.tar"
     assert run(["save", "-o", str(plain), "small:1"]) == 0 and run(["rmi", "small:1"]) == 0
-    buf = io.BytesIO()
-    with tarfile.open(plain) as src, tarfile.open(fileobj=buf, mode="w") as out:
-        for m in src:
-            out.addfile(m, src.extractfile(m) if m.isfile() else None)
-        info = tarfile.TarInfo("blobs/sha256/" + "ab" * 32)
-        info.size = junk
-        out.addfile(info, io.BytesIO(bytes(junk)))
-    path = tmp_path / "junk.tar.gz"
-    path.write_bytes(gzip.compress(buf.getvalue(), 9, mtime=0))
-    return path
+    return junk_archive(plain, tmp_path / "junk.tar.gz", junk)
 
 
 def _store_bytes() -> int:

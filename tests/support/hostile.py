@@ -3,7 +3,8 @@
 ``raw_image(store, "evil:1", [member(...), ...])`` gzips a tar of the given members
 (devices, setuid files, deep trees: things our own layer writer never makes), stores
 it as the one layer of an image and tags it. ``bomb_image`` streams a layer of one file
-of zeros (1,000:1 with gzip, far more with zstd) without holding it in memory.
+of zeros (1,000:1 with gzip, far more with zstd) without holding it in memory;
+``junk_archive`` adds a member of zeros no index names to a saved archive and gzips it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import io
 import tarfile
 import zlib
+from pathlib import Path
 from typing import Iterable
 
 import zstandard
@@ -20,7 +22,7 @@ import zstandard
 from imgbuild.oci.model import Descriptor, Digest, ImageConfig, Manifest, MediaType, Platform
 from imgbuild.oci.store import Store
 
-__all__ = ["member", "deep_members", "raw_tar", "raw_image", "bomb_image"]
+__all__ = ["member", "deep_members", "raw_tar", "raw_image", "bomb_image", "junk_archive"]
 
 
 def member(name: str, kind: str = "file", *, data: bytes = b"", mode: int = 0o644,
@@ -91,3 +93,45 @@ def _one_layer(store: Store, ref: str, blob: bytes, media: str, diff_id: Digest)
     desc = store.put_manifest(Manifest.build(store.put_config(cfg), [Descriptor(media, digest, len(blob))]))
     store.tag(ref, desc)
     return desc
+
+
+def junk_archive(plain: Path, out: Path, junk: int) -> Path:
+    """``plain`` (a saved archive) plus ``junk`` zero bytes in a ``blobs/`` member no index names, gzipped to ``out``."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+    with open(out, "wb") as fh, tarfile.open(plain) as src, \
+            tarfile.open(fileobj=_Deflating(fh, comp), mode="w|") as tar:
+        for m in src:
+            tar.addfile(m, src.extractfile(m) if m.isfile() else None)
+        info = tarfile.TarInfo("blobs/sha256/" + "ab" * 32)
+        info.size = junk
+        tar.addfile(info, _Zeros(junk))
+    with open(out, "ab") as fh:
+        fh.write(comp.flush())
+    return out
+
+
+class _Deflating:
+    """A write-only file that compresses into ``fh`` (the caller flushes ``comp`` at the end)."""
+
+    def __init__(self, fh, comp) -> None:
+        self.fh, self.comp = fh, comp
+
+    def write(self, data: bytes) -> int:
+        self.fh.write(self.comp.compress(data))
+        return len(data)
+
+
+class _Zeros(io.RawIOBase):
+    """``size`` zero bytes as a stream."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = min(len(b), self.left)
+        b[:n] = bytes(n)
+        self.left -= n
+        return n
