@@ -29,7 +29,7 @@ from pathlib import Path
 from imgbuild.errors import StoreError
 from imgbuild.fsutil import remove_tree
 
-__all__ = ["owned_dir", "sweep", "pid_prefix", "sweep_pid_files", "LOOSE_MAX_AGE"]
+__all__ = ["owned_dir", "sweep", "pid_prefix", "sweep_pid_files", "pid_alive", "LOOSE_MAX_AGE"]
 
 LOOSE_MAX_AGE = 3600  # seconds: debris without an owner lock is removed once this old
 _LOCK = ".lock"
@@ -119,7 +119,7 @@ def sweep_pid_files(directory: Path, prefix: str) -> int:
     freed = 0
     for path in Path(directory).glob(glob.escape(prefix) + "*"):
         pid = path.name[len(prefix):].split("-", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)):
+        if not pid.isdigit() or pid_alive(int(pid)):
             continue
         with contextlib.suppress(FileNotFoundError):
             size = path.lstat().st_size
@@ -128,12 +128,18 @@ def sweep_pid_files(directory: Path, prefix: str) -> int:
     return freed
 
 
-def _alive(pid: int) -> bool:
-    """True if a process ``pid`` exists (ours to signal or not)."""
+def pid_alive(pid: int) -> bool:
+    """True if a process with this pid exists (zombies count as gone)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

@@ -22,6 +22,7 @@ from typing import Iterable
 
 from imgbuild.fsutil import atomic_write
 from imgbuild.errors import MountError
+from imgbuild.scratch import pid_alive
 
 __all__ = [
     "MECHANISMS", "MountRecord", "MountInfoEntry", "parse_mountinfo", "read_mountinfo", "mounted_points",
@@ -197,23 +198,6 @@ def remove_record(mounts_dir: Path, mount_id: str) -> None:
         _record_path(mounts_dir, mount_id).unlink(missing_ok=True)
     except OSError as exc:
         raise MountError(f"cannot remove mount record: {exc.strerror}", mount_id) from exc
-
-
-def pid_alive(pid: int) -> bool:
-    """True if a process with this pid exists (zombies count as gone)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def staleness(rec: MountRecord, table: dict[str, MountInfoEntry]) -> str | None:

@@ -13,21 +13,10 @@ import pytest
 from imgbuild.cli.main import run
 from imgbuild.home import home
 from imgbuild.oci.store import open_store
-from tests.support.hostile import deep_members, raw_image
+from tests.support.hostile import deep_members, nest_dirs, raw_image
 from tests.support.oci_images import make_image
 
 pytestmark = pytest.mark.root
-
-
-def _nest(root: Path, depth: int) -> None:
-    """``depth`` nested directories under ``root``, made by fd (deeper than PATH_MAX allows by name)."""
-    fd = os.open(root, os.O_RDONLY)
-    for _ in range(depth):
-        os.mkdir("deep", dir_fd=fd)
-        nfd = os.open("deep", os.O_RDONLY, dir_fd=fd)
-        os.close(fd)
-        fd = nfd
-    os.close(fd)
 
 
 @pytest.mark.parametrize("mechanism", ["overlay", "copy"])
@@ -46,10 +35,10 @@ def test_deep_leftovers_in_the_cache_and_a_mount_do_not_stop_umount_or_gc(capsys
     make_image(open_store(h), "tool:1", {"bin/tool": b"tool"})
     stray = h.cache / "layers" / ("ab" * 32)
     stray.mkdir(parents=True)
-    _nest(stray, 1500)  # a layer an older imgbuild unpacked, that no image uses any more
+    nest_dirs(stray, 1500)  # a layer an older imgbuild unpacked, that no image uses any more
     assert run(["mount", "--mechanism", "copy", "tool:1"]) == 0
     merged = Path(capsys.readouterr().out.strip())
-    _nest(merged, 1500)
+    nest_dirs(merged, 1500)
     assert run(["umount", "tool:1"]) == 0, capsys.readouterr().err
     assert not merged.exists()
     assert run(["store", "gc"]) == 0, capsys.readouterr().err

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import tarfile
 import zlib
 from pathlib import Path
@@ -22,7 +23,7 @@ import zstandard
 from imgbuild.oci.model import Descriptor, Digest, ImageConfig, Manifest, MediaType, Platform
 from imgbuild.oci.store import Store
 
-__all__ = ["member", "deep_members", "raw_tar", "raw_image", "bomb_image", "junk_archive"]
+__all__ = ["member", "deep_members", "nest_dirs", "raw_tar", "raw_image", "bomb_image", "junk_archive"]
 
 
 def member(name: str, kind: str = "file", *, data: bytes = b"", mode: int = 0o644,
@@ -40,6 +41,23 @@ def member(name: str, kind: str = "file", *, data: bytes = b"", mode: int = 0o64
 def deep_members(depth: int, part: str = "d") -> list[tuple[tarfile.TarInfo, bytes]]:
     """``depth`` directories nested in one another."""
     return [member("/".join([part] * n), "dir", mode=0o755) for n in range(1, depth + 1)]
+
+
+def nest_dirs(root: Path, depth: int, name: str = "d", leaf: bytes | None = None) -> None:
+    """``depth`` directories nested under ``root`` (made by fd: deeper than PATH_MAX allows by name), and a
+    file ``leaf`` holding ``leaf`` at the bottom if given."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir(name, dir_fd=fd)
+            nfd = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        if leaf is not None:
+            with open(os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "wb") as fh:
+                fh.write(leaf)
+    finally:
+        os.close(fd)
 
 
 def raw_tar(members: Iterable[tuple[tarfile.TarInfo, bytes]]) -> bytes:

@@ -7,24 +7,13 @@ import stat
 from pathlib import Path
 
 from imgbuild.fsutil import private_dir, remove_tree
-
-
-def _deep(root: Path, depth: int) -> None:
-    fd = os.open(root, os.O_RDONLY)
-    for _ in range(depth):
-        os.mkdir("d", dir_fd=fd)
-        nfd = os.open("d", os.O_RDONLY, dir_fd=fd)
-        os.close(fd)
-        fd = nfd
-    with open(os.open("leaf", os.O_WRONLY | os.O_CREAT, dir_fd=fd), "wb") as fh:
-        fh.write(b"x" * 10)
-    os.close(fd)
+from tests.support.hostile import nest_dirs
 
 
 def test_remove_tree_of_3000_nested_directories(tmp_path: Path) -> None:
     tree = tmp_path / "deep"
     tree.mkdir()
-    _deep(tree, 3000)  # deeper than the recursion limit and than PATH_MAX
+    nest_dirs(tree, 3000, leaf=b"x" * 10)  # deeper than the recursion limit and than PATH_MAX
     assert remove_tree(tree) == 10
     assert list(tmp_path.iterdir()) == []
 
