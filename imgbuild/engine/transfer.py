@@ -61,6 +61,8 @@ from imgbuild.errors import ImgbuildError, InputError, Interrupted
 
 __all__ = ["Job", "HostResult", "Progress", "distribute", "raise_failures", "MARKER", "TreeLayer"]
 
+_SMALL = 8 << 20  # streams under this are built in memory and sent as bytes
+
 
 
 class Progress(Protocol):
@@ -345,8 +347,11 @@ def _ship(ex: Executor, dest: str, key: int, send: list[str], remove: list[str],
         stream = zstd_chunks(stream)
     if delta:
         stream = _prefixed(_removal_line(remove), stream)
+    data: Iterator[bytes] | bytes = stream
+    if tar_size(run.scans[key], send) < _SMALL:
+        data = b"".join(stream)  # a small delta rides the open connection (a stream may open its own, see ssh.py)
     try:
-        ex.run(["sh", "-c", _script(not delta, res.compressed), "sh", dest], input=stream)
+        ex.run(["sh", "-c", _script(not delta, res.compressed), "sh", dest], input=data)
     finally:
         with contextlib.suppress(ValueError):  # still running on the feeder thread: it ends when its host is gone
             members.close()  # a stream cut short releases the digests it claimed
