@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from imgbuild.gotemplate.values import NOVALUE, go_type, is_seq
 
-__all__ = ["sprint", "sprintln", "sprintf", "fmt_value", "quote", "quote_rune", "format_float", "sort_key"]
+__all__ = ["sprint", "sprintln", "sprintf", "fmt_value", "quote", "quote_rune", "format_float", "json_float", "sort_key"]
 
 _SPEC = re.compile(r"%([-+# 0]*)(\*|\d+)?(?:\.(\*|\d*))?(.?)", re.S)
 _PLAIN_ASCII = re.compile(r'[ !#-\[\]-~]*')
@@ -39,8 +39,12 @@ def _special(f: float) -> str | None:
     return None
 
 
-def format_float(f: float) -> str:
-    """Go's %v for a float64: the shortest digits, in exponent form below 1e-4 and from 1e6 (``1e+06``)."""
+def format_float(f: float, exp_from: int = 6, exp_below: int = -4) -> str:
+    """Go's %v for a float64 (strconv 'g', shortest): exponent form below 1e-4 and from 1e6 (``1e+06``).
+
+    ``exp_from``/``exp_below`` move the thresholds (encoding/json: 'f' between 1e-6 and 1e21, and
+    exponents without a leading zero: see :func:`json_float`).
+    """
     special = _special(f)
     if special:
         return special
@@ -49,7 +53,7 @@ def format_float(f: float) -> str:
     digits, dp = _shortest(f)
     sign = "-" if f < 0 else ""
     exp = dp - 1
-    if exp < -4 or exp >= 6:
+    if exp < exp_below or exp >= exp_from:
         mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
         return f"{sign}{mant}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
     if dp <= 0:
@@ -57,6 +61,14 @@ def format_float(f: float) -> str:
     if dp >= len(digits):
         return sign + digits + "0" * (dp - len(digits))
     return f"{sign}{digits[:dp]}.{digits[dp:]}"
+
+
+def json_float(f: float) -> str:
+    """encoding/json's float64: fixed notation from 1e-6 to 1e21, else ``1e-7``/``1e+21``; ValueError for Inf/NaN."""
+    if not math.isfinite(f):
+        raise ValueError(f"json: unsupported value: {format_float(f)}")
+    text = format_float(f, exp_from=21, exp_below=-6)
+    return re.sub(r"e-0(\d)$", r"e-\1", text)
 
 
 def quote(s: str, ascii_only: bool = False) -> str:

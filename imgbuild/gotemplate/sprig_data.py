@@ -84,6 +84,8 @@ def _deep_merge(dst: dict, src: Mapping, overwrite: bool) -> None:
         dv = dst.get(k, NOVALUE)
         if isinstance(dv, dict) and isinstance(sv, Mapping):
             _deep_merge(dv, sv, overwrite)
+        elif dv is NOVALUE and sv is None and not overwrite:
+            continue  # mergo leaves a nil source value out of a map that lacks the key
         elif dv is NOVALUE or overwrite or _empty(dv):
             dst[k] = copy.deepcopy(sv) if isinstance(sv, (dict, list)) else sv
 
