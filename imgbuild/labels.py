@@ -47,7 +47,7 @@ REGISTRY_ENV_DEFAULTS = {
 }
 """sealos' defaults for the registry env a rootfs image's scripts read (an image's ENV overrides them)."""
 
-SECRET_ENV_KEYS = frozenset({"registryPassword", "passwd", "pkPasswd", "password"})
+SECRET_ENV_KEYS = frozenset({"registryPassword", "passwd", "pkPasswd", "password", "clusterToken"})
 """Env and field names whose values are never printed, logged or shown in ``--json`` (masked as ``******``)."""
 
 LABEL_PREFIX = "io.imgbuild."
@@ -68,6 +68,6 @@ ENGINE_ENV = {
     "NODES": "every node's address, comma-separated",
     "REGISTRY_HOSTS": "the registry hosts' addresses, comma-separated",
     "SEALOS_SYS_PKI": "the cluster PKI on this host: ca.crt, host.crt, host.key (SANs: address, hostname, "
-                      "127.0.0.1, localhost), ca.key on masters",
+                      "127.0.0.1, localhost), token (the cluster's join secret, 0600), ca.key on masters",
 }
 """Env the engine adds for every lifecycle script and CMD, after the image's and the user's env."""

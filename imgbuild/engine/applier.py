@@ -224,7 +224,7 @@ class Engine:
                 digests = tset.render_into(staging / "hosts" / host.name / image.id, env)
             ctx.extra["rendered"][(host.name, image.id)] = digests
         if not ctx.options.dry_run:
-            host_bundle(ctx.extra["pki"].ensure(), host.address, host.facts.get("hostname", ""),
+            host_bundle(ctx.extra["pki"], host.address, host.facts.get("hostname", ""),
                         host.has("master"), staging / "pki" / host.name)
 
     def _apply_configs(self, ctx: RunContext) -> None:

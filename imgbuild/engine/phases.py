@@ -96,6 +96,8 @@ def configs(ctx: RunContext) -> None:
 def render(ctx: RunContext) -> None:
     """Render every image's ``*.tmpl`` per host with the host's env (a dry run renders in memory, for the keys)."""
     ctx.reporter.phase("Render", [h.name for h in ctx.hosts])
+    if not ctx.options.dry_run and "pki" in ctx.extra:
+        ctx.extra["pki"].ensure().token()  # once, before the hosts render in parallel: one CA, one token
     ctx.each("Render", ctx.hosts, lambda host: ctx.extra["render"](ctx, host))
 
 

@@ -5,7 +5,7 @@ them, the engine keeps a cluster CA under the cluster's state directory
 (``pki/ca.crt``, ``pki/ca.key``, 0600) and issues each host a certificate whose
 SANs are the host's address, its hostname, ``127.0.0.1`` and ``localhost``.
 :func:`host_bundle` lays out what one host receives (``ca.crt``, ``host.crt``,
-``host.key``, and ``ca.key`` on masters) in a local directory the distributor
+``host.key``, the cluster's join ``token``, and ``ca.key`` on masters) in a local directory the distributor
 sends to ``$SEALOS_SYS_PKI``. An existing CA is reused, so a re-run or a scale-up
 issues certificates every member trusts; a host certificate is re-issued only
 when its SANs change.
@@ -55,6 +55,17 @@ class ClusterPKI:
         atomic_write(crt, _cert_pem(self._cert), mode=0o644)
         return self
 
+    def token(self) -> bytes:
+        """The cluster's join token (32 random hex bytes, made once, 0600): every host shares it, so joiners
+        (kubeadm, k3s, k0s) need not ask master0 for one."""
+        import secrets
+
+        path = self.directory / "token"
+        if not path.exists():
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            atomic_write(path, (secrets.token_hex(32) + "\n").encode(), mode=0o600)
+        return path.read_bytes()
+
     @property
     def ca_cert_pem(self) -> bytes:
         """The CA certificate, PEM."""
@@ -93,6 +104,7 @@ def host_bundle(pki: ClusterPKI, address: str, hostname: str, master: bool, dest
     atomic_write(dest / "ca.crt", pki.ca_cert_pem, mode=0o644)
     atomic_write(dest / "host.crt", cert, mode=0o644)
     atomic_write(dest / "host.key", key, mode=0o600)
+    atomic_write(dest / "token", pki.token(), mode=0o600)
     ca_key = dest / "ca.key"
     if master:
         atomic_write(ca_key, pki.ca_key_pem, mode=0o600)

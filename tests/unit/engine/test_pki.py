@@ -40,3 +40,24 @@ def test_nodes_do_not_get_the_ca_key(tmp_path):
     host_bundle(pki, "10.1.2.4", "n2", True, tmp_path / "b")
     dest = host_bundle(pki, "10.1.2.4", "n2", False, tmp_path / "b")
     assert not (dest / "ca.key").exists()
+
+
+def test_one_token_shared_by_every_host_0600(tmp_path):
+    pki = ClusterPKI(tmp_path / "pki").ensure()
+    a = host_bundle(pki, "10.1.2.3", "a", True, tmp_path / "a")
+    b = host_bundle(ClusterPKI(tmp_path / "pki").ensure(), "10.1.2.4", "b", False, tmp_path / "b")
+    assert (a / "token").read_bytes() == (b / "token").read_bytes() and len((a / "token").read_text().strip()) == 64
+    assert stat.S_IMODE((b / "token").stat().st_mode) == 0o600
+
+
+def test_bundles_made_in_parallel_share_one_ca(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pki = ClusterPKI(tmp_path / "pki").ensure()
+    with ThreadPoolExecutor(8) as pool:
+        dests = list(pool.map(lambda i: host_bundle(pki, f"10.1.3.{i}", f"h{i}", False, tmp_path / f"h{i}"),
+                              range(1, 9)))
+    for dest in dests:
+        verify = subprocess.run(["openssl", "verify", "-CAfile", str(tmp_path / "pki" / "ca.crt"),
+                                 str(dest / "host.crt")], capture_output=True, text=True)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
