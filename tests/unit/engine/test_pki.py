@@ -16,7 +16,7 @@ def test_ca_made_once_and_reused(tmp_path):
 def test_host_cert_verifies_against_ca_with_sans(tmp_path):
     pki = ClusterPKI(tmp_path / "pki").ensure()
     dest = host_bundle(pki, "10.1.2.3", "node-1", True, tmp_path / "out")
-    assert sorted(p.name for p in dest.iterdir()) == ["ca.crt", "ca.key", "host.crt", "host.key"]
+    assert sorted(p.name for p in dest.iterdir()) == ["ca.crt", "ca.key", "host.crt", "host.key", "token"]
     text = subprocess.run(["openssl", "x509", "-noout", "-text", "-in", str(dest / "host.crt")],
                           capture_output=True, text=True, check=True).stdout
     for san in ("IP Address:10.1.2.3", "IP Address:127.0.0.1", "DNS:node-1", "DNS:localhost"):
