@@ -219,6 +219,14 @@ def _v2_less(a: str, b: str) -> int:
 _KEY_ORDER = functools.cmp_to_key(_v2_less)
 
 
+@functools.lru_cache(maxsize=1024)
+def _ordered(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """``keys`` in go-yaml's order (Python's order when they are all ASCII letters, where the two agree)."""
+    if all(k.isascii() and k.isalpha() for k in keys):
+        return tuple(sorted(keys))
+    return tuple(sorted(keys, key=_KEY_ORDER))
+
+
 def _float_text(f: float) -> str:
     """A float64 as helm's toYaml writes it: through JSON, so a whole number that fits 64 bits is an int."""
     text = json_float(f)
@@ -261,7 +269,7 @@ def _direct_str(s: str, room: int) -> str:
 
 def _direct(v: object, pad: str, out: list[str], lead: str) -> None:
     if isinstance(v, dict):
-        for i, k in enumerate(sorted(v, key=_KEY_ORDER)):
+        for i, k in enumerate(_ordered(tuple(v))):
             key = _direct_str(k, 40) if len(k) < 40 else _fail()
             _direct_entry(v[k], f"{lead if i == 0 else pad}{key}:", pad, out)
     else:
@@ -315,7 +323,7 @@ def _scalar_event(x: object) -> yaml.ScalarEvent:
 def _events(x: object, out: list) -> None:
     if isinstance(x, dict):
         out.append(yaml.MappingStartEvent(None, None, True, flow_style=not x))
-        for k in sorted(x, key=_KEY_ORDER):
+        for k in _ordered(tuple(x)):
             out.append(_scalar_event(k))
             _events(x[k], out)
         out.append(yaml.MappingEndEvent())
