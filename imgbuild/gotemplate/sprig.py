@@ -1,6 +1,7 @@
 """The function map every template gets: sprig's common functions plus helm's toYaml/fromYaml/required.
 
-Go's own builtins (and, eq, printf ...) live in :mod:`builtins`; helm's
+Go's own builtins (and, eq, printf ...) live in :mod:`builtins` (sprig's
+``slice``, lists only, shadows Go's as it does in helm and sealos); helm's
 ``include``, ``tpl`` and ``lookup`` need a chart and a template set, so the
 chart renderer adds them with ``Template.funcs``. Deliberately absent: sprig's
 clock (``now``, ``date``), crypto key generation (``genCA``...), ``env``/``expandenv``

@@ -111,5 +111,6 @@ class Template:
         try:
             run_template(st, name, NOVALUE if data is None else data, None)
         except RecursionError:
-            raise TemplateError("exceeded maximum template depth (Python recursion limit)", name) from None
+            raise TemplateError("execution nested too deeply (a template or include calling itself, or "
+                                "self-referencing data)", name) from None
         return "".join(st.out)
