@@ -236,13 +236,8 @@ def _float_text(f: float) -> str:
 
 
 def _scalar_text(x: object) -> str:
-    if x is None:
-        return "null"
-    if isinstance(x, bool):
-        return "true" if x else "false"
-    if isinstance(x, int):
-        return str(x)
-    return _float_text(x)  # type: ignore[arg-type]
+    """A YAML null, boolean or number: JSON's text, except floats (go-yaml writes them its own way)."""
+    return _float_text(x) if isinstance(x, float) else _json_scalar(x)  # type: ignore[return-value]
 
 
 # --- the direct writer for simple data ----------------------------------------------------------------
