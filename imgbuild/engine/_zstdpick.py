@@ -6,9 +6,8 @@ only for streams of at least 64 MiB to a host that has ``zstd``:
 1. the ratio r and the one-core rate Z1 of zstd level 1 on a sample (up to 8 MiB of the files to send);
    when the cores idle right now (0.2 s of ``/proc/stat``) could not compress at 20 MB/s, that is the
    answer already (no link is probed: compression could only win on a link slower than that);
-2. the link rate L: 16 MiB of incompressible bytes sent to ``cat > /dev/null`` on the host, timed from the
-   5th chunk on (the channel's window is full by then, so the executor takes chunks as fast as the link
-   drains them);
+2. the link rate L: 8 MiB of incompressible bytes sent to ``cat > /dev/null`` on the host over the
+   connection already open, timed whole;
 3. the CPU left over while the link runs flat out: the idle share of this machine's cores during that probe
    (``/proc/stat``), times the core count. Encryption, and on local sandbox hosts the hosts' own sshd and
    tar, use the rest; compression can only use what is left, so Zeff = Z1 x spare cores.
@@ -23,7 +22,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Iterator
 
 from imgbuild.engine._manifest import Entry
 from imgbuild.engine.exec import Executor
@@ -32,8 +30,7 @@ __all__ = ["Choice", "decide", "AUTO_MIN_BYTES"]
 
 AUTO_MIN_BYTES = 64 << 20
 _SAMPLE = 8 << 20
-_PROBE_CHUNKS = 16
-_SKIP = 4
+_PROBE_BYTES = 8 << 20
 _FLOOR = 20e6  # bytes/s: a link slower than this is rare enough not to probe for when the CPU is this busy
 
 
@@ -107,22 +104,15 @@ def _spare_now(seconds: float = 0.2) -> float:
 
 
 def _probe(ex: Executor) -> tuple[float, float]:
-    """(link bytes per second, spare cores) while 16 MiB of random bytes go to ``cat > /dev/null`` on the host."""
-    marks: list[float] = []
-    cpu: list[tuple[int, int]] = []
-    block = os.urandom(1 << 20)
+    """(link bytes per second, spare cores) while 8 MiB of random bytes go to ``cat > /dev/null`` on the host.
 
-    def chunks() -> Iterator[bytes]:
-        for i in range(_PROBE_CHUNKS):
-            if i == _SKIP:
-                cpu.append(_cpu())
-            marks.append(time.perf_counter())
-            yield block
-        marks.append(time.perf_counter())
-        cpu.append(_cpu())
-
-    ex.run(["sh", "-c", "cat > /dev/null"], input=chunks())
-    rate = (len(marks) - 1 - _SKIP) * len(block) / max(marks[-1] - marks[_SKIP], 1e-6)
-    (idle0, total0), (idle1, total1) = cpu
+    Sent as bytes, so it rides the connection already open (no new login); timed whole, the command's
+    start-up counted against the link (a fast link is rated a little slow, never fast).
+    """
+    block = os.urandom(_PROBE_BYTES)
+    cpu0, begin = _cpu(), time.perf_counter()
+    ex.run(["sh", "-c", "cat > /dev/null"], input=block)
+    took, cpu1 = time.perf_counter() - begin, _cpu()
+    (idle0, total0), (idle1, total1) = cpu0, cpu1
     spare = (idle1 - idle0) / (total1 - total0) * (os.cpu_count() or 1) if total1 > total0 else 1.0
-    return rate, spare
+    return len(block) / max(took, 1e-6), spare
