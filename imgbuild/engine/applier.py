@@ -192,12 +192,9 @@ class Engine:
         return ctx
 
     def _executor(self, machine: Any) -> Executor:
-        from imgbuild.engine.ssh import SSHTarget, executor_for
+        from imgbuild.engine.ssh import executor_for, target_for
 
-        ssh = machine.ssh
-        target = SSHTarget(machine.address, machine.port, ssh.user or "root", password=ssh.passwd or None,
-                           key_file=ssh.pk or None, key_passphrase=ssh.pk_passwd or None)
-        return executor_for(target, self.ssh_pool, self.local)
+        return executor_for(target_for(machine), self.ssh_pool, self.local)
 
     def _mount(self, ref: str) -> Any:
         if self.mount is None:
