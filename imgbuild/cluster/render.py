@@ -49,7 +49,7 @@ class TemplateSet:
 
     @classmethod
     def load(cls, tree: Path) -> "TemplateSet":
-        """Parse every ``*.tmpl`` under ``tree``; TemplateError (file:line:col) for the first bad one."""
+        """Parse and compile every ``*.tmpl`` under ``tree``; TemplateError (file:line:col) for the first bad one."""
         templates, skipped = [], []
         for rel in _find(tree):
             path = tree / rel
@@ -57,9 +57,9 @@ class TemplateSet:
             if not stat.S_ISREG(st.st_mode):
                 skipped.append(rel)
                 continue
-            text = _read(path, rel)
-            templates.append(RenderedTemplate(rel, rel[: -len(SUFFIX)], stat.S_IMODE(st.st_mode),
-                                              Template.parse(text, name=rel, missingkey="error")))
+            template = Template.parse(_read(path, rel), name=rel, missingkey="error")
+            template.lookup(rel)  # compiled now, once, rather than for the first host
+            templates.append(RenderedTemplate(rel, rel[: -len(SUFFIX)], stat.S_IMODE(st.st_mode), template))
         return cls(tree, templates, skipped)
 
     def __len__(self) -> int:

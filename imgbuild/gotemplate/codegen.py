@@ -16,6 +16,41 @@ from collections.abc import Callable
 
 __all__ = ["straight_line"]
 
+_SHORT = 4
+
+
+def _closure(part: tuple, field: Callable, printable: Callable) -> Callable:
+    kind = part[0]
+    if kind == "text":
+        text = part[1]
+        return lambda st, dot, vs: st.out.append(text)
+    if kind == "field":
+        name, fw, aw = part[1:]
+
+        def print_field(st: object, dot: object, vs: list) -> None:
+            v = dot[name] if type(dot) is dict and name in dot else field(st, dot, name, fw, None)
+            st.out.append(v if type(v) is str else printable(v, aw))  # type: ignore[attr-defined]
+        return print_field
+    if kind == "expr":
+        ev, aw = part[1:]
+
+        def print_expr(st: object, dot: object, vs: list) -> None:
+            v = ev(st, dot, vs)
+            st.out.append(v if type(v) is str else printable(v, aw))  # type: ignore[attr-defined]
+        return print_expr
+    return part[1]
+
+
+def _looped(fns: list[Callable]) -> Callable:
+    if len(fns) == 1:
+        return fns[0]
+    seq = tuple(fns)
+
+    def run(st: object, dot: object, vs: list) -> None:
+        for f in seq:
+            f(st, dot, vs)
+    return run
+
 
 def _field_lines(i: int) -> list[str]:
     return [f"    if isd and k{i} in dot:",
@@ -30,7 +65,10 @@ def straight_line(parts: list[tuple], field: Callable, printable: Callable) -> C
 
     Parts are ``("text", s)``, ``("field", name, field_where, action_where)`` (print dot's field),
     ``("expr", ev, action_where)`` (print ``ev(st, dot, vs)``) and ``("run", fn)`` (call ``fn(st, dot, vs)``).
+    A short block (compiling Python source costs more than it saves there) gets a loop over closures.
     """
+    if len(parts) <= _SHORT:
+        return _looped([_closure(p, field, printable) for p in parts])
     ns: dict[str, object] = {"F": field, "P": printable, "D": dict}
     lines = ["def run(st, dot, vs):", "    w = st.out.append", "    isd = type(dot) is D"]
     for i, part in enumerate(parts):
