@@ -179,3 +179,19 @@ def test_redefinition_in_a_later_add_replaces_and_an_empty_one_does_not():
     assert t.execute({}) == "two"
     t.add('{{ define "x" }}  {{ end }}', name="third")
     assert t.execute({}) == "two"
+
+
+def test_generated_code_never_contains_template_text():
+    """Blocks are compiled to Python; text, keys and names reach it only as bound values."""
+    nasty = '"""\n\'\'\'\n    import os; os._exit(1)\n{}\\x00 # \\n'
+    text = nasty + "{{ .a }}" + nasty + '{{ index . "b\\"c" }}' + nasty * 3 + "{{ .a }}{{ .a }}{{ .a }}"
+    out = render(text, {"a": nasty, 'b"c': "q"})
+    assert out == nasty * 2 + "q" + nasty * 3 + nasty * 3
+
+
+def test_long_blocks_and_short_blocks_agree():
+    body = "".join(f"x{i}={{{{ .k{i} }}}}\n" for i in range(12))
+    data = {f"k{i}": i for i in range(12)}
+    long_out = render(body, data)
+    short_out = "".join(render(f"x{i}={{{{ .k{i} }}}}\n", data) for i in range(12))
+    assert long_out == short_out and long_out.count("\n") == 12
