@@ -70,10 +70,10 @@ def test_internal_error_hides_traceback(capsys):
         app.registered_commands = [c for c in app.registered_commands if c.name != "bug-for-test"]
 
 
-def test_help_is_fast():
-    exe = os.path.join(os.path.dirname(sys.executable), "imgbuild")
-    subprocess.run([exe, "--help"], capture_output=True, check=True)  # warm the cache
-    start = time.perf_counter()
-    subprocess.run([exe, "--help"], capture_output=True, check=True)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"imgbuild --help took {elapsed:.2f}s"
+def test_help_imports_nothing_heavy():
+    """``--help`` stays fast by importing no heavy library (asserted on imports, not on time: the machine may be busy)."""
+    code = ("import sys\nfrom imgbuild.cli.main import run\nrun(['--help'])\n"
+            "heavy = {'asyncssh', 'requests', 'cryptography', 'docker', 'zstandard', 'yaml', 'tqdm', 'oras'}\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]", out

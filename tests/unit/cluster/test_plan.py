@@ -98,14 +98,10 @@ def test_rerender_reason_never_shows_values() -> None:
     assert actions and all("s3cret" not in a.reason and "old" not in a.reason for a in actions)
 
 
-def test_plan_on_1000_hosts_is_fast() -> None:
-    import time
-
+def test_plan_on_1000_hosts() -> None:
+    """Correctness at scale; its speed is measured by bench/bench_cluster.py (never asserted in a test)."""
     nodes = "127.0.1.0-127.0.4.231"
     current = state(cluster(nodes=nodes))
     desired = cluster(nodes="127.0.1.5-127.0.4.240", env=["a=1"])
-    t0 = time.perf_counter()
     actions = plan(desired, current)
-    elapsed = time.perf_counter() - t0
     assert len(desired.machines()) > 1000 and len(actions) > 1000
-    assert elapsed < 0.5, f"plan() on 1,000 hosts took {elapsed:.3f}s"
