@@ -1,10 +1,8 @@
-"""The CLI shell: help, version, one-line errors, exit codes, JSON, speed of --help."""
+"""The CLI shell: help, version, one-line errors, exit codes, JSON, --help importing nothing heavy."""
 
 import json
-import os
 import subprocess
 import sys
-import time
 
 from imgbuild.cli.main import run
 
