@@ -3,9 +3,8 @@
 :class:`imgbuild.oci.registry.RegistryClient` keeps its public upload methods
 (``push_blob``, ``mount_blob``, ``start_upload``, ``upload_status``) and delegates
 to the functions here, which take the client as their first argument and use its
-request, status-check and backoff helpers. Blobs up to the client's ``monolithic_max``
-(256 MB by default) go up in one PUT; larger ones (or a resumed upload) as PATCH chunks
-and a closing PUT. After a dropped
+request, status-check and backoff helpers. Small blobs go up in one PUT; large
+ones (or a resumed upload) as PATCH chunks and a closing PUT. After a dropped
 PATCH the upload URL is asked for the range it holds and the upload goes on from
 there; if the session is gone the whole upload starts over, a bounded number of
 times. This module imports nothing from :mod:`imgbuild.oci.registry` at run time,
