@@ -15,11 +15,10 @@ address runs locally, as sealos' ``--single``).
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from imgbuild import labels as L
 from imgbuild.engine import phases
 from imgbuild.engine.context import HostRun, ImageRun, Ledger, Options, Planned, RunContext
 from imgbuild.engine.exec import Executor
@@ -106,7 +105,8 @@ class Engine:
                 phase(ctx)
         except Exception as exc:
             if not options.dry_run:
-                ctx.ledger.update(lambda s: _failed(s, exc))
+                failure = exc
+                ctx.ledger.update(lambda s: _failed(s, failure))
             raise
         if not options.dry_run:
             ctx.ledger.update(lambda s: _succeeded(s, ctx))

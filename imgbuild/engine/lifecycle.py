@@ -79,7 +79,7 @@ def hosts_unblock_command(cluster: str) -> str:
 
 def _strip(begin: str, end: str) -> str:
     """Shell text writing /etc/hosts without the block between ``begin`` and ``end`` to a temp file."""
-    script = f"$0 == b {{skip=1; next}} $0 == e {{skip=0; next}} !skip"
+    script = "$0 == b {skip=1; next} $0 == e {skip=0; next} !skip"
     return f"awk -v b={shlex.quote(begin)} -v e={shlex.quote(end)} {shlex.quote(script)} /etc/hosts > /tmp/.imgbuild-hosts.$$"
 
 

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Sequence
 
 __all__ = ["imgbuild_argv", "kill_and_resume", "host_view"]
