@@ -13,8 +13,8 @@ running a registry::
 
 A link file holds ``sha256:<hex>`` with no newline. Each blob is stored once however
 many repositories use it. Blobs are written by the local store's own code (``_blobio``: temp
-file under ``v2/.tmp``, digest verified, fsync, rename), so the registry client's
-``fetch_blob(..., sink)`` can stream straight into a RegistryDir. Manifests are stored
+file under ``v2/.tmp``, digest verified, fsync, rename), so :func:`imgbuild.oci.transfer.copy` can
+stream blobs straight into a RegistryDir (through ``RegistryDirSink``). Manifests are stored
 byte for byte (digests stay the originals); a tag link is written last, so a crash
 never leaves a tag pointing at content that is not there.
 """
@@ -116,7 +116,7 @@ class RegistryDir(BlobReads):
             raise StoreError(f"cannot create registry directory: {exc.strerror}", str(self.root)) from exc
         return tmp
 
-    # ---- blobs (the BlobSink interface shared with Store) ---------------------------------------
+    # ---- blobs (the blob-writing side shared with Store) ---------------------------------------------
     @contextlib.contextmanager
     def blob_writer(self, expected: str | None = None, size: int | None = None) -> Iterator[BlobWriter]:
         """Stream a blob in; on clean exit verify digest (and size), fsync and rename into place."""
