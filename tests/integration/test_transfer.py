@@ -226,7 +226,7 @@ def test_ctrl_c_stops_every_stream_and_leaves_the_old_trees(tmp_path, hosts):
             pass
 
         def advanced(self, label, n):
-            time.sleep(0.05)  # 20 MB/s: the send takes seconds
+            time.sleep(0.05 * max(1.0, n / (1 << 20)))  # 20 MB/s whatever the chunk size: the send takes ~8 s
 
         def finished(self, label, note):
             pass
