@@ -31,13 +31,15 @@ import xxhash
 
 from imgbuild.errors import InputError
 
-__all__ = ["TreeLayer", "Entry", "Manifest", "DigestCache", "scan", "diff", "with_digest", "layers_of", "MARKER",
+__all__ = ["TreeLayer", "Entry", "Manifest", "DigestCache", "scan", "diff", "with_digest", "layers_of", "MARKER", "END",
            "file_digest", "stat_key", "HASH"]
 
 HASH = "xxh3-128"
 """The content hash of manifest entries (a manifest made with another is treated as absent)."""
 
 MARKER = ".imgbuild-manifest.gz"
+END = ".imgbuild-end"
+"""The last member of every stream: a host swaps the new tree in only when it arrived."""
 """The manifest of what imgbuild put in a destination, kept at its top (gzip'd JSON lines: ``zcat`` reads it)."""
 
 _TYPES = {stat.S_IFREG: "f", stat.S_IFDIR: "d", stat.S_IFLNK: "l", stat.S_IFCHR: "c", stat.S_IFBLK: "b",
@@ -189,7 +191,7 @@ def scan(source: Path | str | Sequence[TreeLayer]) -> dict[str, Entry]:
         prefix = layer.prefix.strip("/")
         if prefix:
             _parents(out, prefix, root)
-        _walk(out, str(root), prefix, set(layer.exclude) | ({MARKER} if not prefix else set()))
+        _walk(out, str(root), prefix, set(layer.exclude) | ({MARKER, END} if not prefix else set()))
     return out
 
 

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Protocol, Sequence
 
-from imgbuild.engine._manifest import (MARKER, DigestCache, Entry, Manifest, TreeLayer, diff, file_digest, scan,
+from imgbuild.engine._manifest import (END, MARKER, DigestCache, Entry, Manifest, TreeLayer, diff, file_digest, scan,
                                        with_digest)
 from imgbuild.engine._tarsend import tar_members, tar_size, zstd_chunks
 from imgbuild.engine._zstdpick import decide
@@ -320,6 +320,9 @@ def _script(full: bool, zstd: bool) -> str:
                'printf %s "$rm" | base64 -d | (cd -- "$N" && xargs -0 rm -rf --); fi')
     return ('set -e; N="$1.imgbuild-new"; O="$1.imgbuild-old"; rm -rf -- "$N" "$O"; '
             'mkdir -p -- "$(dirname -- "$1")"; ' + prepare + "; " + extract + "; "
+            # tar takes a stream cut at a member boundary as a whole archive: only END proves it is complete
+            f'if [ ! -e "$N/{END}" ]; then echo "the stream was cut short; $1 left as it was" >&2; exit 3; fi; '
+            f'rm -f -- "$N/{END}"; '
             'if [ -e "$1" ] || [ -L "$1" ]; then mv -- "$1" "$O"; fi; mv -- "$N" "$1"; rm -rf -- "$O"')
 
 
@@ -330,7 +333,7 @@ def _ship(ex: Executor, dest: str, key: int, send: list[str], remove: list[str],
 
     def tail() -> list[tuple[str, bytes]]:
         final.append(run.final(key))
-        return [(MARKER, final[0].marker())]
+        return [(MARKER, final[0].marker()), (END, b"")]  # END last: the host swaps only a whole stream in
 
     def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
