@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
 import tarfile
 import time
 from dataclasses import dataclass, field, replace
@@ -35,7 +34,7 @@ from imgbuild.errors import ImgbuildError, InputError
 from imgbuild.fsutil import atomic_write
 from imgbuild.home import Home
 from imgbuild.infra import _hostinit, _netns
-from imgbuild.infra.sandbox import HostSet, Progress, _accepts, record_provider
+from imgbuild.infra.sandbox import HostSet, Progress, _accepts, forget_records, record_provider
 from imgbuild.locks import exclusive_lock
 from imgbuild.oci.daemon import Daemon, daemon_ref
 from imgbuild.reference import parse_reference
@@ -340,14 +339,7 @@ def _teardown(home: Home, name: str, daemon: Daemon) -> None:
         for n in daemon.api.networks(names=[f"imgb-{name}"], filters=_filters(home, name)):
             if n.get("Name") == f"imgb-{name}":
                 daemon.api.remove_network(n["Id"])
-    if recorded is not None:
-        _hostinit.update_known_hosts(home.known_hosts, {h.address for h in recorded.hosts}, [])
-    sdir = home.sandbox / name
-    if sdir.exists():
-        try:
-            shutil.rmtree(sdir)
-        except OSError as exc:
-            raise ImgbuildError(f"cannot remove sandbox directory: {exc.strerror}", exc.filename) from exc
+    forget_records(home, name, recorded)
     if _labelled(daemon, home, name):
         raise ImgbuildError(f"sandbox {name}: the docker daemon still has its containers or network after down",
                             daemon.where)

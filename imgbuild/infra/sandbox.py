@@ -42,7 +42,7 @@ from imgbuild.fsutil import atomic_write
 from imgbuild.home import Home
 from imgbuild.infra import _hostinit, _netns
 
-__all__ = ["Sandbox", "SandboxHost", "HostSet", "list_sandboxes", "down_sandbox", "require_root", "record_provider",
+__all__ = ["Sandbox", "SandboxHost", "HostSet", "list_sandboxes", "down_sandbox", "require_root", "record_provider", "forget_records",
            "DEFAULT_NAME", "PROVIDERS"]
 
 DEFAULT_NAME = "sandbox"
@@ -406,6 +406,14 @@ def _teardown(home: Home, name: str, executor: Executor) -> None:
     if alive:
         raise ImgbuildError(f"processes {alive} of sandbox {name} did not end after SIGKILL")
     _netns.teardown_network(executor, name)
+    forget_records(home, name, recorded)
+    left = _leftovers(name)
+    if left:
+        raise ImgbuildError(f"sandbox {name}: the kernel still has {', '.join(left)} after down")
+
+
+def forget_records(home: Home, name: str, recorded: "HostSet | None") -> None:
+    """After a down of either provider: drop the hosts' known_hosts lines and the sandbox directory."""
     if recorded is not None:
         _hostinit.update_known_hosts(home.known_hosts, {h.address for h in recorded.hosts}, [])
     sdir = home.sandbox / name
@@ -414,9 +422,6 @@ def _teardown(home: Home, name: str, executor: Executor) -> None:
             shutil.rmtree(sdir)
         except OSError as exc:
             raise ImgbuildError(f"cannot remove sandbox directory: {exc.strerror}", exc.filename) from exc
-    left = _leftovers(name)
-    if left:
-        raise ImgbuildError(f"sandbox {name}: the kernel still has {', '.join(left)} after down")
 
 
 def _read_record_quietly(home: Home, name: str) -> Sandbox | None:
