@@ -50,7 +50,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 from imgbuild.engine._manifest import (END, MARKER, DigestCache, Entry, Manifest, TreeLayer, diff, file_digest, scan,
                                        with_digest)
@@ -59,7 +59,8 @@ from imgbuild.engine._zstdpick import decide
 from imgbuild.engine.exec import Executor
 from imgbuild.errors import ImgbuildError, InputError, Interrupted
 
-__all__ = ["Job", "HostResult", "Progress", "distribute", "raise_failures", "MARKER", "TreeLayer"]
+__all__ = ["Job", "HostResult", "Progress", "distribute", "raise_failures", "install_script", "tree_stream", "MARKER",
+           "TreeLayer"]
 
 _SMALL = 8 << 20  # streams under this are built in memory and sent as bytes
 
@@ -312,18 +313,51 @@ def _refresh_marker(ex: Executor, dest: str, final: Manifest, held: Manifest) ->
     return final.digest()
 
 
+def install_script(fill: str) -> str:
+    """A host-side ``sh -c`` script: ``fill`` builds ``$N`` (``$1.imgbuild-new``), which is swapped in for ``$1``.
+
+    The swap happens only when ``$N`` holds the END member (tar takes a stream cut at a member boundary as a
+    whole archive: only END proves it is complete); the old tree moves aside and is removed after the rename,
+    and a failed fill is removed on the way out.
+    """
+    return ('set -e; N="$1.imgbuild-new"; O="$1.imgbuild-old"; rm -rf -- "$N" "$O"; trap \'rm -rf -- "$N"\' EXIT; '
+            'mkdir -p -- "$(dirname -- "$1")"; ' + fill + "; "
+            f'if [ ! -e "$N/{END}" ]; then echo "the stream was cut short; $1 left as it was" >&2; exit 3; fi; '
+            f'rm -f -- "$N/{END}"; '
+            'if [ -e "$1" ] || [ -L "$1" ]; then mv -- "$1" "$O"; fi; mv -- "$N" "$1"; rm -rf -- "$O"')
+
+
 def _script(full: bool, zstd: bool) -> str:
     """The host side: build ``$1.imgbuild-new`` (fresh, or a hard-link copy minus removed paths), swap it in."""
     extract = f'tar -x -p --numeric-owner {"-I zstd " if zstd else ""}-f - -C "$N"'
     prepare = ('mkdir -p -- "$N"' if full else
                'cp -al -- "$1" "$N"; IFS= read -r rm; if [ -n "$rm" ]; then '
                'printf %s "$rm" | base64 -d | (cd -- "$N" && xargs -0 rm -rf --); fi')
-    return ('set -e; N="$1.imgbuild-new"; O="$1.imgbuild-old"; rm -rf -- "$N" "$O"; '
-            'mkdir -p -- "$(dirname -- "$1")"; ' + prepare + "; " + extract + "; "
-            # tar takes a stream cut at a member boundary as a whole archive: only END proves it is complete
-            f'if [ ! -e "$N/{END}" ]; then echo "the stream was cut short; $1 left as it was" >&2; exit 3; fi; '
-            f'rm -f -- "$N/{END}"; '
-            'if [ -e "$1" ] || [ -L "$1" ]; then mv -- "$1" "$O"; fi; mv -- "$N" "$1"; rm -rf -- "$O"')
+    return install_script(prepare + "; " + extract)
+
+
+def tree_stream(source: Path | Sequence[TreeLayer]) -> tuple[Iterator[bytes], Callable[[], str]]:
+    """The whole tree of ``source`` as the stream a host without it receives: content, the marker, END.
+
+    Returns the chunks and a function that gives the digest of the marker once the chunks are consumed, the
+    digest a host holding the tree reports (so :func:`distribute` to it afterwards sends only differences).
+    """
+    run = _Run(DigestCache(), None, False)
+    run.scans[0] = scan(source)
+    final: list[Manifest] = []
+
+    def tail() -> list[tuple[str, bytes]]:
+        final.append(run.final(0))
+        return [(MARKER, final[0].marker()), (END, b"")]
+
+    send, _ = diff(run.scans[0], None, run.cache)
+
+    def digest() -> str:
+        if not final:
+            raise ImgbuildError("the tree stream was not read to its end")
+        return final[0].digest()
+
+    return tar_members(run.scans[0], send, run.cache, tail), digest
 
 
 def _ship(ex: Executor, dest: str, key: int, send: list[str], remove: list[str], delta: bool, run: _Run,

@@ -1,0 +1,148 @@
+"""``--distribute registry``: hosts fetch the rootfs from the cluster's registry instead of this machine.
+
+With direct distribution this machine streams the whole rootfs to every host
+over SSH, so its uplink (and its CPU, encrypting N streams) bounds a big
+fleet. With registry distribution:
+
+1. the tree every non-registry host receives (the rootfs/patch images merged
+   without ``registry/``, plus the Configs' files: what direct distribution
+   would send minus each host's rendered files) is written once, here, as one
+   zstd tar stream -- the same stream a fresh host gets over SSH, ending in the
+   transfer marker and END -- into a ``registry/`` directory in the stock
+   registry's storage layout, as an image ``imgbuild-distribute/rootfs:<key>``
+   (:func:`publish`);
+2. the registry hosts receive it with their rootfs (under ``registry/``, which
+   the bundled registry serves; it runs read-only, so the artifact travels
+   with the tree it serves instead of being pushed over HTTP), and the
+   registry is started (``init-registry``);
+3. every other host fetches the blob from a registry host (spread over them)
+   with ``curl | zstd -d | tar -x`` into a new directory that is swapped in
+   only when the stream arrived whole (:func:`seed`); all hosts in parallel,
+   so the fan-out runs on the hosts' links, not this machine's;
+4. the ordinary incremental transfer then sends each host only what differs:
+   its rendered files and PKI.
+
+A host that already holds a tree (a re-run, an image upgrade) is not seeded:
+the incremental transfer sends it the changed files. A host without ``curl``
+or ``zstd`` is sent the tree over SSH, with a note. Registry credentials
+(``registryUsername``/``registryPassword``) reach curl on its stdin (``-K -``),
+never on a command line. The registry is reached over plain HTTP at
+``registryPort``, as sealos' bundled registry serves.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from imgbuild.engine._tarsend import zstd_chunks
+from imgbuild.engine.exec import Executor
+from imgbuild.engine.transfer import TreeLayer, install_script, tree_stream
+from imgbuild.errors import ImgbuildError
+
+__all__ = ["REPOSITORY", "Artifact", "publish", "blob_url", "seed", "SEEDED", "HELD", "NO_TOOLS"]
+
+REPOSITORY = "imgbuild-distribute/rootfs"
+"""The repository of the fan-out artifact in the cluster registry."""
+
+_CONFIG_TYPE = "application/vnd.imgbuild.distribute.config.v1+json"
+_LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+zstd"
+_MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+SEEDED, HELD, NO_TOOLS = "seeded", "held", "no-tools"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """The published tree: the registry/ directory holding it, its blob, and the marker digest it installs."""
+
+    root: Path
+    tag: str
+    digest: str
+    size: int
+    tree: str
+
+
+def publish(layers: Sequence[TreeLayer], root: Path, tag: str, *, level: int = 3) -> Artifact:
+    """The tree of ``layers`` as ``imgbuild-distribute/rootfs:<tag>`` in a registry/ directory at ``root``.
+
+    Kept between runs: a ``root`` that already holds ``tag`` is read back, not rebuilt. Anything else in
+    ``root`` (an earlier tag) is removed first, so the registry hosts never receive stale artifacts.
+    """
+    from imgbuild.oci.regdir import RegistryDir
+
+    found = _read_back(root, tag)
+    if found is not None:
+        return found
+    if root.exists():
+        shutil.rmtree(root)
+    reg = RegistryDir(root)
+    chunks, tree = tree_stream(layers)
+    with reg.blob_writer() as out:
+        for piece in zstd_chunks(chunks, level):
+            out.write(piece)
+    blob, size = str(out.digest), out.size
+    config = json.dumps({"tree": tree()}, sort_keys=True).encode()
+    config_digest = str(reg.write_blob(config))
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": _MANIFEST_TYPE, "artifactType": _CONFIG_TYPE,
+        "config": {"mediaType": _CONFIG_TYPE, "digest": config_digest, "size": len(config)},
+        "layers": [{"mediaType": _LAYER_TYPE, "digest": blob, "size": size}],
+    }, sort_keys=True).encode()
+    reg.put_manifest(REPOSITORY, tag, manifest, _MANIFEST_TYPE)
+    shutil.rmtree(reg.v2 / ".tmp", ignore_errors=True)  # empty scratch: not part of what hosts receive
+    return Artifact(root, tag, blob, size, tree())
+
+
+def _read_back(root: Path, tag: str) -> Artifact | None:
+    """The artifact ``root`` already holds under ``tag``, or None (absent, or incomplete)."""
+    from imgbuild.oci.regdir import RegistryDir
+
+    if not root.is_dir():
+        return None
+    reg = RegistryDir(root)
+    try:
+        raw, _ = reg.get_manifest(REPOSITORY, tag)
+        doc = json.loads(raw)
+        layer = doc["layers"][0]
+        config = json.loads(reg.blob_path(doc["config"]["digest"]).read_bytes())
+        if not reg.blob_path(layer["digest"]).is_file():
+            return None
+        return Artifact(root, tag, layer["digest"], int(layer["size"]), config["tree"])
+    except Exception:  # noqa: BLE001 - anything unreadable is rebuilt
+        return None
+
+
+def blob_url(address: str, port: str | int, digest: str) -> str:
+    """Where a host fetches the artifact's blob from the registry at ``address:port``."""
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}/v2/{REPOSITORY}/blobs/{digest}"
+
+
+_SEED = (
+    f'if [ -e "$1/.imgbuild-manifest.gz" ]; then echo {HELD}; exit 0; fi; '
+    f'if ! command -v curl >/dev/null 2>&1 || ! command -v zstd >/dev/null 2>&1; then echo {NO_TOOLS}; exit 0; fi; '
+)
+_FETCH = ('mkdir -p -- "$N"; { curl -fsS --retry 3 --retry-connrefused -K - -- "$2" '
+          '|| echo "curl could not fetch $2 (exit $?)" >&2; } | zstd -d -q | tar -x -p --numeric-owner -f - -C "$N"')
+
+
+def seed(executor: Executor, url: str, dest: str, *, user: str = "", password: str = "") -> str:
+    """Fetch the artifact at ``url`` into ``dest`` on the executor's host unless it holds a tree there.
+
+    Returns :data:`SEEDED`, :data:`HELD` (``dest`` already holds an imgbuild tree: nothing fetched) or
+    :data:`NO_TOOLS` (the host lacks curl or zstd). A fetch cut short leaves ``dest`` as it was and raises.
+    """
+    config = ""
+    if user:
+        config = 'user = "' + f"{user}:{password}".replace("\\", "\\\\").replace('"', '\\"') + '"\n'
+    script = _SEED + install_script(_FETCH) + f"; echo {SEEDED}"
+    got = executor.run(["sh", "-c", script, "sh", dest.rstrip("/"), url], input=config, check=False)
+    said = got.stdout.split()
+    if got.exit_code != 0 or not said:
+        lines = got.stderr.strip().splitlines()
+        tail = "; ".join([line for line in lines if line.startswith("curl")] or lines[-3:]) or f"exit {got.exit_code}"
+        raise ImgbuildError(f"fetching the rootfs from the registry failed: {tail}", executor.host)
+    return said[-1]
