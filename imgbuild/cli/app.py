@@ -1,18 +1,93 @@
-"""The typer application: global options and the registration of every command module."""
+"""The typer application: global options, and the table of command modules loaded on demand.
+
+A command module adds its commands to :data:`app` when it is imported. Importing all of them (and building
+every click command) costs more start-up than many commands take to run, so :data:`COMMANDS` names the
+module of each top-level command and the root group (:class:`LazyGroup`) imports only the one invoked.
+``imgbuild --help`` and shell completion list every command and so import every module.
+A new command module adds its commands' names to :data:`COMMANDS` (a test checks the two agree).
+"""
 
 from __future__ import annotations
 
+import importlib
+
+import click
 import typer
 import typer.core
+import typer.main
 
 from imgbuild import __version__
 from imgbuild.cli import output
 
-__all__ = ["app"]
+__all__ = ["app", "COMMANDS", "LazyGroup", "load_all"]
 
 # Help is plain text. With rich importable, typer escapes "[default: x]" as "\[default: x]" even when markup
 # is off, and importing rich slows start-up; so typer's rich path is switched off here, once.
 typer.core.HAS_RICH = False
+
+# Top-level command or group name -> the modules under imgbuild.cli that define it (a group's subcommands may
+# live in a second module), in the order ``imgbuild --help`` lists them.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    name: tuple(f"imgbuild.cli.{module}" for module in modules.split())
+    for modules, names in (
+        ("version", "version"),
+        ("archive", "save load"),
+        ("inspect", "inspect"),
+        ("rmi", "rmi"),
+        ("tag", "tag"),
+        ("transfer", "pull push"),
+        ("registry_auth", "login logout"),
+        ("lint", "lint"),
+        ("mount", "mount umount mounts commit diff"),
+        ("build", "build"),
+        ("cluster", "run apply add delete reset status clusters"),
+        ("gen", "gen"),
+        ("remote", "exec scp"),
+        ("images images_find", "images"),
+        ("store", "store"),
+        ("registry_dir", "registry"),
+        ("sandbox", "sandbox"),
+    )
+    for name in names.split()
+}
+
+
+class LazyGroup(typer.core.TyperGroup):
+    """The root group: lists every name in :data:`COMMANDS` and imports a command's module only when it is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command name: the table's, then any registered outside it (e.g. by a test)."""
+        return [*COMMANDS, *(name for name in self.commands if name not in COMMANDS)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command ``cmd_name``, its module imported and its click command built on first use."""
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            for module in COMMANDS[cmd_name]:
+                importlib.import_module(module)
+            built = _build(cmd_name)
+            if built is not None:
+                self.add_command(built, cmd_name)
+        return self.commands.get(cmd_name)
+
+
+def _build(name: str) -> click.Command | None:
+    """The click command (or group) registered on :data:`app` as ``name``, built as typer builds it."""
+    style = {"pretty_exceptions_short": app.pretty_exceptions_short, "rich_markup_mode": app.rich_markup_mode}
+    for info in app.registered_commands:
+        if info.callback and (info.name or typer.main.get_command_name(info.callback.__name__)) == name:
+            return typer.main.get_command_from_info(info, **style)
+    for group in app.registered_groups:
+        if group.name == name:
+            return typer.main.get_group_from_info(group, **style)
+    return None
+
+
+def load_all() -> None:
+    """Import every command module, so that :data:`app` holds every command (for tests and introspection)."""
+    for modules in COMMANDS.values():
+        for module in modules:
+            importlib.import_module(module)
+
 
 app = typer.Typer(
     name="imgbuild",
@@ -25,6 +100,7 @@ app = typer.Typer(
         "Global options (--debug, --json, -q) may come before or after the command.\n\n"
         "Exit codes: 0 success, 1 operation failed, 2 bad usage or input, 130 interrupted."
     ),
+    cls=LazyGroup,
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -56,22 +132,3 @@ def _main(
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format="debug: %(name)s: %(message)s")
-
-
-def _register() -> None:
-    """Import every command module; each adds its commands to :data:`app`."""
-    from imgbuild.cli import version  # noqa: F401
-    from imgbuild.cli import archive, images, inspect, rmi, store, tag  # noqa: F401
-    from imgbuild.cli import registry_auth, transfer  # noqa: F401
-    from imgbuild.cli import images_find  # noqa: F401
-    from imgbuild.cli import lint  # noqa: F401
-    from imgbuild.cli import registry_dir  # noqa: F401
-    from imgbuild.cli import mount  # noqa: F401
-    from imgbuild.cli import build  # noqa: F401
-    from imgbuild.cli import cluster  # noqa: F401
-    from imgbuild.cli import sandbox  # noqa: F401
-    from imgbuild.cli import gen  # noqa: F401
-    from imgbuild.cli import remote  # noqa: F401
-
-
-_register()
