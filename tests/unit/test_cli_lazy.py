@@ -97,3 +97,8 @@ def test_completion_lists_lazy_commands_and_subcommands() -> None:
     assert complete("imgbuild pu") == ["pull", "push"]
     assert set(complete("imgbuild store ")) == {"gc", "verify"}
     assert "--jobs" in complete("imgbuild push --")
+
+
+def test_an_unknown_command_still_gets_a_did_you_mean_hint() -> None:
+    done = subprocess.run([sys.executable, "-m", "imgbuild", "pussh", "x"], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr == "error: No such command 'pussh'. Did you mean 'push'?\n"
