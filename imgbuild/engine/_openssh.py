@@ -9,9 +9,10 @@ login needs no password and no key passphrase (a key file, the agent or
 default keys): host keys come from the same known_hosts file the asyncssh
 connection filled on first use (``StrictHostKeyChecking=yes``), user config is
 ignored (``-F /dev/null``), and the command line is the one asyncssh would
-send, sudo included. ``ssh`` exiting 255 with its own complaint is a lost or
-refused connection (:class:`HostUnreachable`); anything else is the command's
-own result.
+send, sudo included: it holds no env value (those come first on stdin, the
+``prefix``), so the local ``ssh`` process's argv shows none. ``ssh`` exiting
+255 with its own complaint is a lost or refused connection
+(:class:`HostUnreachable`); anything else is the command's own result.
 """
 
 from __future__ import annotations

@@ -1,11 +1,17 @@
 """One remote command over an open asyncssh connection: the command line, stdin, output, timeout.
 
 :func:`remote_command` turns an argv (plus env and cwd) into the string sshd
-hands to the login shell; for a non-root user it goes through ``sudo`` (``-S
--k -p ''`` with the password as the first line of stdin, or ``-n`` where sudo
-needs none): the password never appears in a command line or a log. Env values
-are set in the outer shell and passed through ``sudo --preserve-env=NAMES`` so
-they stay out of sudo's log too. :func:`run_process` runs it: stdin fed from
+hands to the login shell, and the bytes to send on its stdin before the
+command's own input. Env values (``registryPassword`` among them) never appear
+in a command line, where ``ps`` and ``/proc/PID/cmdline`` on the host would show
+them: the line names the variables only, and the outer shell reads their values
+from the first line of stdin (single-quoted assignments, one ``read`` and one
+``eval``, shell builtins only, any byte but NUL kept exactly), exports them and
+``exec``s the command. For a non-root user that is
+``sudo`` (``-S -k -p ''`` with the password as the next line of stdin, or
+``-n`` where sudo needs none) with ``--preserve-env=NAMES``, so neither the
+password nor a value reaches an argv or sudo's log. :func:`run_process` runs it:
+stdin fed from
 text, bytes, a file or byte chunks (pulled on a worker thread, so a blocking
 producer never stalls the event loop), stdout and stderr read as they come
 (whole lines to ``on_line``) and kept apart as bounded tails, the timeout
@@ -21,43 +27,91 @@ import shlex
 import threading
 from concurrent.futures import Executor as ThreadPool
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable, Iterator, Sequence
+from typing import AsyncIterator, Callable, Iterator, NamedTuple, Sequence
 
 import asyncssh
 
 from imgbuild.engine.exec import Input, Result
 from imgbuild.errors import CommandFailed, InputError
 
-__all__ = ["remote_command", "run_process", "SUDO_NONE", "SUDO_NOPASSWD", "SUDO_PASSWORD", "Exited"]
+__all__ = ["RemoteCommand", "remote_command", "run_process", "SUDO_NONE", "SUDO_NOPASSWD", "SUDO_PASSWORD",
+           "Exited", "ENV_NOT_RECEIVED"]
 
 SUDO_NONE, SUDO_NOPASSWD, SUDO_PASSWORD = "root", "nopasswd", "password"
 _KEEP = 4 << 20
 _CHUNK = 1 << 20
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+ENV_NOT_RECEIVED = 125  # the exit code when stdin ended before every env value was read
+_RESERVED = "_ib_"  # the reading shell's own variables start with this: not allowed as env names
+# The values come as one line of shell assignments, each value single-quoted with its newlines spelled
+# "$_ib_nl": one `read` and one `eval`. The shell reads a pipe a byte per syscall, so it leaves the rest of stdin
+# (sudo's password line, the command's input) in place; that costs bash about 0.8 us a byte (1.3 ms for 40
+# values of 40 bytes), and a `read` per value would add about 0.06 ms each on top.
+_READER = "_ib_nl='\n'; { IFS= read -r _ib_env && eval \"$_ib_env\" && export %s; } || " \
+          "{ echo 'imgbuild: the environment did not arrive on stdin' >&2; exit %d; }; "
+
+
+class RemoteCommand(NamedTuple):
+    """A command line for sshd and the bytes that must precede the command's input on its stdin."""
+
+    line: str
+    prefix: bytes
 
 
 def remote_command(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | None = None,
-                   sudo: str = SUDO_NONE) -> str:
-    """The shell command line that runs ``argv`` in ``cwd`` with ``env`` (through sudo unless ``sudo`` is root)."""
+                   sudo: str = SUDO_NONE, password: str | None = None) -> RemoteCommand:
+    """How to run ``argv`` in ``cwd`` with ``env`` (through sudo unless ``sudo`` is root): line and stdin prefix.
+
+    The prefix holds the env values, then (``SUDO_PASSWORD``) the sudo ``password`` line; neither is in the line.
+    """
     if not argv:
         raise InputError("no command given to run over SSH")
     env = env or {}
-    bad = [k for k in env if not _NAME.match(k)]
+    _check_env(env)
+    if sudo == SUDO_PASSWORD and password is None:
+        raise InputError("sudo needs a password and none was given for the remote command")
+    prefix = _env_input(env) + (f"{password}\n".encode() if sudo == SUDO_PASSWORD else b"")
+    return RemoteCommand(_env_reader(env) + _run_line(argv, env, cwd, sudo), prefix)
+
+
+def _check_env(env: dict[str, str]) -> None:
+    bad = [k for k in env if not _NAME.match(k) or k.startswith(_RESERVED)]
     if bad:
         raise InputError(f"invalid environment variable name for a remote command: {bad[0]!r}")
-    assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    nul = [k for k, v in env.items() if "\0" in v]
+    if nul:
+        raise InputError(f"environment variable {nul[0]} holds a NUL byte, which no process environment can carry")
+
+
+def _env_input(env: dict[str, str]) -> bytes:
+    """The stdin line that carries ``env``'s values: ``NAME='value' ...`` (newlines as ``"$_ib_nl"``)."""
+    if not env:
+        return b""
+    words = []
+    for name, value in env.items():
+        raw = value.encode("utf-8", errors="surrogateescape")
+        parts = (b"'" + part.replace(b"'", b"'\\''") + b"'" for part in raw.split(b"\n"))
+        words.append(name.encode() + b"=" + b'"$_ib_nl"'.join(parts))
+    return b" ".join(words) + b"\n"
+
+
+def _env_reader(env: dict[str, str]) -> str:
+    """Shell code that reads ``env``'s values from stdin and exports them; stdin ending early exits 125."""
+    return _READER % (" ".join(env), ENV_NOT_RECEIVED) if env else ""
+
+
+def _run_line(argv: Sequence[str], env: dict[str, str], cwd: str | None, sudo: str) -> str:
+    """The part that changes directory and ``exec``s ``argv`` (through sudo, keeping ``env``)."""
     words = [str(a) for a in argv]
     if sudo == SUDO_NONE:
-        run = shlex.join(words)
-        if cwd:
-            return f"cd -- {shlex.quote(cwd)} && {assigns + ' ' if assigns else ''}exec {run}"
-        return f"{assigns + ' ' if assigns else ''}exec {run}"
+        run = f"exec {shlex.join(words)}"
+        return f"cd -- {shlex.quote(cwd)} && {run}" if cwd else run
     flags = ["-S", "-k", "-p", ""] if sudo == SUDO_PASSWORD else ["-n"]
     if env:
         flags.append("--preserve-env=" + ",".join(env))
     if cwd:
         words = ["sh", "-c", f"cd -- {shlex.quote(cwd)} && exec \"$@\"", "sh", *words]
-    return f"{assigns + ' ' if assigns else ''}exec sudo {shlex.join(flags)} -- {shlex.join(words)}"
+    return f"exec sudo {shlex.join(flags)} -- {shlex.join(words)}"
 
 
 @dataclass

@@ -24,9 +24,10 @@ records nothing).
 A command whose stdin is a stream (a file or byte chunks: the transfer's tar
 streams) goes through OpenSSH's ``ssh`` program instead when the login needs
 no password or key passphrase (``openssh``, default: when ``ssh`` is
-installed): the same command line, host key checked against the same file,
-the same session slot, but the bytes framed and encrypted in C, which costs
-half the CPU per byte (see :mod:`imgbuild.engine._openssh`).
+installed): the same command line and stdin prefix (the env values), host
+key checked against the same file, the same session slot, but the bytes
+framed and encrypted in C, which costs half the CPU per byte (see
+:mod:`imgbuild.engine._openssh`).
 
 Failures: a refused or dropped connection or login is
 ``HostUnreachable`` (host:port); a command that exits non-zero is
@@ -160,8 +161,8 @@ class SSHPool:
             self._gauge(1)
             try:
                 conn = await self._connection(target)
-                command = remote_command(argv_t, env=env, cwd=cwd, sudo=conn.sudo)
-                exited = await run_process(conn.conn, command, argv_t, target.label, prefix=_sudo_prefix(target, conn),
+                command = remote_command(argv_t, env=env, cwd=cwd, sudo=conn.sudo, password=target.password)
+                exited = await run_process(conn.conn, command.line, argv_t, target.label, prefix=command.prefix,
                                            input=input, on_line=on_line, timeout=timeout, feeders=self._feeders)
             finally:
                 self._gauge(-1)
@@ -183,18 +184,22 @@ class SSHPool:
         self._gauge(1)
         try:
             conn = self.call(self._connection(target))
-            command = remote_command(argv_t, env=env, cwd=cwd, sudo=conn.sudo)
+            command = remote_command(argv_t, env=env, cwd=cwd, sudo=conn.sudo, password=target.password)
             base = ssh_argv(target.host, target.port, target.user, target.key_file,
                             None if self.insecure_host_key else self.known_hosts.path, self.connect_timeout,
                             self.keepalive)
-            return run_ssh(base, command, argv_t, target.label, prefix=_sudo_prefix(target, conn), input=input,
+            return run_ssh(base, command.line, argv_t, target.label, prefix=command.prefix, input=input,
                            on_line=on_line, timeout=timeout)
         finally:
             self._gauge(-1)
             self._loop.call_soon_threadsafe(self._sem.release)
 
     def uses_openssh(self, target: SSHTarget, input: Input) -> bool:
-        """True when a command with this stdin goes through ``ssh``: a stream, and a login without secrets."""
+        """True when a command with this stdin goes through ``ssh``: a stream, and a login without secrets.
+
+        ``ssh`` runs in batch mode and cannot type a login password or key passphrase, hence the condition; env
+        values and the sudo password travel on stdin (see :func:`remote_command`), never in ``ssh``'s argv.
+        """
         return (self.openssh and streamed(input) and target.password is None and target.key_passphrase is None)
 
     def _gauge(self, delta: int) -> None:
@@ -253,11 +258,6 @@ class SSHPool:
             held.conn.close()
         for held in conns:
             await held.conn.wait_closed()
-
-
-def _sudo_prefix(target: SSHTarget, conn: _Conn) -> bytes:
-    """What goes on stdin before the command's input: the sudo password line, when sudo wants one."""
-    return f"{target.password}\n".encode() if conn.sudo == SUDO_PASSWORD else b""
 
 
 async def _sudo_mode(conn: asyncssh.SSHClientConnection, target: SSHTarget) -> str:

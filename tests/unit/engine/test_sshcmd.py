@@ -12,21 +12,24 @@ from imgbuild.errors import InputError
 
 
 def test_root_command_runs_in_a_posix_shell():
-    line = remote_command(["sh", "-c", 'echo "$A $1" "$(pwd)"', "sh", "it's"], env={"A": "a b"}, cwd="/tmp")
-    out = subprocess.run(["sh", "-c", line], capture_output=True, text=True, check=True).stdout
+    cmd = remote_command(["sh", "-c", 'echo "$A $1" "$(pwd)"', "sh", "it's"], env={"A": "a b"}, cwd="/tmp")
+    out = subprocess.run(["sh", "-c", cmd.line], input=cmd.prefix.decode(), capture_output=True, text=True,
+                         check=True).stdout
     assert out == "a b it's /tmp\n"
 
 
 def test_sudo_password_mode_reads_the_password_from_stdin_only():
-    line = remote_command(["cat", "/etc/hostname"], env={"registryPassword": "s3cret"}, sudo=SUDO_PASSWORD)
-    words = shlex.split(line)
-    assert words[:2] == ["registryPassword=s3cret", "exec"]  # set before sudo, so sudo's log never sees it
-    assert words[2:8] == ["sudo", "-S", "-k", "-p", "", "--preserve-env=registryPassword"]
-    assert words[8:] == ["--", "cat", "/etc/hostname"]
+    cmd = remote_command(["cat", "/etc/hostname"], env={"registryPassword": "s3cret"}, sudo=SUDO_PASSWORD,
+                         password="pw")
+    assert "s3cret" not in cmd.line and "pw" not in cmd.line  # both on stdin: env value first, then the password
+    assert cmd.prefix == b"registryPassword='s3cret'\npw\n"
+    words = shlex.split(cmd.line.rsplit("; ", 1)[1])
+    assert words[:6] == ["exec", "sudo", "-S", "-k", "-p", ""]
+    assert words[6:] == ["--preserve-env=registryPassword", "--", "cat", "/etc/hostname"]
 
 
 def test_sudo_nopasswd_with_cwd_wraps_in_sh():
-    words = shlex.split(remote_command(["ls"], cwd="/var/x y", sudo=SUDO_NOPASSWD))
+    words = shlex.split(remote_command(["ls"], cwd="/var/x y", sudo=SUDO_NOPASSWD).line)
     assert words == ["exec", "sudo", "-n", "--", "sh", "-c", "cd -- '/var/x y' && exec \"$@\"", "sh", "ls"]
 
 
