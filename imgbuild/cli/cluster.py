@@ -25,9 +25,14 @@ _JSON = typer.Option(False, "--json", help="Print the steps as JSON.")
 _INSECURE = typer.Option(False, "--insecure-host-key", help="Do not check SSH host keys (trust on first use is the default).")
 _PARALLEL = typer.Option(32, "--max-parallel", min=1, help="At most this many SSH sessions at once.")
 _DATA = typer.Option(None, "--data-dir", help="Data directory on hosts (default /var/lib/sealos/data).")
+_DISTRIBUTE = typer.Option(
+    "ssh", "--distribute", metavar="ssh|registry",
+    help="How hosts get the rootfs: ssh (streamed from here to each) or registry (sent to the registry hosts, "
+         "which serve it; every other host fetches it from there with curl|zstd -d|tar -x).")
 
 
-def _options(dry_run: bool, env: Optional[List[str]], force: bool, max_parallel: int, data_dir: Optional[str]):
+def _options(dry_run: bool, env: Optional[List[str]], force: bool, max_parallel: int, data_dir: Optional[str],
+             distribute: str = "ssh"):
     from imgbuild.cluster.env import parse_env_item
     from imgbuild.engine.context import Options
     from imgbuild.errors import InputError
@@ -40,8 +45,10 @@ def _options(dry_run: bool, env: Optional[List[str]], force: bool, max_parallel:
         except ValueError as exc:
             raise InputError(str(exc), "-e") from None
         cli_env[k] = v
+    if distribute not in ("ssh", "registry"):
+        raise InputError(f"--distribute must be ssh or registry, not {distribute!r}", "--distribute")
     return Options(dry_run=dry_run, data_dir=data_dir or DEFAULT_DATA_DIR, cli_env=cli_env, force=force,
-                   max_parallel=max_parallel)
+                   max_parallel=max_parallel, distribute=distribute)
 
 
 def _engine_apply(home, desired, options, insecure: bool, json_out: bool, *, configs=()):
@@ -86,7 +93,7 @@ def run(
     single: bool = typer.Option(False, "--single", help="Run everything on this machine."),
     cluster: str = _CLUSTER, env: Optional[List[str]] = _ENV, dry_run: bool = _DRY, force: bool = _FORCE,
     insecure_host_key: bool = _INSECURE, max_parallel: int = _PARALLEL, data_dir: Optional[str] = _DATA,
-    json_out: bool = _JSON,
+    distribute: str = _DISTRIBUTE, json_out: bool = _JSON,
 ) -> None:
     """Run cluster images on hosts: a new cluster, or more images on an existing one (it adds those only).
 
@@ -107,7 +114,8 @@ def run(
     else:
         desired = Cluster.from_flags(images, masters=masters, nodes=nodes, user=user, passwd=passwd, pk=pk,
                                      pk_passwd=pk_passwd, port=port, cluster_name=cluster, single=single)
-    _engine_apply(home, desired, _options(dry_run, env, force, max_parallel, data_dir), insecure_host_key, json_out)
+    _engine_apply(home, desired, _options(dry_run, env, force, max_parallel, data_dir, distribute), insecure_host_key,
+                  json_out)
 
 
 @app.command()
@@ -117,7 +125,7 @@ def apply(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="a.b=c values (beat --values)."),
     env: Optional[List[str]] = _ENV, dry_run: bool = _DRY, force: bool = _FORCE,
     insecure_host_key: bool = _INSECURE, max_parallel: int = _PARALLEL, data_dir: Optional[str] = _DATA,
-    json_out: bool = _JSON,
+    distribute: str = _DISTRIBUTE, json_out: bool = _JSON,
 ) -> None:
     """Make the hosts match a Clusterfile: create, scale up/down, add images, re-render changed env.
 
@@ -129,7 +137,8 @@ def apply(
     from imgbuild.cli.edge import local_home as _home
 
     doc = load_clusterfile(Path(clusterfile), values=[Path(v) for v in values or []], sets=list(set_ or []))
-    _engine_apply(_home(), doc.cluster, _options(dry_run, env, force, max_parallel, data_dir), insecure_host_key,
+    _engine_apply(_home(), doc.cluster, _options(dry_run, env, force, max_parallel, data_dir, distribute),
+                  insecure_host_key,
                   json_out, configs=tuple(doc.configs))
 
 
@@ -144,14 +153,14 @@ def _existing(home, cluster: str):
 
 
 def _scale(edit: str, masters: str, nodes: str, cluster: str, dry_run: bool, force: bool, insecure: bool,
-           max_parallel: int, json_out: bool) -> None:
+           max_parallel: int, json_out: bool, distribute: str = "ssh") -> None:
     """``add`` / ``delete``: the cluster's spec with hosts added or removed, applied."""
     from imgbuild.cluster import edit as _edit
     from imgbuild.cli.edge import local_home as _home
 
     home = _home()
     desired = getattr(_edit, edit)(_existing(home, cluster), masters=masters, nodes=nodes)
-    _engine_apply(home, desired, _options(dry_run, [], force, max_parallel, None), insecure, json_out)
+    _engine_apply(home, desired, _options(dry_run, [], force, max_parallel, None, distribute), insecure, json_out)
 
 
 @app.command()
@@ -159,13 +168,14 @@ def add(
     masters: str = typer.Option("", "--masters", "-m", help="Masters to add."),
     nodes: str = typer.Option("", "--nodes", "-n", help="Nodes to add."),
     cluster: str = _CLUSTER, dry_run: bool = _DRY, insecure_host_key: bool = _INSECURE,
-    max_parallel: int = _PARALLEL, json_out: bool = _JSON,
+    max_parallel: int = _PARALLEL, distribute: str = _DISTRIBUTE, json_out: bool = _JSON,
 ) -> None:
     """Add hosts to a cluster: the phases run on the new hosts only.
 
-    Example: imgbuild add --nodes 10.0.0.5
+    Example: imgbuild add --nodes 10.0.0.5 --distribute registry
     """
-    _scale("with_hosts", masters, nodes, cluster, dry_run, False, insecure_host_key, max_parallel, json_out)
+    _scale("with_hosts", masters, nodes, cluster, dry_run, False, insecure_host_key, max_parallel, json_out,
+           distribute)
 
 
 @app.command()

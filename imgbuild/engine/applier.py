@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from imgbuild import labels as L
 from imgbuild.engine import phases
 from imgbuild.engine.context import HostRun, ImageRun, Ledger, Options, Planned, RunContext
 from imgbuild.engine.exec import Executor
 from imgbuild.engine.images import check_order, image_runs, mount_image
 from imgbuild.engine.pki import ClusterPKI, host_bundle
 from imgbuild.engine.report import NullReporter, Reporter
-from imgbuild.engine.units import Unit, host_units
-from imgbuild.errors import InputError
+from imgbuild.engine.units import Unit, common_key, common_layers, fans_out, host_units
+from imgbuild.errors import ImgbuildError, InputError
 
 __all__ = ["Engine", "ApplyResult", "open_engine", "cluster_status", "list_clusters"]
 
@@ -180,9 +181,11 @@ class Engine:
         ledger = Ledger(state, lambda: state.save(self.home))
         ctx = RunContext(cluster.name, hosts, images, ledger, options, self.reporter, configs=tuple(configs))
         ctx.extra.update(
-            cluster_id=f"{cluster.name}@{state.created}", configs_digest=_configs_digest(configs), staging=cluster_dir / "staging", expander=lambda env: (lambda t: expand(t, env)),
+            cluster_id=f"{cluster.name}@{state.created}", configs_digest=_configs_digest(configs),
+            staging=cluster_dir / "staging", expander=lambda env: (lambda t: expand(t, env)),
             mount=lambda image: mount_image(image, self._mount), render=self._render, units=host_units,
-            ship=self._ship, apply_configs=self._apply_configs, rendered={}, configured={},
+            ship=self._ship, fans_out=fans_out, publish=self._publish, fetch=self._fetch,
+            apply_configs=self._apply_configs, rendered={}, configured={},
             pki=ClusterPKI(cluster_dir / "pki"), templates={}, ca=lambda: _ca_digest(cluster_dir / "pki"),
         )
         for host in hosts:  # what earlier runs learnt; Check refreshes it (a dry run keeps these)
@@ -240,6 +243,33 @@ class Engine:
 
         results = distribute([Job(host.executor, unit.layers, unit.dest)], progress=_SentProgress(ctx.reporter))
         raise_failures(results)
+
+    def _publish(self, ctx: RunContext) -> None:
+        """Write the rootfs the non-registry hosts share as the fan-out artifact (kept while it is current)."""
+        from imgbuild.engine.fanout import publish
+
+        art = publish(common_layers(ctx), ctx.extra["staging"] / "fanout", common_key(ctx))
+        ctx.extra["fanout"] = art
+        ctx.reporter.note(f"registry distribution: the shared rootfs is {art.size / 1e6:.1f} MB (zstd), "
+                          f"served by {', '.join(h.name for h in ctx.registry_hosts)}")
+
+    def _fetch(self, ctx: RunContext, host: HostRun, unit: Unit) -> None:
+        """Fetch the fan-out artifact into ``unit.dest`` on ``host`` from a registry host (spread over them)."""
+        from imgbuild.engine.fanout import NO_TOOLS, blob_url, seed
+
+        others = [h.name for h in ctx.hosts if not ctx.is_registry(h)]
+        source = ctx.registry_hosts[others.index(host.name) % len(ctx.registry_hosts)]
+        env = ctx.env_for(source)
+        port = env.get("registryPort", L.REGISTRY_ENV_DEFAULTS["registryPort"])
+        url = blob_url(source.address, port, ctx.extra["fanout"].digest)
+        try:
+            got = seed(host.executor, url, unit.dest, user=env.get("registryUsername", ""),
+                       password=env.get("registryPassword", ""))
+        except ImgbuildError as exc:  # e.g. the registry is down: the transfer sends the whole tree instead
+            ctx.reporter.note(f"{host.name}: {str(exc).splitlines()[0]}; its rootfs goes over SSH")
+            return
+        if got == NO_TOOLS:
+            ctx.reporter.note(f"{host.name}: no curl or zstd there, so its rootfs goes over SSH")
 
 
 def open_engine(home: Any, *, reporter: Reporter | None = None, insecure_host_key: bool = False,

@@ -95,6 +95,9 @@ class Options:
     cli_env: Mapping[str, str] = field(default_factory=dict)
     force: bool = False
     max_parallel: int = 32
+    distribute: str = "ssh"
+    """How the rootfs reaches hosts: ``ssh`` (streamed from this machine to each) or ``registry`` (non-registry
+    hosts fetch it from the cluster registry, see :mod:`imgbuild.engine.fanout`)."""
 
 
 @dataclass(frozen=True)

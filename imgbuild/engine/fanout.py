@@ -65,7 +65,7 @@ class Artifact:
     tree: str
 
 
-def publish(layers: Sequence[TreeLayer], root: Path, tag: str, *, level: int = 3) -> Artifact:
+def publish(layers: Sequence[TreeLayer], root: Path, tag: str, *, level: int = 1) -> Artifact:
     """The tree of ``layers`` as ``imgbuild-distribute/rootfs:<tag>`` in a registry/ directory at ``root``.
 
     Kept between runs: a ``root`` that already holds ``tag`` is read back, not rebuilt. Anything else in
@@ -136,8 +136,9 @@ def seed(executor: Executor, url: str, dest: str, *, user: str = "", password: s
     :data:`NO_TOOLS` (the host lacks curl or zstd). A fetch cut short leaves ``dest`` as it was and raises.
     """
     config = ""
-    if user:
-        config = 'user = "' + f"{user}:{password}".replace("\\", "\\\\").replace('"', '\\"') + '"\n'
+    if user:  # sent only when the registry asks for it (--anyauth), on curl's stdin
+        quoted = f"{user}:{password}".replace("\\", "\\\\").replace('"', '\\"')
+        config = f'anyauth\nuser = "{quoted}"\n'
     script = _SEED + install_script(_FETCH) + f"; echo {SEEDED}"
     got = executor.run(["sh", "-c", script, "sh", dest.rstrip("/"), url], input=config, check=False)
     said = got.stdout.split()

@@ -102,21 +102,51 @@ def render(ctx: RunContext) -> None:
 
 
 def distribute(ctx: RunContext) -> None:
-    """Ship to each host what it needs: the rootfs (registry/ only to registry hosts), apps to master0, its PKI."""
+    """Ship to each host what it needs: the rootfs (registry/ only to registry hosts), apps to master0, its PKI.
+
+    With ``--distribute registry`` the registry hosts go first, their registry is started at once (the Registry
+    phase's steps for them), and every other host fetches the shared part of its rootfs from there before the
+    transfer sends it the rest (see :mod:`imgbuild.engine.fanout`).
+    """
     ctx.reporter.phase("Distribute", [h.name for h in ctx.hosts])
+    if not ctx.extra["fans_out"](ctx):
+        ctx.each("Distribute", ctx.hosts, lambda host: _send(ctx, host, fetch=False))
+        return
+    if not ctx.options.dry_run:
+        ctx.extra["publish"](ctx)
+    ctx.each("Distribute", ctx.registry_hosts, lambda host: _send(ctx, host, fetch=False))
+    _registry_steps(ctx, ctx.registry_hosts)
+    others = [h for h in ctx.hosts if not ctx.is_registry(h)]
+    ctx.each("Distribute", others, lambda host: _send(ctx, host, fetch=True))
+
+
+def _send(ctx: RunContext, host: HostRun, *, fetch: bool) -> None:
+    """Every unit ``host`` lacks; with ``fetch``, the rootfs is first fetched from the registry (fan-out)."""
     ship: Callable = ctx.extra["ship"]
+    for unit in ctx.extra["units"](ctx, host):
+        what = f"send {unit.what} to {unit.dest}"
+        if fetch and unit.dest == ctx.rootfs:
+            what = f"fetch {unit.what} from the registry into {unit.dest}, send the rest"
 
-    def one(host: HostRun) -> None:
-        for unit in ctx.extra["units"](ctx, host):
-            ctx.step("Distribute", host, f"sent:{unit.dest}@{unit.key}", f"send {unit.what} to {unit.dest}",
-                     lambda unit=unit: ship(ctx, host, unit))
+        def act(unit=unit, seeded=fetch and unit.dest == ctx.rootfs) -> None:
+            if seeded:
+                ctx.extra["fetch"](ctx, host, unit)
+            ship(ctx, host, unit)
 
-    ctx.each("Distribute", ctx.hosts, one)
+        ctx.step("Distribute", host, f"sent:{unit.dest}@{unit.key}", what, act)
 
 
 def registry(ctx: RunContext) -> None:
     """``/etc/hosts``: registryDomain -> the registry host on every host; then ``init-registry`` on registry hosts."""
     ctx.reporter.phase("Registry", [h.name for h in ctx.hosts])
+    _registry_steps(ctx, ctx.hosts)
+
+
+def _registry_steps(ctx: RunContext, hosts: list[HostRun]) -> None:
+    """The Registry phase on ``hosts`` (each host once per run, whether the fan-out ran it early or not)."""
+    done: set[str] = ctx.extra.setdefault("registry_ran", set())
+    hosts = [h for h in hosts if h.name not in done]
+    done.update(h.name for h in hosts)
     target = ctx.registry_hosts[0]
 
     def entry(host: HostRun) -> None:
@@ -127,8 +157,9 @@ def registry(ctx: RunContext) -> None:
         ctx.step("Registry", host, key, f"/etc/hosts: {domain} -> {target.address}",
                  lambda: ctx.run(host, script, env={}), script)
 
-    ctx.each("Registry", ctx.hosts, entry)
-    ctx.each("Registry", ctx.registry_hosts, lambda h: _lifecycle(ctx, "Registry", h, L.INIT_REGISTRY))
+    ctx.each("Registry", hosts, entry)
+    ctx.each("Registry", [h for h in hosts if ctx.is_registry(h)],
+             lambda h: _lifecycle(ctx, "Registry", h, L.INIT_REGISTRY))
 
 
 def init(ctx: RunContext) -> None:

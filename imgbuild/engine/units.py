@@ -19,7 +19,7 @@ from pathlib import Path
 
 from imgbuild.engine.context import HostRun, ImageRun, RunContext
 
-__all__ = ["Layer", "Unit", "host_units"]
+__all__ = ["Layer", "Unit", "host_units", "fans_out", "common_layers", "common_key"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,10 @@ def host_units(ctx: RunContext, host: HostRun) -> list[Unit]:
             if image.path is not None and (image.path / "registry").is_dir():
                 layers.append(Layer(image.path / "registry", "registry"))
             parts.append(("registry", image.digest))
+    if registry and fans_out(ctx):  # the artifact the other hosts fetch, served by this host's registry
+        parts.append(("fanout", common_key(ctx)))
+        if "fanout" in ctx.extra:
+            layers.append(Layer(ctx.extra["fanout"].root, "registry"))
     units = [Unit("rootfs", ctx.rootfs, tuple(layers), _key(ctx.rootfs, parts))]
     if host is ctx.master0:
         for image in ctx.images:
@@ -74,6 +78,28 @@ def host_units(ctx: RunContext, host: HostRun) -> list[Unit]:
     pki_parts = [host.address, host.facts.get("hostname", ""), host.has("master"), ca]
     units.append(Unit("pki", ctx.pki, (Layer(pki_dir),), _key(ctx.pki, pki_parts)))
     return units
+
+
+def fans_out(ctx: RunContext) -> bool:
+    """True when this run distributes through the registry: asked for, and some host is not a registry host."""
+    return ctx.options.distribute == "registry" and any(not ctx.is_registry(h) for h in ctx.hosts)
+
+
+def common_layers(ctx: RunContext) -> tuple[Layer, ...]:
+    """The part of the rootfs every non-registry host receives alike: the images without registry/, the Configs."""
+    staging: Path = ctx.extra["staging"]
+    out: list[Layer] = []
+    for image in ctx.images:
+        if image.is_rootfs and image.path is not None:
+            out.append(Layer(image.path, "", ("registry",)))
+            if (staging / "configs" / image.id).is_dir():
+                out.append(Layer(staging / "configs" / image.id))
+    return tuple(out)
+
+
+def common_key(ctx: RunContext) -> str:
+    """Names the content of :func:`common_layers` from digests alone (a dry run knows it too)."""
+    return _key(ctx.rootfs, [ctx.extra.get("configs_digest", ""), [i.digest for i in ctx.images if i.is_rootfs]])
 
 
 def _image_layers(image: ImageRun, host: HostRun, staging: Path, exclude: tuple[str, ...]) -> list[Layer]:
