@@ -254,17 +254,22 @@ class Engine:
                           f"served by {', '.join(h.name for h in ctx.registry_hosts)}")
 
     def _fetch(self, ctx: RunContext, host: HostRun, unit: Unit) -> None:
-        """Fetch the fan-out artifact into ``unit.dest`` on ``host`` from a registry host (spread over them)."""
-        from imgbuild.engine.fanout import NO_TOOLS, blob_url, seed
+        """Seed ``unit.dest`` on ``host`` from the fan-out artifact: a registry host from the artifact it is sent,
+        any other host from a registry host's registry (spread over them). A failure falls back to the transfer."""
+        from imgbuild.engine.fanout import NO_TOOLS, blob_url, seed, seed_registry_host
 
-        others = [h.name for h in ctx.hosts if not ctx.is_registry(h)]
-        source = ctx.registry_hosts[others.index(host.name) % len(ctx.registry_hosts)]
-        env = ctx.env_for(source)
-        port = env.get("registryPort", L.REGISTRY_ENV_DEFAULTS["registryPort"])
-        url = blob_url(source.address, port, ctx.extra["fanout"].digest)
+        art = ctx.extra["fanout"]
         try:
-            got = seed(host.executor, url, unit.dest, user=env.get("registryUsername", ""),
-                       password=env.get("registryPassword", ""))
+            if ctx.is_registry(host):
+                got = seed_registry_host(host.executor, art, unit.dest, progress=_SentProgress(ctx.reporter))
+            else:
+                others = [h.name for h in ctx.hosts if not ctx.is_registry(h)]
+                source = ctx.registry_hosts[others.index(host.name) % len(ctx.registry_hosts)]
+                env = ctx.env_for(source)
+                url = blob_url(source.address, env.get("registryPort", L.REGISTRY_ENV_DEFAULTS["registryPort"]),
+                               art.digest)
+                got = seed(host.executor, url, unit.dest, user=env.get("registryUsername", ""),
+                           password=env.get("registryPassword", ""))
         except ImgbuildError as exc:  # e.g. the registry is down: the transfer sends the whole tree instead
             ctx.reporter.note(f"{host.name}: {str(exc).splitlines()[0]}; its rootfs goes over SSH")
             return

@@ -11,10 +11,13 @@ fleet. With registry distribution:
    transfer marker and END -- into a ``registry/`` directory in the stock
    registry's storage layout, as an image ``imgbuild-distribute/rootfs:<key>``
    (:func:`publish`);
-2. the registry hosts receive it with their rootfs (under ``registry/``, which
-   the bundled registry serves; it runs read-only, so the artifact travels
-   with the tree it serves instead of being pushed over HTTP), and the
-   registry is started (``init-registry``);
+2. a registry host receives the artifact under ``registry/`` of its rootfs
+   (the bundled registry serves that directory, read-only, so the artifact
+   travels with the tree it serves instead of being pushed over HTTP), expands
+   the tree from it in place (:func:`seed_registry_host`: the compressed tree
+   crosses this machine's link once, not the tree and then the artifact), gets
+   the rest (its rendered files, the images' ``registry/``) by the incremental
+   transfer, and its registry is started (``init-registry``);
 3. every other host fetches the blob from a registry host (spread over them)
    with ``curl | zstd -d | tar -x`` into a new directory that is swapped in
    only when the stream arrived whole (:func:`seed`); all hosts in parallel,
@@ -40,10 +43,14 @@ from typing import Sequence
 
 from imgbuild.engine._tarsend import zstd_chunks
 from imgbuild.engine.exec import Executor
-from imgbuild.engine.transfer import TreeLayer, install_script, tree_stream
+from imgbuild.engine.transfer import (MARKER, DigestCache, Job, Progress, TreeLayer, distribute, install_script,
+                                      raise_failures, tree_marker, tree_stream)
+from imgbuild.engine.units import Layer
 from imgbuild.errors import ImgbuildError
+from imgbuild.fsutil import atomic_write
 
-__all__ = ["REPOSITORY", "Artifact", "publish", "blob_url", "seed", "SEEDED", "HELD", "NO_TOOLS"]
+__all__ = ["REPOSITORY", "Artifact", "publish", "blob_url", "seed", "seed_registry_host", "SEEDED", "HELD",
+           "NO_TOOLS"]
 
 REPOSITORY = "imgbuild-distribute/rootfs"
 """The repository of the fan-out artifact in the cluster registry."""
@@ -56,30 +63,42 @@ SEEDED, HELD, NO_TOOLS = "seeded", "held", "no-tools"
 
 @dataclass(frozen=True)
 class Artifact:
-    """The published tree: the registry/ directory holding it, its blob, and the marker digest it installs."""
+    """The published tree: the registry/ directory holding it, its blob, and the markers it leads to.
+
+    ``host_marker`` is the marker of a registry host that holds the artifact under ``registry/`` and the tree
+    expanded from it (:func:`seed_registry_host`), so the transfer that follows sends that host only the rest.
+    """
 
     root: Path
     tag: str
     digest: str
     size: int
     tree: str
+    host_marker: bytes
+
+    @property
+    def blob_path(self) -> str:
+        """The blob's path inside the registry/ directory."""
+        hexdigest = self.digest.split(":", 1)[1]
+        return f"docker/registry/v2/blobs/sha256/{hexdigest[:2]}/{hexdigest}/data"
 
 
-def publish(layers: Sequence[TreeLayer], root: Path, tag: str, *, level: int = 1) -> Artifact:
-    """The tree of ``layers`` as ``imgbuild-distribute/rootfs:<tag>`` in a registry/ directory at ``root``.
+def publish(layers: Sequence[TreeLayer], workdir: Path, tag: str, *, level: int = 1) -> Artifact:
+    """The tree of ``layers`` as ``imgbuild-distribute/rootfs:<tag>`` in the registry/ directory ``workdir/registry``.
 
-    Kept between runs: a ``root`` that already holds ``tag`` is read back, not rebuilt. Anything else in
-    ``root`` (an earlier tag) is removed first, so the registry hosts never receive stale artifacts.
+    Kept between runs: a ``workdir`` that already holds ``tag`` is read back, not rebuilt. Anything else there
+    (an earlier tag) is removed first, so the registry hosts never receive stale artifacts.
     """
     from imgbuild.oci.regdir import RegistryDir
 
-    found = _read_back(root, tag)
+    found = _read_back(workdir, tag)
     if found is not None:
         return found
-    if root.exists():
-        shutil.rmtree(root)
-    reg = RegistryDir(root)
-    chunks, tree = tree_stream(layers)
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    reg = RegistryDir(workdir / "registry")
+    cache = DigestCache()
+    chunks, tree = tree_stream(layers, cache)
     with reg.blob_writer() as out:
         for piece in zstd_chunks(chunks, level):
             out.write(piece)
@@ -93,16 +112,21 @@ def publish(layers: Sequence[TreeLayer], root: Path, tag: str, *, level: int = 1
     }, sort_keys=True).encode()
     reg.put_manifest(REPOSITORY, tag, manifest, _MANIFEST_TYPE)
     shutil.rmtree(reg.v2 / ".tmp", ignore_errors=True)  # empty scratch: not part of what hosts receive
-    return Artifact(root, tag, blob, size, tree())
+    marker = tree_marker([*layers, Layer(reg.root, "registry")], cache)
+    atomic_write(workdir / _HOST_MARKER, marker)
+    return Artifact(reg.root, tag, blob, size, tree(), marker)
 
 
-def _read_back(root: Path, tag: str) -> Artifact | None:
-    """The artifact ``root`` already holds under ``tag``, or None (absent, or incomplete)."""
+_HOST_MARKER = "registry-host.marker.gz"
+
+
+def _read_back(workdir: Path, tag: str) -> Artifact | None:
+    """The artifact ``workdir`` already holds under ``tag``, or None (absent, or incomplete)."""
     from imgbuild.oci.regdir import RegistryDir
 
-    if not root.is_dir():
+    if not (workdir / _HOST_MARKER).is_file():
         return None
-    reg = RegistryDir(root)
+    reg = RegistryDir(workdir / "registry")
     try:
         raw, _ = reg.get_manifest(REPOSITORY, tag)
         doc = json.loads(raw)
@@ -110,7 +134,8 @@ def _read_back(root: Path, tag: str) -> Artifact | None:
         config = json.loads(reg.blob_path(doc["config"]["digest"]).read_bytes())
         if not reg.blob_path(layer["digest"]).is_file():
             return None
-        return Artifact(root, tag, layer["digest"], int(layer["size"]), config["tree"])
+        return Artifact(reg.root, tag, layer["digest"], int(layer["size"]), config["tree"],
+                        (workdir / _HOST_MARKER).read_bytes())
     except Exception:  # noqa: BLE001 - anything unreadable is rebuilt
         return None
 
@@ -121,10 +146,15 @@ def blob_url(address: str, port: str | int, digest: str) -> str:
     return f"http://{host}:{port}/v2/{REPOSITORY}/blobs/{digest}"
 
 
-_SEED = (
-    f'if [ -e "$1/.imgbuild-manifest.gz" ]; then echo {HELD}; exit 0; fi; '
-    f'if ! command -v curl >/dev/null 2>&1 || ! command -v zstd >/dev/null 2>&1; then echo {NO_TOOLS}; exit 0; fi; '
-)
+
+
+def _probe(*tools: str) -> str:
+    """Script text that ends the script saying :data:`HELD` or :data:`NO_TOOLS` when there is nothing to do."""
+    missing = " || ".join(f"! command -v {t} >/dev/null 2>&1" for t in tools)
+    return (f'if [ -e "$1/{MARKER}" ]; then echo {HELD}; exit 0; fi; '
+            f'if {missing}; then echo {NO_TOOLS}; exit 0; fi; ')
+
+
 _FETCH = ('mkdir -p -- "$N"; { curl -fsS --retry 3 --retry-connrefused -K - -- "$2" '
           '|| echo "curl could not fetch $2 (exit $?)" >&2; } | zstd -d -q | tar -x -p --numeric-owner -f - -C "$N"')
 
@@ -139,7 +169,7 @@ def seed(executor: Executor, url: str, dest: str, *, user: str = "", password: s
     if user:  # sent only when the registry asks for it (--anyauth), on curl's stdin
         quoted = f"{user}:{password}".replace("\\", "\\\\").replace('"', '\\"')
         config = f'anyauth\nuser = "{quoted}"\n'
-    script = _SEED + install_script(_FETCH) + f"; echo {SEEDED}"
+    script = _probe("curl", "zstd") + install_script(_FETCH) + f"; echo {SEEDED}"
     got = executor.run(["sh", "-c", script, "sh", dest.rstrip("/"), url], input=config, check=False)
     said = got.stdout.split()
     if got.exit_code != 0 or not said:
@@ -147,3 +177,25 @@ def seed(executor: Executor, url: str, dest: str, *, user: str = "", password: s
         tail = "; ".join([line for line in lines if line.startswith("curl")] or lines[-3:]) or f"exit {got.exit_code}"
         raise ImgbuildError(f"fetching the rootfs from the registry failed: {tail}", executor.host)
     return said[-1]
+
+
+_SEED_LOCAL = ('cp -al -- "$1" "$N"; zstd -d -q < "$N/registry/$2" | tar -x -p --numeric-owner -f - -C "$N"; '
+               f'cat > "$N/{MARKER}"')
+
+
+def seed_registry_host(executor: Executor, artifact: Artifact, dest: str, *,
+                       progress: Progress | None = None) -> str:
+    """Give a registry host without a tree at ``dest`` the artifact, and expand the tree from it there.
+
+    The host receives the compressed tree once (the artifact it will serve), instead of the tree and the
+    artifact: first ``registry/`` with the artifact goes to ``dest`` over SSH, then the host decompresses the
+    blob into a hard-link copy of that and swaps it in with :attr:`Artifact.host_marker`. Returns
+    :data:`SEEDED`, :data:`HELD` or :data:`NO_TOOLS` (no zstd there), as :func:`seed` does.
+    """
+    said = executor.run(["sh", "-c", _probe("zstd") + "echo absent", "sh", dest.rstrip("/")]).stdout.split()
+    if said[-1:] != ["absent"]:
+        return said[-1] if said else NO_TOOLS
+    raise_failures(distribute([Job(executor, [Layer(artifact.root, "registry")], dest)], progress=progress))
+    executor.run(["sh", "-c", install_script(_SEED_LOCAL), "sh", dest.rstrip("/"), artifact.blob_path],
+                 input=artifact.host_marker)
+    return SEEDED

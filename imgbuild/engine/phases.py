@@ -114,19 +114,21 @@ def distribute(ctx: RunContext) -> None:
         return
     if not ctx.options.dry_run:
         ctx.extra["publish"](ctx)
-    ctx.each("Distribute", ctx.registry_hosts, lambda host: _send(ctx, host, fetch=False))
+    ctx.each("Distribute", ctx.registry_hosts, lambda host: _send(ctx, host, fetch=True))
     _registry_steps(ctx, ctx.registry_hosts)
     others = [h for h in ctx.hosts if not ctx.is_registry(h)]
     ctx.each("Distribute", others, lambda host: _send(ctx, host, fetch=True))
 
 
 def _send(ctx: RunContext, host: HostRun, *, fetch: bool) -> None:
-    """Every unit ``host`` lacks; with ``fetch``, the rootfs is first fetched from the registry (fan-out)."""
+    """Every unit ``host`` lacks; with ``fetch``, the rootfs is first seeded from the fan-out artifact."""
     ship: Callable = ctx.extra["ship"]
     for unit in ctx.extra["units"](ctx, host):
         what = f"send {unit.what} to {unit.dest}"
         if fetch and unit.dest == ctx.rootfs:
-            what = f"fetch {unit.what} from the registry into {unit.dest}, send the rest"
+            what = (f"send the fan-out artifact to {unit.dest}/registry, expand {unit.what} from it, send the rest"
+                    if ctx.is_registry(host) else
+                    f"fetch {unit.what} from the registry into {unit.dest}, send the rest")
 
         def act(unit=unit, seeded=fetch and unit.dest == ctx.rootfs) -> None:
             if seeded:

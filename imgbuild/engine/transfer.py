@@ -59,8 +59,8 @@ from imgbuild.engine._zstdpick import decide
 from imgbuild.engine.exec import Executor
 from imgbuild.errors import ImgbuildError, InputError, Interrupted
 
-__all__ = ["Job", "HostResult", "Progress", "distribute", "raise_failures", "install_script", "tree_stream", "MARKER",
-           "TreeLayer"]
+__all__ = ["Job", "HostResult", "Progress", "distribute", "raise_failures", "install_script", "tree_stream",
+           "tree_marker", "DigestCache", "MARKER", "TreeLayer"]
 
 _SMALL = 8 << 20  # streams under this are built in memory and sent as bytes
 
@@ -336,13 +336,15 @@ def _script(full: bool, zstd: bool) -> str:
     return install_script(prepare + "; " + extract)
 
 
-def tree_stream(source: Path | Sequence[TreeLayer]) -> tuple[Iterator[bytes], Callable[[], str]]:
+def tree_stream(source: Path | Sequence[TreeLayer], cache: DigestCache | None = None
+                ) -> tuple[Iterator[bytes], Callable[[], str]]:
     """The whole tree of ``source`` as the stream a host without it receives: content, the marker, END.
 
     Returns the chunks and a function that gives the digest of the marker once the chunks are consumed, the
     digest a host holding the tree reports (so :func:`distribute` to it afterwards sends only differences).
+    Files hashed on the way land in ``cache`` (for :func:`tree_marker` of a tree that shares them).
     """
-    run = _Run(DigestCache(), None, False)
+    run = _Run(cache or DigestCache(), None, False)
     run.scans[0] = scan(source)
     final: list[Manifest] = []
 
@@ -358,6 +360,13 @@ def tree_stream(source: Path | Sequence[TreeLayer]) -> tuple[Iterator[bytes], Ca
         return final[0].digest()
 
     return tar_members(run.scans[0], send, run.cache, tail), digest
+
+
+def tree_marker(source: Path | Sequence[TreeLayer], cache: DigestCache | None = None) -> bytes:
+    """The marker a host holding exactly the tree of ``source`` has (files hashed unless ``cache`` knows them)."""
+    run = _Run(cache or DigestCache(), None, False)
+    run.scans[0] = scan(source)
+    return run.final(0).marker()
 
 
 def _ship(ex: Executor, dest: str, key: int, send: list[str], remove: list[str], delta: bool, run: _Run,

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from imgbuild.engine.exec import LocalExecutor
-from imgbuild.engine.fanout import HELD, REPOSITORY, SEEDED, blob_url, publish, seed
+from imgbuild.engine.fanout import HELD, REPOSITORY, SEEDED, blob_url, publish, seed, seed_registry_host
 from imgbuild.engine.transfer import Job, distribute
 from imgbuild.engine.units import Layer
 from imgbuild.errors import ImgbuildError
@@ -85,3 +85,19 @@ def test_the_artifact_is_an_image_the_registry_lists(tmp_path):
     assert REPOSITORY in str(listing) and "abc" in str(listing)
     assert publish((Layer(tmp_path / "image"),), tmp_path / "fanout", "other").tag == "other"
     assert not (art.root / "docker/registry/v2/repositories" / REPOSITORY / "_manifests/tags/abc").exists()
+
+
+def test_a_registry_host_expands_the_tree_from_the_artifact_it_receives(tmp_path):
+    image = _tree(tmp_path / "image")
+    common = (Layer(image, "", ("registry",)),)
+    art = publish(common, tmp_path / "fanout", "k1")
+    dest = tmp_path / "host" / "rootfs"
+    local = LocalExecutor()
+    assert seed_registry_host(local, art, str(dest)) == SEEDED
+    assert _snapshot(dest / "bin") == _snapshot(image / "bin")
+    assert (dest / "registry" / art.blob_path).stat().st_size == art.size
+    # what the registry host's unit holds: the whole image (its registry/ too) and the artifact under registry/
+    [res] = distribute([Job(local, (Layer(image), Layer(art.root, "registry")), str(dest))])
+    assert res.ok and res.bytes < 20_000, res  # registry/big (1 KB) and headers: neither the tree nor the blob
+    assert (dest / "registry" / "big").is_file()
+    assert seed_registry_host(local, art, str(dest)) == HELD
