@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
+import resource
 import select
 import signal
 import socket
@@ -308,10 +309,15 @@ def probe_rtt(one_way_delay: float | None, pings: int = 200) -> float:
     return statistics.median(took)
 
 
-def probe_rate(one_way_delay: float | None, total: int = 1 << 30) -> float:
-    """Bytes per second of one ``total``-byte stream to a loopback sink, answered at the end (None: no proxy)."""
+def probe_rate(one_way_delay: float | None, total: int = 1 << 30) -> tuple[float, float]:
+    """One ``total``-byte stream to a loopback sink (None: no proxy): bytes per second, forwarder CPU s per GB.
+
+    The CPU time is the forwarder process's own (user + system, read when it
+    has been waited for), so it holds on a busy machine where the rate does not.
+    """
     listener, thread = _serve_once(_sink)
     block = b"\0" * (1 << 20)
+    before = _children_cpu()
     with listener, _via(listener, one_way_delay) as port:
         with socket.create_connection(("127.0.0.1", port)) as s:
             start = time.perf_counter()
@@ -321,15 +327,21 @@ def probe_rate(one_way_delay: float | None, total: int = 1 << 30) -> float:
             s.recv(1)
             took = time.perf_counter() - start
         thread.join(timeout=5)
-    return total / took
+    return total / took, (_children_cpu() - before) / (total / 1e9)
+
+
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def _probe_all() -> None:
     for rtt_ms in (None, 0.0, 0.5, 2.0):
         d = None if rtt_ms is None else rtt_ms / 2000
         label = "direct (no proxy)" if rtt_ms is None else f"proxy, RTT {rtt_ms:.1f} ms"
-        print(f"{label:<20} ping {probe_rtt(d) * 1e3:6.3f} ms, 1 GiB stream {probe_rate(d) / 1e6:6.0f} MB/s",
-              flush=True)
+        rate, cpu = probe_rate(d)
+        print(f"{label:<20} ping {probe_rtt(d) * 1e3:6.3f} ms, 1 GiB stream {rate / 1e6:6.0f} MB/s"
+              + ("" if d is None else f", forwarder CPU {cpu:.2f} s/GB"), flush=True)
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ def _rounds(label: str, pairs: list, before) -> list[float]:
     return best
 
 
-def _one_host(sb: Sandbox, home: Home, label: str, end: tuple[str, int]) -> tuple[float, float, float, list]:
+def _one_host(sb: Sandbox, home: Home, label: str, end: tuple[str, int]) -> tuple[float, float, float]:
     """The 1-host comparison reaching the host at ``end``: best times of imgbuild, tar | ssh, scp -r."""
     held: dict[str, list] = {}
     ours, tar, scp = _rounds(label, [
@@ -150,13 +150,13 @@ def _one_host(sb: Sandbox, home: Home, label: str, end: tuple[str, int]) -> tupl
                                                                            "/tmp/scp"))
     first = held["one"][0]
     print(f"    zstd: {first.compressed} ({first.zstd_why}), {first.bytes / 1e6:.0f} MB streamed")
-    return ours, tar, scp, held["one"]
+    return ours, tar, scp
 
 
 def _run(sb: Sandbox, home: Home) -> dict[str, float]:
     four = _ends(sb.hosts)
     held: dict[str, list] = {}
-    ours1, tar1, scp1, _ = _one_host(sb, home, "1 host, 600 MB / 3,000 files", four[0])
+    ours1, tar1, scp1 = _one_host(sb, home, "1 host, 600 MB / 3,000 files", four[0])
     ours4, tar4 = _rounds("4 hosts", [
         ("imgbuild distribute", lambda: _ours(sb, four, "/tmp/ours", home)),
         ("4 x tar -c | ssh tar -x in parallel", lambda: _tar_ssh(sb, four, "/tmp/tar"))],
@@ -208,7 +208,7 @@ def _latency(sb: Sandbox, home: Home) -> dict[str, float]:
             ping = probe_rtt(rtt_ms / 2000) * 1e3
             key, label = f"rtt_{rtt_ms:g}ms", f"RTT {rtt_ms:g} ms via the forwarder (its loopback ping {ping:.2f} ms)"
         with _reach(sb.hosts[0], rtt_ms) as end:
-            ours, tar, scp, _ = _one_host(sb, home, f"1 host, {label}", end)
+            ours, tar, scp = _one_host(sb, home, f"1 host, {label}", end)
         print(f"    {key}: scp/ours {scp / ours:.2f}, ours/tar {ours / tar:.2f}", flush=True)
         out[f"{key}_scp_vs_ours"], out[f"{key}_ours_vs_tar_ssh"] = scp / ours, ours / tar
         out[f"{key}_ours_s"], out[f"{key}_tar_ssh_s"], out[f"{key}_scp_s"] = ours, tar, scp
