@@ -1,11 +1,16 @@
-"""The entry point: runs the typer app and maps every outcome to one line and an exit code."""
+"""The entry point: runs the typer app and maps every outcome to one line and an exit code.
+
+Start-up is a large part of a short command (``imgbuild push`` of one layer takes about a second), so this
+module imports little at the top, commands are loaded on demand (:mod:`imgbuild.cli.app`), and the
+process leaves without the interpreter's last garbage collection walking every object it made.
+"""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import sys
-import traceback
 
 import click
 
@@ -20,6 +25,9 @@ GLOBAL_FLAGS = frozenset({"-q", "--quiet", "--json", "--debug"})
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default sys.argv[1:]) and exit with its code."""
     code = run(argv)
+    # What is alive now is freed with the process: frozen, it is no longer walked by the collections the
+    # interpreter runs while it shuts down (about 0.1 s of CPU after a push; atexit handlers still run).
+    gc.freeze()
     sys.exit(code)
 
 
@@ -49,7 +57,7 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except ImgbuildError as exc:
         if output.state.debug:
-            traceback.print_exc()
+            _print_traceback()
         detail = exc.detail() if isinstance(exc, KubefileError) else ""
         output.error_line(str(exc), detail)
         return exc.exit_code
@@ -57,9 +65,16 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except Exception as exc:  # a bug: say so briefly, trace only with --debug
         if output.state.debug:
-            traceback.print_exc()
+            _print_traceback()
         output.error_line(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)")
         return EXIT_FAILED
+
+
+def _print_traceback() -> None:
+    """The current exception's traceback on stderr (``--debug``); traceback is imported only then."""
+    import traceback
+
+    traceback.print_exc()
 
 
 def hoist_globals(root: click.Group, args: list[str]) -> list[str]:
