@@ -1,9 +1,10 @@
-"""The CLI's lazy command table: it names every command, in the module that defines it, and a run loads only that.
+"""CLI start-up: the lazy command table names every command, in the module that defines it, and a run loads only that.
 
 :data:`imgbuild.cli.app.COMMANDS` maps each top-level command to its module(s); the root group imports a module
 only when its command is invoked (start-up: ``imgbuild push`` must not pay for ``build`` or ``sandbox``).
 These tests check the table against what the modules register and against the sources (a new module that
-adds commands but no row fails here), and that a run imports what it needs and nothing else.
+adds commands but no row fails here), that a run imports what it needs and nothing else, and the process's
+garbage-collector settings (:func:`imgbuild.cli.main.main`).
 """
 
 from __future__ import annotations
@@ -102,3 +103,10 @@ def test_completion_lists_lazy_commands_and_subcommands() -> None:
 def test_an_unknown_command_still_gets_a_did_you_mean_hint() -> None:
     done = subprocess.run([sys.executable, "-m", "imgbuild", "pussh", "x"], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr == "error: No such command 'pussh'. Did you mean 'push'?\n"
+
+
+def test_the_cli_process_collects_less_while_starting_and_not_at_exit() -> None:
+    code = ("import atexit, gc\nfrom imgbuild.cli.main import main\n"
+            "atexit.register(lambda: print(gc.get_threshold()[0], gc.get_freeze_count() > 0))\nmain(['--version'])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "100000 True", done
