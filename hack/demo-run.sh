@@ -56,10 +56,15 @@ snapshot() {  # every non-directory in the hosts' upper layers (whiteouts too), 
 snapshot > "$IMGBUILD_HOME/hosts-before.txt"
 proves "4 hosts at $M1 $M2 $M3 $N4 answer SSH with the sandbox key; their overlay upper dirs are recorded"
 
-step "Run the etcd rootfs image and its application on three masters"
-run run "$ETCD" "$APP" --masters "$M1,$M2,$M3" --cluster "$CL" --pk "$KEY"
-proves "Registry: $M1 serves the bundled registry/ as sealos.hub:5000; Init: containerd on every host, etcd" \
-       "bootstrapped on master0; Join: masters 2 and 3 joined over TLS; Guest: the app's CMD ran on master0"
+step "Run the etcd rootfs image and its application on three masters, the rootfs fanned out by the registry"
+run run "$ETCD" "$APP" --masters "$M1,$M2,$M3" --cluster "$CL" --pk "$KEY" --distribute registry
+tags=$(on 3 "curl -fsS http://$M1:5000/v2/imgbuild-distribute/rootfs/tags/list")
+echo "the fan-out artifact on $M1's registry: $tags"
+grep -q '"tags"' <<< "$tags" || fail "master0's registry does not serve the fan-out artifact"
+proves "Distribute: $M1 got the rootfs as one zstd artifact over SSH; masters 2 and 3 fetched it from $M1's" \
+       "registry (curl | zstd -d | tar -x), then got only their own files over SSH; Registry: $M1 serves the" \
+       "bundled registry/ as sealos.hub:5000; Init: containerd on every host, etcd bootstrapped on master0;" \
+       "Join: masters 2 and 3 joined over TLS; Guest: the app's CMD ran on master0"
 
 step "Status of the cluster"
 run status --cluster "$CL"
@@ -79,7 +84,8 @@ proves "the app's CMD on master0 wrote keys that every member serves (it also pu
 
 step "Add a fourth host as a node"
 run add --nodes "$N4" --cluster "$CL"
-proves "scale-up ran the phases on the new host only: containerd there, etcd still 3 members"
+proves "scale-up ran the phases on the new host only (its rootfs fetched from the registry: the cluster keeps" \
+       "its --distribute): containerd there, etcd still 3 members"
 
 step "The bundled image, pulled on every host from sealos.hub:5000 through containerd"
 for h in 1 2 3 4; do

@@ -26,13 +26,14 @@ _INSECURE = typer.Option(False, "--insecure-host-key", help="Do not check SSH ho
 _PARALLEL = typer.Option(32, "--max-parallel", min=1, help="At most this many SSH sessions at once.")
 _DATA = typer.Option(None, "--data-dir", help="Data directory on hosts (default /var/lib/sealos/data).")
 _DISTRIBUTE = typer.Option(
-    "ssh", "--distribute", metavar="ssh|registry",
+    None, "--distribute", metavar="ssh|registry",
     help="How hosts get the rootfs: ssh (streamed from here to each) or registry (sent to the registry hosts, "
-         "which serve it; every other host fetches it from there with curl|zstd -d|tar -x).")
+         "which serve it; every other host fetches it from there with curl|zstd -d|tar -x). Default: as the "
+         "cluster's last run (ssh for a new one).")
 
 
 def _options(dry_run: bool, env: Optional[List[str]], force: bool, max_parallel: int, data_dir: Optional[str],
-             distribute: str = "ssh"):
+             distribute: Optional[str] = None):
     from imgbuild.cluster.env import parse_env_item
     from imgbuild.engine.context import Options
     from imgbuild.errors import InputError
@@ -45,7 +46,7 @@ def _options(dry_run: bool, env: Optional[List[str]], force: bool, max_parallel:
         except ValueError as exc:
             raise InputError(str(exc), "-e") from None
         cli_env[k] = v
-    if distribute not in ("ssh", "registry"):
+    if distribute not in (None, "ssh", "registry"):
         raise InputError(f"--distribute must be ssh or registry, not {distribute!r}", "--distribute")
     return Options(dry_run=dry_run, data_dir=data_dir or DEFAULT_DATA_DIR, cli_env=cli_env, force=force,
                    max_parallel=max_parallel, distribute=distribute)
@@ -93,7 +94,7 @@ def run(
     single: bool = typer.Option(False, "--single", help="Run everything on this machine."),
     cluster: str = _CLUSTER, env: Optional[List[str]] = _ENV, dry_run: bool = _DRY, force: bool = _FORCE,
     insecure_host_key: bool = _INSECURE, max_parallel: int = _PARALLEL, data_dir: Optional[str] = _DATA,
-    distribute: str = _DISTRIBUTE, json_out: bool = _JSON,
+    distribute: Optional[str] = _DISTRIBUTE, json_out: bool = _JSON,
 ) -> None:
     """Run cluster images on hosts: a new cluster, or more images on an existing one (it adds those only).
 
@@ -125,7 +126,7 @@ def apply(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="a.b=c values (beat --values)."),
     env: Optional[List[str]] = _ENV, dry_run: bool = _DRY, force: bool = _FORCE,
     insecure_host_key: bool = _INSECURE, max_parallel: int = _PARALLEL, data_dir: Optional[str] = _DATA,
-    distribute: str = _DISTRIBUTE, json_out: bool = _JSON,
+    distribute: Optional[str] = _DISTRIBUTE, json_out: bool = _JSON,
 ) -> None:
     """Make the hosts match a Clusterfile: create, scale up/down, add images, re-render changed env.
 
@@ -153,7 +154,7 @@ def _existing(home, cluster: str):
 
 
 def _scale(edit: str, masters: str, nodes: str, cluster: str, dry_run: bool, force: bool, insecure: bool,
-           max_parallel: int, json_out: bool, distribute: str = "ssh") -> None:
+           max_parallel: int, json_out: bool, distribute: Optional[str] = None) -> None:
     """``add`` / ``delete``: the cluster's spec with hosts added or removed, applied."""
     from imgbuild.cluster import edit as _edit
     from imgbuild.cli.edge import local_home as _home
@@ -168,7 +169,7 @@ def add(
     masters: str = typer.Option("", "--masters", "-m", help="Masters to add."),
     nodes: str = typer.Option("", "--nodes", "-n", help="Nodes to add."),
     cluster: str = _CLUSTER, dry_run: bool = _DRY, insecure_host_key: bool = _INSECURE,
-    max_parallel: int = _PARALLEL, distribute: str = _DISTRIBUTE, json_out: bool = _JSON,
+    max_parallel: int = _PARALLEL, distribute: Optional[str] = _DISTRIBUTE, json_out: bool = _JSON,
 ) -> None:
     """Add hosts to a cluster: the phases run on the new hosts only.
 

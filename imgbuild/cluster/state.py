@@ -119,6 +119,7 @@ class ClusterState:
     cli_env: dict[str, str] = field(default_factory=dict)
     images: dict[str, ImageRecord] = field(default_factory=dict)
     hosts: dict[str, HostState] = field(default_factory=dict)
+    distribute: str = ""  # how the last apply distributed the rootfs (ssh/registry): later runs keep it
 
     def __repr__(self) -> str:  # the spec and -e env hold secrets: print masked() instead
         return f"ClusterState(name={self.name!r}, phase={self.phase!r}, hosts={len(self.hosts)})"
@@ -169,7 +170,7 @@ class ClusterState:
 
     def _status(self) -> Status:
         facts: dict[str, Any] = {
-            "created": self.created, "cliEnv": dict(self.cli_env),
+            "created": self.created, "cliEnv": dict(self.cli_env), "distribute": self.distribute,
             "images": {ref: {k: v for k, v in (("digest", r.digest), ("type", r.type)) if v}
                        for ref, r in self.images.items()},
             "hosts": {addr: h.to_dict() for addr, h in self.hosts.items()},
@@ -235,7 +236,7 @@ class ClusterState:
                  for addr, rec in _mapping(facts.get("hosts"), name, "hosts").items()}
         cli_env = {str(k): str(v) for k, v in _mapping(facts.get("cliEnv"), name, "cliEnv").items()}
         return cls(clusterfile=clusterfile, phase=status.phase, conditions=list(status.conditions), created=created,
-                   cli_env=cli_env, images=images, hosts=hosts)
+                   cli_env=cli_env, images=images, hosts=hosts, distribute=str(facts.get("distribute") or ""))
 
     def copy(self) -> "ClusterState":
         """An independent copy (host records and sets copied too)."""

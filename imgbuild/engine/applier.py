@@ -15,7 +15,7 @@ address runs locally, as sealos' ``--single``).
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -85,6 +85,7 @@ class Engine:
             state = ClusterState.new(Clusterfile.new(desired, configs, name=desired.name))
             state.created = now()
         configs = tuple(configs) or tuple(state.clusterfile.configs)
+        options = replace(options, distribute=options.distribute or state.distribute or "ssh")
         images = image_runs(desired.images, self.store, pull=None if options.dry_run else self.pull)
         check_order(images, new)
         actions = plan(desired, None if new else state, cli_env=options.cli_env)  # refuses what sealos refuses
@@ -99,6 +100,7 @@ class Engine:
                 s.applied(s.clusterfile.with_cluster(desired).with_configs(configs))
                 s.phase = PHASE_IN_PROCESS
                 s.cli_env = dict(options.cli_env)
+                s.distribute = options.distribute
                 s.set_condition("Applying", "True", "Started", f"{len(ctx.hosts)} host(s)")
             ctx.ledger.update(begin)
         try:

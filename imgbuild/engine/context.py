@@ -95,9 +95,10 @@ class Options:
     cli_env: Mapping[str, str] = field(default_factory=dict)
     force: bool = False
     max_parallel: int = 32
-    distribute: str = "ssh"
+    distribute: str | None = None
     """How the rootfs reaches hosts: ``ssh`` (streamed from this machine to each) or ``registry`` (non-registry
-    hosts fetch it from the cluster registry, see :mod:`imgbuild.engine.fanout`)."""
+    hosts fetch it from the cluster registry, see :mod:`imgbuild.engine.fanout`); None: as the cluster's last
+    apply did (``ssh`` for a new cluster)."""
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 One master (the registry host) and two nodes run an image with a 6 MB file in its rootfs: the master gets
 everything over SSH (with the fan-out artifact under registry/), the registry starts before the nodes'
 distribution, each node fetches the shared rootfs from it and receives only its own files over SSH, and ends
-with the same tree direct distribution gives. An unchanged re-run runs nothing; an added node fetches too;
+with the same tree direct distribution gives. An unchanged re-run (not naming the way: the cluster keeps it) runs nothing; an added node fetches too;
 reset leaves every host as it was.
 """
 
@@ -97,14 +97,14 @@ def test_nodes_fetch_the_rootfs_from_the_registry(hosts, tmp_path, capsys):
     catalog = _on(hosts, h2, "curl -fsS http://sealos.hub:5000/v2/_catalog")
     assert "imgbuild-distribute/rootfs" in catalog and "demo/pause" in catalog
 
-    with open_engine(_home(), reporter=(again := _Counting())) as engine:
-        assert engine.apply(desired, Options(distribute="registry")).steps == ()
+    with open_engine(_home(), reporter=(again := _Counting())) as engine:  # the cluster keeps its way
+        assert engine.apply(desired, Options()).steps == ()
     assert sum(again.bytes.values()) == 0
 
     bigger = Cluster.from_flags([IMAGE], masters=h1.address, nodes=f"{h2.address},{h3.address},{h4.address}",
                                 pk=str(hosts.key_file))
     with open_engine(_home(), reporter=(added := _Counting())) as engine:
-        steps = engine.apply(bigger, Options(distribute="registry")).steps
+        steps = engine.apply(bigger, Options()).steps
     assert {s.host for s in steps} == {h4.address}
     assert added.bytes.get(h4.address, 0) < BIG // 8
     assert _tree(hosts, h4, rootfs).keys() == _tree(hosts, h2, rootfs).keys()

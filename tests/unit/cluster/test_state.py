@@ -28,6 +28,7 @@ def _state() -> ClusterState:
     state.created = "2024-05-01T12:00:00Z"
     state.phase = PHASE_SUCCESS
     state.cli_env = {"registryPassword": "cli-secret", "a": "b"}
+    state.distribute = "registry"
     state.images["labring/kubernetes:v1.25.0"] = ImageRecord("sha256:" + "a" * 64, "rootfs")
     host = state.host("127.0.2.2")
     host.arch, host.hostname = "amd64", "m0"
@@ -45,8 +46,8 @@ def test_save_and_load_round_trip(home: Home) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     back = ClusterState.load(home, "default")
     assert back.dump() == state.dump()
-    assert (back.phase, back.conditions, back.created, back.cli_env, back.images, back.hosts) == \
-        (state.phase, state.conditions, state.created, state.cli_env, state.images, state.hosts)
+    assert (back.phase, back.conditions, back.created, back.cli_env, back.images, back.hosts, back.distribute) == \
+        (state.phase, state.conditions, state.created, state.cli_env, state.images, state.hosts, "registry")
     assert back.is_done("127.0.2.2", "init@sha256:" + "a" * 64) and not back.is_done("127.0.2.3", "init@x")
     assert back.cluster.ssh.passwd == "xxx"  # secrets stay in the 0600 file
 
