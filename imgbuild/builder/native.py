@@ -31,8 +31,10 @@ from imgbuild.engine.exec import Executor
 from imgbuild.errors import BuildError, ImageNotFound, ImgbuildError, InputError
 from imgbuild.kubefile import model as m
 from imgbuild.labels import INIT, TYPE_LABEL
-from imgbuild.oci.layer import Entry, LayerResult, extract_layer, iter_layer_members, write_layer
-from imgbuild.oci.model import Descriptor, ImageConfig, Manifest, Platform, canonical_json
+from imgbuild.oci.layer import Entry, LayerResult, extract_layer, iter_layer_members, open_layer, write_layer
+from imgbuild.oci.model import Descriptor, ImageConfig, Manifest, MediaType, Platform, canonical_json
+from imgbuild.rootfs.policy import DEFAULT_POLICY
+from imgbuild.rootfs.unpack import HashingReader
 
 __all__ = ["BuildOptions", "BuildResult", "Reporter", "build_native", "finish_image", "tag_image", "pull_base"]
 
@@ -315,9 +317,14 @@ class _Builder:
 
     def _extract(self, layers: list[Descriptor], prefix: str) -> Path:
         root = Path(tempfile.mkdtemp(dir=self.tmp, prefix=prefix))
-        for desc in layers:
+        for desc in layers:  # bounded as mount bounds layers: a decompression bomb stops with an error
             with self.store.open_blob(desc.digest) as fh:
-                extract_layer(fh, desc.media_type, root, setid=True)  # COPY --from keeps setuid bits, as docker
+                reader = HashingReader(open_layer(fh, desc.media_type), DEFAULT_POLICY.allowance(desc.size),
+                                       f"layer {desc.digest} expands past {DEFAULT_POLICY.allowance(desc.size):,} "
+                                       f"bytes (over {DEFAULT_POLICY.max_ratio}x its {desc.size:,} compressed "
+                                       "bytes): refusing a possible decompression bomb in COPY --from",
+                                       f"layer {desc.digest}")
+                extract_layer(reader, MediaType.OCI_LAYER, root, setid=True)  # keeps setuid bits, as docker
         return root
 
     def _app(self, st: _Stage, ins: m.App | m.Cni | m.Csi, where: str) -> None:

@@ -106,3 +106,11 @@ def test_the_cli_refuses_a_bomb_past_the_default_allowance(capsys) -> None:
     assert run(["mount", "--mechanism", "copy", ref]) == 2
     err = capsys.readouterr().err
     assert "layer expands past 268,435,456 bytes" in err and "--max-expansion" in err
+
+
+def test_copy_from_an_image_refuses_a_bomb(tmp_path, capsys) -> None:
+    ref = _bomb_image("zstd", 300 << 20)
+    (tmp_path / "Kubefile").write_text(f"FROM scratch\nCOPY --from={ref} /zeros /zeros\n")
+    assert run(["build", "--backend", "native", "-t", "evil/copied:1", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "decompression bomb in COPY --from" in err and "Traceback" not in err
