@@ -183,7 +183,11 @@ class BarProgress:
 
 
 def transfer_progress() -> Progress:
-    """The CLI's receiver for transfers: bars on a terminal unless ``--quiet``, one line per item otherwise."""
-    if state.quiet or not sys.stderr.isatty():
+    """The CLI's receiver for transfers: nothing with ``--quiet``, bars on a terminal, one line per item otherwise."""
+    if state.quiet:
+        from imgbuild.progress import NullProgress
+
+        return NullProgress()
+    if not sys.stderr.isatty():
         return LineProgress(sys.stderr)
     return BarProgress(sys.stderr)

@@ -1,7 +1,7 @@
 """``imgbuild pull`` and ``imgbuild push``: move images between the local store and a registry.
 
 Progress goes to stderr through :func:`imgbuild.cli.output.transfer_progress`: tqdm bars on a
-terminal, one line per blob otherwise (and with ``--quiet``); the result (the digest) goes to stdout. Logic lives in
+terminal, one line per blob otherwise, nothing with ``--quiet``; the result (the digest) goes to stdout. Logic lives in
 :mod:`imgbuild.oci.transfer`; these commands only turn options into arguments.
 """
 
@@ -41,7 +41,7 @@ def tls_verify_value(value: str | None) -> bool | None:
 
 
 def progress_for_cli() -> Progress:
-    """Bars on a terminal unless ``--quiet``; one line per blob otherwise (see :func:`output.transfer_progress`)."""
+    """Nothing with ``--quiet``, bars on a terminal, one line per blob otherwise (see output.transfer_progress)."""
     return output.transfer_progress()
 
 

@@ -108,3 +108,19 @@ def test_cli_inspect_remote_stores_nothing(registry, tmp_path: Path, capsys):
     assert run(["inspect", "--remote", ref, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["digest"] == desc.digest
     assert open_store(home()).tags() == []
+
+
+def test_cli_push_and_pull_quiet_print_only_the_digest(registry, tmp_path: Path, capsys):
+    from imgbuild.cli.main import run
+    from imgbuild.oci.store import open_store
+
+    ref = f"{registry.host}/quiet/cli:v1"
+    desc = make_random_image(open_store(home()), ref, [1000, 2000], workdir=tmp_path)
+    assert run(["push", ref, "-q"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == desc.digest and err == ""
+    assert run(["rmi", ref]) == 0
+    capsys.readouterr()
+    assert run(["-q", "pull", ref]) == 0
+    out, err = capsys.readouterr()
+    assert desc.digest in out and err == ""
