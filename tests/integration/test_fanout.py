@@ -101,3 +101,17 @@ def test_a_registry_host_expands_the_tree_from_the_artifact_it_receives(tmp_path
     assert res.ok and res.bytes < 20_000, res  # registry/big (1 KB) and headers: neither the tree nor the blob
     assert (dest / "registry" / "big").is_file()
     assert seed_registry_host(local, art, str(dest)) == HELD
+
+
+def test_a_registry_that_asks_for_credentials_gets_them_on_curls_stdin(tmp_path):
+    art = publish((Layer(_tree(tmp_path / "image"), "", ("registry",)),), tmp_path / "fanout", "k1")
+    reg = start_registry(tmp_path / "srv", storage=art.root, auth=("admin", 'pa"ss\\word'))
+    try:
+        url = blob_url("127.0.0.1", reg.url.rsplit(":", 1)[1], art.digest)
+        local = LocalExecutor()
+        with pytest.raises(ImgbuildError, match="401"):
+            seed(local, url, str(tmp_path / "a"), user="admin", password="wrong")
+        assert seed(local, url, str(tmp_path / "b"), user="admin", password='pa"ss\\word') == SEEDED
+        assert (tmp_path / "b" / "bin" / "tool").is_file()
+    finally:
+        reg.stop()
