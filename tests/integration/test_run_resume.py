@@ -24,14 +24,16 @@ IMAGE = "localhost/e2e/rootfs:v1"
 VIEW = "cat /etc/e2e-demo.conf; ls /var/lib/sealos/data/default/rootfs/etc; grep -c sealos.hub /etc/hosts"
 
 
-def test_kill9_at_random_moments_then_rerun_ends_the_same(imgbuild_home: Path):
+@pytest.mark.parametrize("distribute", ["ssh", "registry"])
+def test_kill9_at_random_moments_then_rerun_ends_the_same(imgbuild_home: Path, distribute: str):
     assert cli(["build", "-q", "-t", "imgbuild.local/demo/pause:3.9", str(ROOT / "kubefiles" / "pause-demo")]) == 0
     assert cli(["build", "-q", "-t", IMAGE, str(CONTEXT)]) == 0
     env = {**os.environ, "IMGBUILD_HOME": str(imgbuild_home)}
     rng = random.Random(1234)
     with sandbox_slot("imgbtkill", 2) as sb:
         h1, h2 = sb.hosts
-        args = ["run", IMAGE, "--masters", h1.address, "--nodes", h2.address, "--pk", str(sb.key_file)]
+        args = ["run", IMAGE, "--masters", h1.address, "--nodes", h2.address, "--pk", str(sb.key_file),
+                "--distribute", distribute]
         subprocess.run(imgbuild_argv(*args, "-q"), env=env, check=True, timeout=600)
         reference = host_view(sb, sb.hosts, VIEW)
         for _ in range(3):
