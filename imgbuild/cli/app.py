@@ -69,7 +69,8 @@ class LazyGroup(typer.core.TyperGroup):
                 self.add_command(built, cmd_name)
         return self.commands.get(cmd_name)
 
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
         """As click resolves it; an unknown name first loads every command, for click's "Did you mean" hint."""
         if args and args[0] not in COMMANDS and args[0] not in self.commands:
             for name in COMMANDS:

@@ -45,7 +45,8 @@ def _registered() -> dict[str, set[str]]:
 def test_the_table_names_every_registered_command_and_its_modules() -> None:
     registered = _registered()
     assert set(registered) == set(COMMANDS), "COMMANDS and the registered commands differ"
-    wrong = {name: sorted(mods - set(COMMANDS[name])) for name, mods in registered.items() if mods - set(COMMANDS[name])}
+    wrong = {name: sorted(mods - set(COMMANDS[name])) for name, mods in registered.items()
+             if mods - set(COMMANDS[name])}
     assert not wrong, f"commands defined in modules their COMMANDS row does not name: {wrong}"
 
 
@@ -56,12 +57,12 @@ def test_every_module_that_adds_commands_has_a_row() -> None:
     assert modules == COMMAND_MODULES
 
 
-def _run_and_list_modules(argv: list[str], env: dict[str, str] | None = None) -> tuple[str, list[str]]:
+def _run_and_list_modules(argv: list[str]) -> tuple[str, list[str]]:
     """Run the CLI with ``argv`` in a fresh interpreter; its stdout and the imgbuild.cli modules it imported."""
     code = ("import json, sys\nfrom imgbuild.cli.main import run\nrun(json.loads(sys.argv[1]))\n"
             "print(json.dumps(sorted(m for m in sys.modules if m.startswith('imgbuild.cli.'))))")
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(argv)], capture_output=True, text=True, check=True,
-                         env={**os.environ, **(env or {})}).stdout
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(argv)], capture_output=True, text=True,
+                         check=True).stdout
     *text, loaded = out.rstrip("\n").split("\n")
     return "\n".join(text), json.loads(loaded)
 
@@ -69,7 +70,7 @@ def _run_and_list_modules(argv: list[str], env: dict[str, str] | None = None) ->
 def test_a_command_imports_its_own_module_only() -> None:
     _, loaded = _run_and_list_modules(["push", "--help", "-q"])
     assert "imgbuild.cli.transfer" in loaded
-    assert not COMMAND_MODULES - {"imgbuild.cli.transfer"} & set(loaded), loaded
+    assert not (COMMAND_MODULES - {"imgbuild.cli.transfer"}) & set(loaded), loaded
     _, loaded = _run_and_list_modules(["--version"])
     assert not COMMAND_MODULES & set(loaded), loaded
 
