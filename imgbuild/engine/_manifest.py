@@ -47,7 +47,11 @@ _TYPES = {stat.S_IFREG: "f", stat.S_IFDIR: "d", stat.S_IFLNK: "l", stat.S_IFCHR:
 
 
 class TreeLayer(Protocol):
-    """A local directory whose tree lands under ``prefix`` of the destination, minus top-level ``exclude``."""
+    """A local directory whose tree lands under ``prefix`` of the destination, minus top-level ``exclude``.
+
+    A layer may also have ``modes``: (path, mode) pairs restoring setuid/setgid bits its directory lacks (a
+    mounted image's files lose them in the shared layer cache; the image's own listing says which had them).
+    """
 
     path: Path
     prefix: str
@@ -192,7 +196,17 @@ def scan(source: Path | str | Sequence[TreeLayer]) -> dict[str, Entry]:
         if prefix:
             _parents(out, prefix, root)
         _walk(out, str(root), prefix, set(layer.exclude) | ({MARKER, END} if not prefix else set()))
+        _restore_modes(out, prefix, getattr(layer, "modes", ()))
     return out
+
+
+def _restore_modes(out: dict[str, Entry], prefix: str, modes: Sequence[tuple[str, int]]) -> None:
+    """Put back setuid/setgid bits on the layer's regular files whose permission bits otherwise agree."""
+    for rel, mode in modes:
+        full = f"{prefix}/{rel}" if prefix else rel
+        entry = out.get(full)
+        if entry is not None and entry.type == "f" and entry.mode & 0o1777 == mode & 0o1777:
+            out[full] = entry._replace(mode=mode & 0o7777)
 
 
 def _parents(out: dict[str, Entry], prefix: str, root: Path) -> None:

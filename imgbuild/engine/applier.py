@@ -23,7 +23,7 @@ from imgbuild import labels as L
 from imgbuild.engine import phases
 from imgbuild.engine.context import HostRun, ImageRun, Ledger, Options, Planned, RunContext
 from imgbuild.engine.exec import Executor
-from imgbuild.engine.images import check_order, image_runs, mount_image
+from imgbuild.engine.images import check_order, image_runs, mount_image, setid_files
 from imgbuild.engine.pki import ClusterPKI, host_bundle
 from imgbuild.engine.report import NullReporter, Reporter
 from imgbuild.engine.units import Unit, common_key, common_layers, fans_out, host_units
@@ -186,7 +186,8 @@ class Engine:
             cluster_id=f"{cluster.name}@{state.created}", configs_digest=_configs_digest(configs),
             staging=cluster_dir / "staging", expander=lambda env: (lambda t: expand(t, env)),
             mount=lambda image: mount_image(image, self._mount), render=self._render, units=host_units,
-            ship=self._ship, fans_out=fans_out, publish=self._publish, fetch=self._fetch,
+            setid=lambda image: setid_files(image, self.store, self.home), ship=self._ship, fans_out=fans_out,
+            publish=self._publish, fetch=self._fetch,
             apply_configs=self._apply_configs, rendered={}, configured={},
             pki=ClusterPKI(cluster_dir / "pki"), templates={}, ca=lambda: _ca_digest(cluster_dir / "pki"),
         )

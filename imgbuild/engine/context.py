@@ -79,6 +79,7 @@ class ImageRun:
     app: str
     path: Path | None = None
     scripts: tuple[str, ...] = ()
+    setid: tuple[tuple[str, int], ...] = ()  # (path, mode) of its setuid/setgid files (the mount drops the bits)
 
     @property
     def is_rootfs(self) -> bool:

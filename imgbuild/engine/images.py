@@ -21,7 +21,7 @@ from imgbuild.engine.context import ImageRun
 from imgbuild.errors import ImageNotFound, InputError
 from imgbuild.reference import parse_reference
 
-__all__ = ["image_runs", "mount_image", "app_name", "check_order"]
+__all__ = ["image_runs", "mount_image", "app_name", "check_order", "setid_files"]
 
 
 def app_name(ref: str, taken: set[str]) -> str:
@@ -82,3 +82,27 @@ def mount_image(image: ImageRun, mount: Callable[[str], Any]) -> tuple[Path, tup
     scripts_dir = path / "scripts"
     scripts = tuple(sorted(os.listdir(scripts_dir))) if scripts_dir.is_dir() else ()
     return path, scripts
+
+
+def setid_files(image: ImageRun, store: Any, home: Any) -> tuple[tuple[str, int], ...]:
+    """The (path, mode) of ``image``'s setuid/setgid files, from its layers' listings (kept per image digest).
+
+    A mount drops those bits (the layer cache is shared, see :mod:`imgbuild.rootfs.policy`); the image is run
+    as root on its hosts by the user's choice, so what it ships there keeps them.
+    """
+    import json
+
+    from imgbuild.fsutil import atomic_write
+    from imgbuild.rootfs.difftree import image_tree
+
+    cache = Path(home.cache) / "setid" / f"{image.digest.split(':', 1)[-1]}.json"
+    try:
+        return tuple((str(p), int(m)) for p, m in json.loads(cache.read_text()))
+    except (OSError, ValueError, TypeError):
+        pass
+    tree = image_tree(store.image(image.digest), home)
+    found = tuple((path[2:] if path.startswith("./") else path.lstrip("/"), info.mode)
+                  for path, info in tree.items() if info.kind == "file" and info.mode & 0o6000)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(cache, json.dumps(found).encode())
+    return found

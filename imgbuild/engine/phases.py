@@ -83,6 +83,8 @@ def mount(ctx: RunContext) -> None:
     ctx.reporter.phase("Mount", ["localhost"])
     for image in ctx.images:
         image.path, image.scripts = ctx.extra["mount"](image)
+        if not ctx.options.dry_run:  # what the mount dropped: setuid/setgid bits (keys do not depend on them)
+            image.setid = ctx.extra["setid"](image)
 
 
 def configs(ctx: RunContext) -> None:

@@ -24,11 +24,15 @@ __all__ = ["Layer", "Unit", "host_units", "fans_out", "common_layers", "common_k
 
 @dataclass(frozen=True)
 class Layer:
-    """A local directory whose tree lands under ``prefix`` of the unit's destination, minus ``exclude``."""
+    """A local directory whose tree lands under ``prefix`` of the unit's destination, minus ``exclude``.
+
+    ``modes`` restores the setuid/setgid bits of the image's files, which its mounted tree lacks.
+    """
 
     path: Path
     prefix: str = ""
     exclude: tuple[str, ...] = ()
+    modes: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ def common_layers(ctx: RunContext) -> tuple[Layer, ...]:
     out: list[Layer] = []
     for image in ctx.images:
         if image.is_rootfs and image.path is not None:
-            out.append(Layer(image.path, "", ("registry",)))
+            out.append(Layer(image.path, "", ("registry",), image.setid))
             if (staging / "configs" / image.id).is_dir():
                 out.append(Layer(staging / "configs" / image.id))
     return tuple(out)
@@ -106,7 +110,7 @@ def _image_layers(image: ImageRun, host: HostRun, staging: Path, exclude: tuple[
     """The mounted image tree, then its Configs' files, then the host's rendered files (none in a dry run)."""
     if image.path is None:
         return []
-    out = [Layer(image.path, "", exclude)]
+    out = [Layer(image.path, "", exclude, image.setid)]
     for extra in (staging / "configs" / image.id, staging / "hosts" / host.name / image.id):
         if extra.is_dir():
             out.append(Layer(extra))

@@ -4,7 +4,7 @@ One master (the registry host) and two nodes run an image with a 6 MB file in it
 everything over SSH (with the fan-out artifact under registry/), the registry starts before the nodes'
 distribution, each node fetches the shared rootfs from it and receives only its own files over SSH, and ends
 with the same tree direct distribution gives. An unchanged re-run (not naming the way: the cluster keeps it) runs nothing; an added node fetches too;
-reset leaves every host as it was.
+reset leaves every host as it was. A setuid file keeps its bit on every host.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ def test_nodes_fetch_the_rootfs_from_the_registry(hosts, tmp_path, capsys):
     shutil.copytree(CONTEXT, context)
     (context / "bin").mkdir()
     (context / "bin" / "big").write_bytes(os.urandom(BIG))
+    (context / "bin" / "suid").write_text("#!/bin/sh\n")
+    (context / "bin" / "suid").chmod(0o4755)  # the mount drops the bit; the hosts get it back
     assert cli(["build", "-q", "-t", "imgbuild.local/demo/pause:3.9", str(ROOT / "kubefiles" / "pause-demo")]) == 0
     assert cli(["build", "-q", "-t", IMAGE, str(context)]) == 0
     capsys.readouterr()
@@ -85,6 +87,8 @@ def test_nodes_fetch_the_rootfs_from_the_registry(hosts, tmp_path, capsys):
     with open_engine(_home(), reporter=reporter) as engine:
         engine.apply(desired, Options(distribute="registry"))
     assert reporter.bytes[h1.address] > BIG  # the registry host: its rootfs and the artifact, over SSH
+    for h in (h1, h2, h3):
+        assert _on(hosts, h, "stat -c %a /var/lib/sealos/data/default/rootfs/bin/suid").strip() == "4755", h
     for h in (h2, h3):
         assert reporter.bytes.get(h.address, 0) < BIG // 8, (h.address, reporter.bytes)
         assert f"host={h.address}" in _on(hosts, h, "cat /etc/e2e-demo.conf")

@@ -93,3 +93,26 @@ def test_a_file_that_changes_while_sent_is_an_error(tmp_path):
     (a / "top").write_text("longer than before")
     with pytest.raises(InputError, match="changed size"):
         b"".join(tar_members(local, ["top"], DigestCache(), list))
+
+
+@dataclass
+class ModedLayer:
+    path: Path
+    prefix: str = ""
+    exclude: tuple = ()
+    modes: tuple = ()
+
+
+def test_a_layers_modes_put_setuid_bits_back_only_on_its_matching_files(tmp_path):
+    a, b = _tree(tmp_path / "a"), tmp_path / "b"
+    (a / "top").chmod(0o755)
+    b.mkdir()
+    (b / "d").mkdir()
+    (b / "d" / "sub").mkdir()
+    (b / "d" / "sub" / "f").write_text("replaced by a later layer")
+    modes = (("top", 0o4755), ("d/sub/f", 0o2644), ("link", 0o4777), ("absent", 0o4755))
+    out = scan([ModedLayer(a, "p", modes=modes), ModedLayer(b, "p")])
+    assert out["p/top"].mode == 0o4755  # restored
+    assert out["p/d/sub/f"].mode & 0o6000 == 0  # a later layer's file is not touched
+    assert out["p/link"].type == "l" and "p/absent" not in out
+    assert scan([ModedLayer(a, modes=(("top", 0o4700),))])["top"].mode == 0o755  # other permission bits: not ours
