@@ -20,17 +20,17 @@ library child's time went. ``push1_cli_src`` is the CLI as this checkout runs it
 ``push1_again_cli_s``/``push1_again_skopeo_s`` time a second push to the same registry (every
 blob already there): start-up and a few round trips, without the upload.
 
-Measured on the shared 2-core machine (load 2-5: single runs vary by 20% and more): once the
-upload starts it runs at the registry's ingest speed, as skopeo's and curl's do (~1.0-1.3 s). What the CLI adds is start-up:
-the repeat push takes it ~0.4-0.5 s against skopeo's 0.05 s (before commands were loaded lazily
-and the CLI's GC settings, ~0.6 s). In-process, that is the interpreter (~0.05 s), click/typer
-(~0.05 s), imgbuild.api with the store (~0.05 s, half of it dataclass creation), requests and
-urllib3 (~0.13 s), and the client's https probe of the plain-http loopback registry (~0.09 s: both
-blob threads probe, each loading certifi's CA bundle). ``push1_time_over_skopeo`` moves with
-skopeo's own best (1.0-1.5 s from run to run): 1.01-1.49 over five runs after that work. Run in the
-same rounds as skopeo, the old and new CLI measured 1.37-1.38x and 1.20-1.30x (best of 8; medians
-1.70 -> 1.48 s and 1.87 -> 1.61 s). 1.0 is out of reach by start-up cuts while an interpreter and
-requests cost more than skopeo's whole repeat push.
+Measured on the shared 2-core machine (load 2-5: single runs vary by 20% and more): once the upload
+starts it runs at the registry's ingest speed, as skopeo's and curl's do (~1.0-1.3 s). What the CLI
+adds is start-up: the repeat push takes it ~0.4-0.5 s against skopeo's 0.05 s (before commands were
+loaded lazily and the CLI's GC settings, ~0.6 s). In-process, that is the interpreter (~0.05 s),
+click/typer (~0.05 s), imgbuild.api with the store (~0.05 s, half of it dataclass creation),
+requests and urllib3 (~0.13 s), and the client's https probe of the plain-http loopback registry
+(~0.09 s: both blob threads probe, each loading certifi's CA bundle). ``push1_time_over_skopeo``
+moves with skopeo's own best (1.0-1.5 s from run to run): 1.01-1.49 over five runs after that work.
+Run in the same rounds as skopeo, the old and new CLI measured 1.37-1.38x and 1.20-1.30x (best of 8;
+medians 1.70 -> 1.48 s and 1.87 -> 1.61 s). 1.0 is out of reach by start-up cuts while an
+interpreter and requests cost more than skopeo's whole repeat push.
 
 Our children run as an installed imgbuild does, with its bytecode compiled (pip compiles
 it at install; here it is compiled once into ``WORK/pycache``), so start-up is not a
