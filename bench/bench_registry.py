@@ -28,7 +28,7 @@ click/typer (~0.05 s), imgbuild.api with the store (~0.05 s, half of it dataclas
 requests and urllib3 (~0.13 s), and the client's https probe of the plain-http loopback registry
 (~0.09 s: both blob threads probe, each loading certifi's CA bundle). ``push1_time_over_skopeo``
 moves with skopeo's own best (1.0-1.5 s from run to run): 1.01-1.49 over five runs after that work.
-Run in the same rounds as skopeo, the old and new CLI measured 1.37-1.38x and 1.20-1.30x (best of 8;
+Run in the same rounds as skopeo, the old and new CLI measured 1.35-1.38x and 1.06-1.30x (best of 5-8;
 medians 1.70 -> 1.48 s and 1.87 -> 1.61 s). 1.0 is out of reach by start-up cuts while an
 interpreter and requests cost more than skopeo's whole repeat push.
 
