@@ -72,10 +72,15 @@ def _json(capsys, argv) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_run_add_delete_rerun_reset(hosts: Sandbox, capsys):
+def build_images(image: str, context: Path, capsys) -> None:
+    """The pause image the e2e context bundles, then the rootfs image of ``context`` as ``image``."""
     assert cli(["build", "-q", "-t", "imgbuild.local/demo/pause:3.9", str(ROOT / "kubefiles" / "pause-demo")]) == 0
-    assert cli(["build", "-q", "-t", IMAGE, str(CONTEXT)]) == 0
+    assert cli(["build", "-q", "-t", image, str(context)]) == 0
     capsys.readouterr()
+
+
+def test_run_add_delete_rerun_reset(hosts: Sandbox, capsys):
+    build_images(IMAGE, CONTEXT, capsys)
     h1, h2, h3, h4 = hosts.hosts
     before = {h.name: _upper_snapshot(h) for h in hosts.hosts}
     key = ["--pk", str(hosts.key_file)]

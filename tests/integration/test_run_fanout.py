@@ -22,12 +22,11 @@ from imgbuild.engine.applier import open_engine
 from imgbuild.engine.context import Options
 from imgbuild.engine.report import RecordingReporter
 from imgbuild.home import home as _home
-from tests.integration.test_run_engine import CONTEXT, _on, _upper_snapshot
+from tests.integration.test_run_engine import CONTEXT, _on, _upper_snapshot, build_images
 from tests.support.sandbox import sandbox_slot
 
 pytestmark = [pytest.mark.root, pytest.mark.ssh, pytest.mark.registry, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/e2e/fanout:v1"
 BIG = 6 << 20
 
@@ -62,9 +61,7 @@ def test_nodes_fetch_the_rootfs_from_the_registry(hosts, tmp_path, capsys):
     (context / "bin" / "big").write_bytes(os.urandom(BIG))
     (context / "bin" / "suid").write_text("#!/bin/sh\n")
     (context / "bin" / "suid").chmod(0o4755)  # the mount drops the bit; the hosts get it back
-    assert cli(["build", "-q", "-t", "imgbuild.local/demo/pause:3.9", str(ROOT / "kubefiles" / "pause-demo")]) == 0
-    assert cli(["build", "-q", "-t", IMAGE, str(context)]) == 0
-    capsys.readouterr()
+    build_images(IMAGE, context, capsys)
     h1, h2, h3, h4 = hosts.hosts
     before = {h.name: _upper_snapshot(h) for h in hosts.hosts}
     key = ["--pk", str(hosts.key_file)]
