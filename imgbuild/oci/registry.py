@@ -34,7 +34,9 @@ import ipaddress
 import logging
 import os
 import re
+import socket
 import ssl
+import threading
 import time
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -123,6 +125,31 @@ def _ssl_context(ca: str | None) -> ssl.SSLContext | None:
     return ctx
 
 
+def _speaks_tls(registry: str, timeout: float = 5.0) -> bool | None:
+    """Whether the server at ``host:port`` answers a TLS handshake (checking nothing: only whether TLS is spoken).
+
+    None when that cannot be told cheaply (no explicit port, or no connection): the caller tries https as usual,
+    and a certificate a TLS registry presents is verified there.
+    """
+    if registry.startswith("["):
+        host, _, rest = registry[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = registry.partition(":")
+    if not port.isdigit():
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            with ctx.wrap_socket(sock, server_hostname=host):
+                return True
+    except ssl.SSLError:
+        return False
+    except OSError:
+        return None
+
+
 def _caused_by(exc: BaseException, kind: type) -> bool:
     """True if ``kind`` is anywhere in ``exc``'s cause/context/args/reason chain."""
     seen: set[int] = set()
@@ -165,6 +192,7 @@ class RegistryClient:
         self.verify: bool = not self.insecure
         self.auth = Authenticator(registry, auth, self.session, self.verify)
         self._base: str | None = None
+        self._ping_lock = threading.Lock()
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -187,8 +215,15 @@ class RegistryClient:
         return self._base
 
     def ping(self) -> None:
-        """Find the scheme (https, or http where allowed) and check that ``/v2/`` answers."""
+        """Find the scheme (https, or http where allowed) and check that ``/v2/`` answers (once per client)."""
+        with self._ping_lock:  # parallel blob moves share one probe
+            if self._base is None:
+                self._ping()
+
+    def _ping(self) -> None:
         schemes = ("https", "http") if self.allow_http else ("https",)
+        if self.allow_http and _speaks_tls(self.registry) is False:
+            schemes = ("http",)  # a plain-http registry: no https attempt (urllib3 would load the CA bundle for it)
         for scheme in schemes:
             url = f"{scheme}://{self.registry}/v2/"
             try:

@@ -92,3 +92,11 @@ def test_tls_registry_with_ca_bundle_or_without_verification(tls_registry, tmp_p
 
 def test_bad_tls_verify_value_is_a_usage_error(registry, capsys):
     assert run(["pull", f"{registry.host}/x:y", "--tls-verify=maybe"]) == 2
+
+
+def test_the_scheme_probe_tells_tls_from_plain_http_without_trusting_anything(registry, tls_registry):
+    from tests.support.registry import free_port
+    from imgbuild.oci.registry import _speaks_tls
+
+    assert _speaks_tls(tls_registry.host) is True and _speaks_tls(registry.host) is False
+    assert _speaks_tls(f"127.0.0.1:{free_port()}") is None and _speaks_tls("localhost") is None
