@@ -21,7 +21,7 @@ import pytest
 import imgbuild
 
 ROOT = Path(imgbuild.__file__).resolve().parent
-REGISTRATION = "imgbuild.cli.app"  # imports every command module in _register(); they import the app
+REGISTRATION = "imgbuild.cli.app"  # names every command module in COMMANDS (loaded on demand); they import the app
 
 
 def _modules() -> dict[str, Path]:
