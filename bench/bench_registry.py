@@ -38,7 +38,7 @@ measure of this checkout's environment.
 
 Printed ratios are *time* ratios, ours over theirs: <= 1.0 means imgbuild is as fast or
 faster. ``*_rss_mb`` is imgbuild's peak RSS in the child process. Run: ``python -m bench registry``
-(``python -m bench.bench_registry one`` runs only the single-blob case).
+(``python -m bench registry one`` runs only the single-blob case).
 """
 
 from __future__ import annotations
@@ -225,7 +225,9 @@ def single_blob(rounds: int = 3) -> dict[str, float]:
 
 
 def main() -> dict[str, float]:
-    """Run the measurements, print times, return ratios."""
+    """Run the measurements, print times, return ratios (``one``: the single-blob case only)."""
+    if sys.argv[1:] == ["one"]:
+        return single_blob()
     for tool in ("skopeo", "curl", "docker-registry"):
         require_tool(tool)
     WORK.mkdir(parents=True, exist_ok=True)
@@ -283,4 +285,4 @@ def _push_ours(layout: Path, host: str) -> tuple[float, int]:
 
 
 if __name__ == "__main__":
-    print(single_blob() if sys.argv[1:] == ["one"] else main())
+    print(main())

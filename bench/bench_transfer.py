@@ -44,9 +44,8 @@ Both sides share this machine's 2 cores with the hosts' sshd and tar. The
 baseline's ssh runs with its default cipher; imgbuild's stream goes through
 ``ssh`` too (key login), preferring AES-GCM, with asyncssh for the commands.
 Run (root: the sandbox needs it): ``python -m bench transfer`` (the default
-case), ``python -m bench.bench_transfer [default|latency|all]``, or through the
-harness with ``IMGBUILD_BENCH_TRANSFER=latency python -m bench transfer``
-(the harness passes a benchmark no arguments).
+case), ``python -m bench transfer latency`` or ``all`` (the harness passes the
+words after a benchmark's name to it), or ``IMGBUILD_BENCH_TRANSFER=latency``.
 """
 
 from __future__ import annotations
