@@ -26,7 +26,8 @@ fleet. With registry distribution:
    its rendered files and PKI.
 
 A host that already holds a tree (a re-run, an image upgrade) is not seeded:
-the incremental transfer sends it the changed files. A host without ``curl``
+the incremental transfer sends it the changed files (the registry hosts still
+get the new artifact, for hosts added later). A host without ``curl``
 or ``zstd`` is sent the tree over SSH, with a note. Registry credentials
 (``registryUsername``/``registryPassword``) reach curl on its stdin (``-K -``),
 never on a command line. The registry is reached over plain HTTP at
@@ -146,8 +147,6 @@ def blob_url(address: str, port: str | int, digest: str) -> str:
     return f"http://{host}:{port}/v2/{REPOSITORY}/blobs/{digest}"
 
 
-
-
 def _probe(*tools: str) -> str:
     """Script text that ends the script saying :data:`HELD` or :data:`NO_TOOLS` when there is nothing to do."""
     missing = " || ".join(f"! command -v {t} >/dev/null 2>&1" for t in tools)
@@ -180,7 +179,7 @@ def seed(executor: Executor, url: str, dest: str, *, user: str = "", password: s
 
 
 _SEED_LOCAL = ('cp -al -- "$1" "$N"; zstd -d -q < "$N/registry/$2" | tar -x -p --numeric-owner -f - -C "$N"; '
-               f'cat > "$N/{MARKER}"')
+               f'rm -f -- "$N/{MARKER}"; cat > "$N/{MARKER}"')  # a new file: never write through a hard link
 
 
 def seed_registry_host(executor: Executor, artifact: Artifact, dest: str, *,
