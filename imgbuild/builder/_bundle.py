@@ -120,7 +120,7 @@ def _unreachable(fetch: ImageSet, dest: RegistryDir, store) -> dict[str, tuple[s
     """Registries that do not answer, with why and the images to fetch from each (store and bundle checked first)."""
     by_host: dict[str, list[FoundImage]] = {}
     for f in fetch.found:
-        if _in(dest, f.ref):
+        if f.daemon or _in(dest, f.ref):  # a daemon image comes from the Docker daemon, not a registry
             continue
         try:
             store.resolve(f.ref)

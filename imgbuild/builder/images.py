@@ -11,7 +11,8 @@ sealer lay it out, but YAML-aware instead of line-scanning:
   overrides and subcharts, rendered as ``helm template`` renders them (see
   :mod:`imgbuild.builder.helm`; a chart that cannot be rendered is read
   statically by :mod:`imgbuild.builder.charts`, with a warning);
-* ``images/shim/*`` and ``manifests/imageList``: one reference per line;
+* ``images/shim/*`` and ``manifests/imageList``: one reference per line
+  (``docker-daemon:REF``: exported from the Docker daemon, bundled as ``REF``);
 * ``images/skopeo/tar.txt``: images shipped as archives
   (``docker-archive:file.tar@repo:tag``), reported separately;
 * ``--image-list`` files add, ``--ignore-image-list`` files and ``.sealignore``
@@ -50,6 +51,7 @@ __all__ = [
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".tmpl")
 _TRANSPORTS = ("docker-archive", "oci-archive")
 _PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?")
+DAEMON = "docker-daemon:"  # an images/shim line naming a Docker daemon image (imgbuild.oci.daemon.TRANSPORT)
 _TEMPLATED = "templated value: only known at install time (list the image in images/shim to bundle it)"
 
 
@@ -72,6 +74,7 @@ class FoundImage:
     ref: str
     original: str
     sources: tuple[Source, ...]
+    daemon: bool = False  # written as docker-daemon:REF: exported from the Docker daemon, bundled as REF
 
     @property
     def where(self) -> str:
@@ -81,7 +84,8 @@ class FoundImage:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {"ref": self.ref, "original": self.original, "sources": [asdict(s) for s in self.sources]}
+        out = {"ref": self.ref, "original": self.original, "sources": [asdict(s) for s in self.sources]}
+        return {**out, "daemon": True} if self.daemon else out
 
 
 @dataclass(frozen=True, order=True)
@@ -247,7 +251,7 @@ def _user_list(path: str | os.PathLike[str], how: str) -> list[Hit]:
     hits = read_image_list(decode(text, str(path)), str(path), how)
     for h in hits:
         try:
-            parse_reference(h.value)
+            parse_reference(h.value[len(DAEMON):] if h.value.startswith(DAEMON) else h.value)
         except InvalidReference as exc:
             raise InvalidReference(exc.message, f"{h.file}:{h.line}") from exc
     return hits
@@ -261,13 +265,15 @@ def _classify(hits: list[Hit]) -> tuple[list[FoundImage], list[Skipped]]:
         if h.problem or is_templated(h.value):
             skipped.append(Skipped(h.file, h.line, h.value, h.problem or _TEMPLATED))
             continue
+        daemon = h.value.startswith(DAEMON)
         try:
-            ref = parse_reference(h.value).normalized
+            ref = parse_reference(h.value[len(DAEMON):] if daemon else h.value).normalized
         except InvalidReference as exc:
             skipped.append(Skipped(h.file, h.line, h.value, exc.message))
             continue
         by_ref.setdefault(ref, (h.value, set()))[1].add(Source(h.file, h.line, h.how))
-    found = [FoundImage(ref, orig, tuple(sorted(srcs))) for ref, (orig, srcs) in sorted(by_ref.items())]
+    found = [FoundImage(ref, orig, tuple(sorted(srcs)), orig.startswith(DAEMON))
+             for ref, (orig, srcs) in sorted(by_ref.items())]
     return found, skipped
 
 

@@ -36,7 +36,7 @@ from typing import BinaryIO, Callable
 
 from imgbuild.errors import ImageNotFound, ImgbuildError, InputError, RegistryError, StoreError
 from imgbuild.oci.archive import ArchiveEntry, open_archive
-from imgbuild.oci.daemon import Daemon, connect, daemon_ref, open_image
+from imgbuild.oci.daemon import TRANSPORT, Daemon, connect, daemon_ref, open_image
 from imgbuild.oci.image import BlobSource, Image, ImageIndex, Source, child_images, is_index, open_layout
 from imgbuild.oci.model import Descriptor, Digest, Platform
 from imgbuild.oci.regdir import RegistryDir, repository_name
@@ -172,7 +172,8 @@ def wanted_images(images, context_dir: Path | str | None = None) -> list[Wanted]
         ref = parse_reference(a.ref)
         out[ref.normalized] = Wanted(ref, str(a.source), Path(context_dir) / a.path)
     found = getattr(images, "found", None)
-    items = [(f.ref, f.where) for f in found] if found is not None else [(r, "--images") for r in images]
+    items = ([(TRANSPORT + f.ref if getattr(f, "daemon", False) else f.ref, f.where) for f in found]
+             if found is not None else [(r, "--images") for r in images])
     for text, where in items:
         from_daemon = daemon_ref(str(text)) if not isinstance(text, Wanted) else None
         w = text if isinstance(text, Wanted) else (Wanted(parse_reference(from_daemon), where, daemon=True)

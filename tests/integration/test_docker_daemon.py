@@ -26,19 +26,27 @@ def _context(tmp_path: Path) -> Path:
     return ctx
 
 
-def _files(ref: str) -> dict[str, bytes]:
-    """The regular files of ``ref``'s layers (path -> bytes)."""
+def _members(ref: str):
+    """(path, content or None) of every member of ``ref``'s layers, in order."""
     import tarfile
 
     from imgbuild.oci.layer import open_layer
 
-    image, files = local.store().image(ref), {}
+    image = local.store().image(ref)
     for desc in image.layers:
         with image.open_layer(desc) as raw, tarfile.open(fileobj=open_layer(raw, desc.media_type), mode="r|") as tar:
             for m in tar:
-                if m.isreg():
-                    files[m.name] = tar.extractfile(m).read()  # type: ignore[union-attr]
-    return files
+                yield m.name.removeprefix("./"), tar.extractfile(m).read() if m.isreg() else None  # type: ignore
+
+
+def _paths(ref: str) -> set[str]:
+    """Every member path of ``ref``'s layers."""
+    return {path for path, _ in _members(ref)}
+
+
+def _files(ref: str) -> dict[str, bytes]:
+    """The regular files of ``ref``'s layers (path -> bytes)."""
+    return {path: data for path, data in _members(ref) if data is not None}
 
 
 def test_push_into_daemon_then_load_back(tmp_path: Path, podman_service, capsys) -> None:
@@ -95,6 +103,18 @@ def test_from_docker_daemon_and_registry_save(tmp_path: Path, podman_service, ca
     report = json.loads(capsys.readouterr().out)
     assert [(s["ref"], s["source"]) for s in report["saved"]] == [("docker.io/demo/base:1", "daemon")]
     assert (regdir / "docker/registry/v2/repositories/demo/base/_manifests/tags/1").is_dir()
+
+    # an images/shim line naming a daemon image is bundled from the daemon by the build, as REF
+    shim = tmp_path / "shim"
+    (shim / "images" / "shim").mkdir(parents=True)
+    (shim / "images" / "shim" / "list").write_text("docker-daemon:demo/base:1\n")
+    (shim / "Kubefile").write_text("FROM scratch\nCOPY registry registry\n")
+    assert run(["images", "find", "--json", str(shim)]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert [(f["ref"], f.get("daemon")) for f in found["images"]] == [("docker.io/demo/base:1", True)]
+    assert found["skipped"] == []
+    assert run(["build", "-q", "-t", "bundled:v1", str(shim)]) == 0
+    assert any(p.startswith("registry/docker/registry/v2/repositories/demo/base/") for p in _paths("bundled:v1"))
 
 
 @pytest.mark.buildah

@@ -244,3 +244,16 @@ def test_sealignore_lines_that_are_file_patterns_are_noted(context: Path) -> Non
     result = find_images(context)
     assert [f.ref for f in result.ignored] == ["registry.example.com/shop/ignored-tool:1.0"]
     assert ".sealignore:1: '*.md' is not an image reference; not used to filter images" in map(str, result.notes)
+
+
+def test_docker_daemon_lines_are_found_as_daemon_images(tmp_path: Path) -> None:
+    (tmp_path / "images" / "shim").mkdir(parents=True)
+    (tmp_path / "images" / "shim" / "list").write_text("docker-daemon:demo/app:v1\ndocker-daemon:Not A Ref\n")
+    extra = tmp_path / "extra.txt"
+    extra.write_text("docker-daemon:quay.io/acme/tool:2\n")
+    result = find_images(tmp_path, image_lists=[extra])
+    assert [(f.ref, f.daemon, f.original) for f in result.found] == [
+        ("docker.io/demo/app:v1", True, "docker-daemon:demo/app:v1"),
+        ("quay.io/acme/tool:2", True, "docker-daemon:quay.io/acme/tool:2")]
+    assert [(s.file, s.line) for s in result.skipped] == [("images/shim/list", 2)]
+    assert result.found[0].to_dict()["daemon"] is True
