@@ -27,6 +27,7 @@ from imgbuild.builder._helm_chart import Chart
 from imgbuild.builder._helm_funcs import HELM_FUNCS
 from imgbuild.builder._helm_values import Node
 from imgbuild.gotemplate import NO_VALUE_TEXT, FuncError, Template, TemplateError
+from imgbuild.gotemplate.values import MethodMap
 
 __all__ = ["Rendered", "ChartMeta", "Files", "render_tree", "RELEASE"]
 
@@ -104,24 +105,22 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
-class Files:
-    """``.Files``: the chart's non-template files, with helm's Get, GetBytes, Glob, Lines, AsConfig, AsSecrets."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self._files = files
+class Files(MethodMap):
+    """``.Files``: the chart's non-template files (path -> bytes, a map ``range`` walks), with helm's Get, GetBytes,
+    Glob, Lines, AsConfig and AsSecrets."""
 
     def Get(self, name: str) -> str:  # noqa: N802 - helm's method names
         """The file's content as text ('' if absent)."""
-        return self._files.get(name, b"").decode("utf-8", "replace")
+        return self.get(name, b"").decode("utf-8", "replace")
 
     def GetBytes(self, name: str) -> bytes:  # noqa: N802
         """The file's content as bytes."""
-        return self._files.get(name, b"")
+        return self.get(name, b"")
 
     def Glob(self, pattern: str) -> "Files":  # noqa: N802
         """The files whose path matches ``pattern``."""
         rx = _glob_regex(pattern)
-        return Files({k: v for k, v in self._files.items() if rx.match(k)})
+        return Files({k: v for k, v in self.items() if rx.match(k)})
 
     def Lines(self, name: str) -> list[str]:  # noqa: N802
         """The file's lines (no trailing empty line)."""
@@ -132,16 +131,14 @@ class Files:
         """The files as a ConfigMap ``data`` block (base name: content)."""
         from imgbuild.gotemplate.sprig_convert import to_yaml
 
-        return to_yaml({posixpath.basename(k): v.decode("utf-8", "replace") for k, v in self._files.items()})
+        return to_yaml({posixpath.basename(k): v.decode("utf-8", "replace") for k, v in self.items()})
 
     def AsSecrets(self) -> str:  # noqa: N802
         """The files as a Secret ``data`` block (base name: base64)."""
         from imgbuild.gotemplate.sprig_convert import to_yaml
 
-        return to_yaml({posixpath.basename(k): base64.b64encode(v).decode() for k, v in self._files.items()})
+        return to_yaml({posixpath.basename(k): base64.b64encode(v).decode() for k, v in self.items()})
 
-    def __str__(self) -> str:
-        return "map[" + " ".join(sorted(self._files)) + "]"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from imgbuild.gotemplate.calls import ANY, FuncSpec, caller, converters, failure
 from imgbuild.gotemplate.errors import TemplateError
 from imgbuild.gotemplate.gofmt import fmt_value, sort_key
 from imgbuild.gotemplate.parse import Tree
-from imgbuild.gotemplate.values import NO_VALUE_TEXT, NOVALUE, go_type, truth
+from imgbuild.gotemplate.values import NO_VALUE_TEXT, NOVALUE, MethodMap, go_type, truth
 
 __all__ = ["State", "compile_tree", "run_template", "MISSINGKEY", "MAX_DEPTH"]
 
@@ -119,6 +119,9 @@ def field(st: State, recv: object, name: str, w: Where, args: list | None) -> ob
         return NOVALUE
     if recv is None:
         raise w.error(f"nil pointer evaluating interface {{}}.{name}")
+    method = recv.go_method(name) if isinstance(recv, MethodMap) else None
+    if method is not None:
+        return _method(st, method, name, args or [], w)
     if isinstance(recv, Mapping):
         if args:
             raise w.error(f"{name} is not a method but has arguments")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["NOVALUE", "NO_VALUE_TEXT", "go_type", "go_kind", "truth", "is_seq"]
+__all__ = ["NOVALUE", "NO_VALUE_TEXT", "MethodMap", "go_type", "go_kind", "truth", "is_seq"]
 
 NO_VALUE_TEXT = "<no value>"
 
@@ -29,6 +29,21 @@ class _NoValue:
 
 
 NOVALUE = _NoValue()
+
+
+class MethodMap(dict):
+    """A Go map type with methods (Helm's ``.Files`` is ``map[string][]byte`` with ``Get``, ``Glob``...).
+
+    ``.Name`` calls the subclass's capitalised method ``Name`` when it has one, as Go resolves a method before a
+    map key; any other name is a key. ``range``, ``len`` and ``index`` see the map.
+    """
+
+    def go_method(self, name: str) -> object | None:
+        """The bound method ``name`` (a capitalised method of the subclass), or None: ``name`` is a key."""
+        if not name[:1].isupper():
+            return None
+        attr = getattr(type(self), name, None)
+        return getattr(self, name) if callable(attr) else None
 
 
 def is_seq(v: object) -> bool:

@@ -261,3 +261,28 @@ def test_library_charts_render_nothing_and_their_defines_serve_the_parent(tmp_pa
         "charts/app/charts/lib/templates/pod.yaml": "kind: Pod\nspec: {containers: [{name: l, image: acme/never:1}]}\n",
     })
     assert refs(tmp_path) == ["docker.io/acme/lib-made:1"]
+
+
+def test_files_is_a_map_range_walks_with_its_methods(tmp_path: Path) -> None:
+    tmpl = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: x, annotations: {files: "{{ len (.Files.Glob "images/*") }}"}}
+spec:
+  containers:
+{{- range $path, $bytes := .Files.Glob "images/*.txt" }}
+    - name: {{ base $path | trimSuffix ".txt" }}
+      image: {{ $.Files.Get $path | trim }}
+{{- end }}
+{{- range .Files.Lines "images/list" }}
+    - name: l{{ . | sha256sum | trunc 6 }}
+      image: {{ . }}
+{{- end }}
+"""
+    write(tmp_path, {
+        "charts/app/Chart.yaml": "apiVersion: v2\nname: app\nversion: 1.0.0\n",
+        "charts/app/images/a.txt": "acme/a:1\n", "charts/app/images/b.txt": "acme/b:2\n",
+        "charts/app/images/list": "acme/c:3\nacme/d:4\n",
+        "charts/app/templates/pod.yaml": tmpl,
+    })
+    assert refs(tmp_path) == ["docker.io/acme/a:1", "docker.io/acme/b:2", "docker.io/acme/c:3", "docker.io/acme/d:4"]

@@ -195,3 +195,15 @@ def test_long_blocks_and_short_blocks_agree():
     long_out = render(body, data)
     short_out = "".join(render(f"x{i}={{{{ .k{i} }}}}\n", data) for i in range(12))
     assert long_out == short_out and long_out.count("\n") == 12
+
+
+def test_a_method_map_calls_its_methods_and_ranges_as_a_map():
+    from imgbuild.gotemplate.values import MethodMap
+
+    class Files(MethodMap):
+        def Get(self, name):  # noqa: N802 - a Go method name
+            return self.get(name, "").upper()
+
+    data = {"F": Files({"b": "two", "a": "one", "Keys": "a key"})}
+    text = '{{ .F.Get "a" }}|{{ range $k, $v := .F }}{{ $k }}={{ $v }},{{ end }}|{{ len .F }}|{{ .F.Keys }}|{{ .F.b }}'
+    assert render(text, data) == "ONE|Keys=a key,a=one,b=two,|3|a key|two"
