@@ -258,21 +258,26 @@ class Engine:
 
     def _fetch(self, ctx: RunContext, host: HostRun, unit: Unit) -> None:
         """Seed ``unit.dest`` on ``host`` from the fan-out artifact: a registry host from the artifact it is sent,
-        any other host from a registry host's registry (spread over them). A failure falls back to the transfer."""
+        any other host from a registry host's registry (spread over them; again when over half of the tree it holds
+        would change). A failure falls back to the transfer."""
         from imgbuild.engine.fanout import NO_TOOLS, blob_url, seed, seed_registry_host
+        from imgbuild.engine.transfer import quick_pending
 
         art = ctx.extra["fanout"]
         try:
             if ctx.is_registry(host):
                 got = seed_registry_host(host.executor, art, unit.dest, progress=_SentProgress(ctx.reporter))
             else:
+                pending = quick_pending(host.executor, unit.layers, unit.dest)
+                if pending is not None and pending <= art.tree_bytes // 2:
+                    return  # it holds a tree and most of it stays: the transfer sends the difference
                 others = [h.name for h in ctx.hosts if not ctx.is_registry(h)]
                 source = ctx.registry_hosts[others.index(host.name) % len(ctx.registry_hosts)]
                 env = ctx.env_for(source)
                 url = blob_url(source.address, env.get("registryPort", L.REGISTRY_ENV_DEFAULTS["registryPort"]),
                                art.digest)
                 got = seed(host.executor, url, unit.dest, user=env.get("registryUsername", ""),
-                           password=env.get("registryPassword", ""))
+                           password=env.get("registryPassword", ""), replace=pending is not None)
         except ImgbuildError as exc:  # e.g. the registry is down: the transfer sends the whole tree instead
             ctx.reporter.note(f"{host.name}: {str(exc).splitlines()[0]}; its rootfs goes over SSH")
             return

@@ -25,9 +25,12 @@ fleet. With registry distribution:
 4. the ordinary incremental transfer then sends each host only what differs:
    its rendered files and PKI.
 
-A host that already holds a tree (a re-run, an image upgrade) is not seeded:
-the incremental transfer sends it the changed files (the registry hosts still
-get the new artifact, for hosts added later). A host without ``curl``
+A host that already holds a tree (a re-run, a new patch image) is seeded again
+only when most of its tree would change (what the transfer would send, by
+rsync's quick check, is over half of the tree): then it fetches the new
+artifact as a fresh host does; otherwise the incremental transfer sends it the
+changed files. A registry host that holds a tree gets the new artifact and the
+changed files by the incremental transfer. A host without ``curl``
 or ``zstd`` is sent the tree over SSH, with a note. Registry credentials
 (``registryUsername``/``registryPassword``) reach curl on its stdin (``-K -``),
 never on a command line. The registry is reached over plain HTTP at
@@ -45,7 +48,7 @@ from typing import Sequence
 from imgbuild.engine._tarsend import zstd_chunks
 from imgbuild.engine.exec import Executor
 from imgbuild.engine.transfer import (MARKER, DigestCache, Job, Progress, TreeLayer, distribute, install_script,
-                                      raise_failures, tree_marker, tree_stream)
+                                      raise_failures, tree_bytes, tree_marker, tree_stream)
 from imgbuild.engine.units import Layer
 from imgbuild.errors import ImgbuildError
 from imgbuild.fsutil import atomic_write
@@ -76,6 +79,7 @@ class Artifact:
     size: int
     tree: str
     host_marker: bytes
+    tree_bytes: int = 0  # the uncompressed stream's size
 
     @property
     def blob_path(self) -> str:
@@ -104,7 +108,8 @@ def publish(layers: Sequence[TreeLayer], workdir: Path, tag: str, *, level: int 
         for piece in zstd_chunks(chunks, level):
             out.write(piece)
     blob, size = str(out.digest), out.size
-    config = json.dumps({"tree": tree()}, sort_keys=True).encode()
+    total = tree_bytes(layers)
+    config = json.dumps({"tree": tree(), "bytes": total}, sort_keys=True).encode()
     config_digest = str(reg.write_blob(config))
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": _MANIFEST_TYPE, "artifactType": _CONFIG_TYPE,
@@ -115,7 +120,7 @@ def publish(layers: Sequence[TreeLayer], workdir: Path, tag: str, *, level: int 
     shutil.rmtree(reg.v2 / ".tmp", ignore_errors=True)  # empty scratch: not part of what hosts receive
     marker = tree_marker([*layers, Layer(reg.root, "registry")], cache)
     atomic_write(workdir / _HOST_MARKER, marker)
-    return Artifact(reg.root, tag, blob, size, tree(), marker)
+    return Artifact(reg.root, tag, blob, size, tree(), marker, total)
 
 
 _HOST_MARKER = "registry-host.marker.gz"
@@ -136,7 +141,7 @@ def _read_back(workdir: Path, tag: str) -> Artifact | None:
         if not reg.blob_path(layer["digest"]).is_file():
             return None
         return Artifact(reg.root, tag, layer["digest"], int(layer["size"]), config["tree"],
-                        (workdir / _HOST_MARKER).read_bytes())
+                        (workdir / _HOST_MARKER).read_bytes(), int(config.get("bytes", 0)))
     except Exception:  # noqa: BLE001 - anything unreadable is rebuilt
         return None
 
@@ -147,28 +152,32 @@ def blob_url(address: str, port: str | int, digest: str) -> str:
     return f"http://{host}:{port}/v2/{REPOSITORY}/blobs/{digest}"
 
 
-def _probe(*tools: str) -> str:
-    """Script text that ends the script saying :data:`HELD` or :data:`NO_TOOLS` when there is nothing to do."""
+def _probe(*tools: str, held: bool = True) -> str:
+    """Script text that ends the script saying :data:`HELD` (a tree is there, unless ``held`` is False) or
+    :data:`NO_TOOLS` when there is nothing to do."""
     missing = " || ".join(f"! command -v {t} >/dev/null 2>&1" for t in tools)
-    return (f'if [ -e "$1/{MARKER}" ]; then echo {HELD}; exit 0; fi; '
-            f'if {missing}; then echo {NO_TOOLS}; exit 0; fi; ')
+    there = f'if [ -e "$1/{MARKER}" ]; then echo {HELD}; exit 0; fi; ' if held else ""
+    return there + f'if {missing}; then echo {NO_TOOLS}; exit 0; fi; '
+
 
 
 _FETCH = ('mkdir -p -- "$N"; { curl -fsS --retry 3 --retry-connrefused -K - -- "$2" '
           '|| echo "curl could not fetch $2 (exit $?)" >&2; } | zstd -d -q | tar -x -p --numeric-owner -f - -C "$N"')
 
 
-def seed(executor: Executor, url: str, dest: str, *, user: str = "", password: str = "") -> str:
+def seed(executor: Executor, url: str, dest: str, *, user: str = "", password: str = "",
+         replace: bool = False) -> str:
     """Fetch the artifact at ``url`` into ``dest`` on the executor's host unless it holds a tree there.
 
     Returns :data:`SEEDED`, :data:`HELD` (``dest`` already holds an imgbuild tree: nothing fetched) or
     :data:`NO_TOOLS` (the host lacks curl or zstd). A fetch cut short leaves ``dest`` as it was and raises.
+    ``replace`` fetches over a tree that is there (swapped in whole, as a fresh one is).
     """
     config = ""
     if user:  # sent only when the registry asks for it (--anyauth), on curl's stdin
         quoted = f"{user}:{password}".replace("\\", "\\\\").replace('"', '\\"')
         config = f'anyauth\nuser = "{quoted}"\n'
-    script = _probe("curl", "zstd") + install_script(_FETCH) + f"; echo {SEEDED}"
+    script = _probe("curl", "zstd", held=not replace) + install_script(_FETCH) + f"; echo {SEEDED}"
     got = executor.run(["sh", "-c", script, "sh", dest.rstrip("/"), url], input=config, check=False)
     said = got.stdout.split()
     if got.exit_code != 0 or not said:

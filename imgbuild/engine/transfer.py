@@ -60,7 +60,7 @@ from imgbuild.engine.exec import Executor
 from imgbuild.errors import ImgbuildError, InputError, Interrupted
 
 __all__ = ["Job", "HostResult", "Progress", "distribute", "raise_failures", "install_script", "tree_stream",
-           "tree_marker", "DigestCache", "MARKER", "TreeLayer"]
+           "tree_marker", "tree_bytes", "quick_pending", "DigestCache", "MARKER", "TreeLayer"]
 
 _SMALL = 8 << 20  # streams under this are built in memory and sent as bytes
 
@@ -360,6 +360,24 @@ def tree_stream(source: Path | Sequence[TreeLayer], cache: DigestCache | None = 
         return final[0].digest()
 
     return tar_members(run.scans[0], send, run.cache, tail), digest
+
+
+def quick_pending(executor: Executor, source: Path | Sequence[TreeLayer], dest: str) -> int | None:
+    """About how many bytes a send of ``source`` to ``dest`` would stream, by rsync's quick check (type, size,
+    mtime, mode against the host's marker; nothing hashed); None when ``dest`` holds no imgbuild tree."""
+    held = _read_marker(executor, dest.rstrip("/")).manifest
+    if held is None:
+        return None
+    entries = scan(source)
+    changed = [rel for rel, e in entries.items() if rel not in held.entries or
+               held.entries[rel][:6] != e[:6]]  # type, mode, uid, gid, size, mtime
+    return tar_size(entries, changed)
+
+
+def tree_bytes(source: Path | Sequence[TreeLayer]) -> int:
+    """About how many bytes the whole tree of ``source`` streams (uncompressed)."""
+    entries = scan(source)
+    return tar_size(entries, list(entries))
 
 
 def tree_marker(source: Path | Sequence[TreeLayer], cache: DigestCache | None = None) -> bytes:

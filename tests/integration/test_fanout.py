@@ -7,7 +7,7 @@ import pytest
 
 from imgbuild.engine.exec import LocalExecutor
 from imgbuild.engine.fanout import HELD, REPOSITORY, SEEDED, blob_url, publish, seed, seed_registry_host
-from imgbuild.engine.transfer import Job, distribute
+from imgbuild.engine.transfer import Job, distribute, quick_pending
 from imgbuild.engine.units import Layer
 from imgbuild.errors import ImgbuildError
 from tests.support.registry import start_registry
@@ -61,6 +61,9 @@ def test_publish_fetch_then_only_host_files_are_sent(tmp_path):
         assert (dest / "etc" / "host.conf").read_text() == "ip=127.0.0.9\n"
         [again] = distribute([Job(local, full, str(dest))])
         assert again.unchanged
+        assert quick_pending(local, full, str(dest)) < 4096 and quick_pending(local, full, str(tmp_path / "no")) is None
+        (rendered / "etc" / "new.bin").write_bytes(b"n" * 100_000)
+        assert 100_000 < quick_pending(local, full, str(dest)) < 110_000
     finally:
         reg.stop()
 

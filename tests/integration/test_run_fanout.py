@@ -3,7 +3,8 @@
 One master (the registry host) and two nodes run an image with a 6 MB file in its rootfs: the master gets
 everything over SSH (with the fan-out artifact under registry/), the registry starts before the nodes'
 distribution, each node fetches the shared rootfs from it and receives only its own files over SSH, and ends
-with the same tree direct distribution gives. An unchanged re-run (not naming the way: the cluster keeps it) runs nothing; an added node fetches too;
+with the same tree direct distribution gives. An unchanged re-run (not naming the way: the cluster keeps it) runs nothing; an added node fetches too; a
+big patch image makes every node fetch the new artifact;
 reset leaves every host as it was. A setuid file keeps its bit on every host.
 """
 
@@ -27,6 +28,7 @@ from tests.support.sandbox import sandbox_slot
 pytestmark = [pytest.mark.root, pytest.mark.ssh, pytest.mark.registry, pytest.mark.slow]
 
 IMAGE = "localhost/e2e/fanout:v1"
+PATCH = "localhost/e2e/fanout-patch:v2"
 BIG = 6 << 20
 
 
@@ -108,6 +110,22 @@ def test_nodes_fetch_the_rootfs_from_the_registry(hosts, tmp_path, capsys):
     assert {s.host for s in steps} == {h4.address}
     assert added.bytes.get(h4.address, 0) < BIG // 8
     assert _tree(hosts, h4, rootfs).keys() == _tree(hosts, h2, rootfs).keys()
+
+    # a big patch image changes most of every node's tree: the nodes fetch the new artifact again
+    patch = tmp_path / "patch"
+    (patch / "bin").mkdir(parents=True)
+    (patch / "bin" / "big2").write_bytes(os.urandom(2 * BIG))
+    (patch / "Kubefile").write_text('FROM scratch\nLABEL sealos.io.type="patch"\nCOPY bin bin\n')
+    assert cli(["build", "-q", "-t", PATCH, str(patch)]) == 0
+    capsys.readouterr()
+    patched = Cluster.from_flags([IMAGE, PATCH], masters=h1.address,
+                                 nodes=f"{h2.address},{h3.address},{h4.address}", pk=str(hosts.key_file))
+    with open_engine(_home(), reporter=(upgraded := _Counting())) as engine:
+        engine.apply(patched, Options())
+    assert upgraded.bytes[h1.address] > BIG  # the registry host: the new artifact and the changes
+    for h in (h2, h3, h4):
+        assert upgraded.bytes.get(h.address, 0) < BIG // 8, (h.address, upgraded.bytes)
+        assert _on(hosts, h, f"stat -c %s {rootfs}/bin/big2").strip() == str(2 * BIG)
 
     assert cli(["reset"]) == 0
     capsys.readouterr()
