@@ -1,11 +1,11 @@
 """``--distribute registry`` on real sandbox hosts: nodes fetch the rootfs from the registry host, not over SSH.
 
-One master (the registry host) and two nodes run an image with a 6 MB file in its rootfs: the master gets
-everything over SSH (with the fan-out artifact under registry/), the registry starts before the nodes'
-distribution, each node fetches the shared rootfs from it and receives only its own files over SSH, and ends
-with the same tree direct distribution gives. An unchanged re-run (not naming the way: the cluster keeps it) runs nothing; an added node fetches too; a
-big patch image makes every node fetch the new artifact;
-reset leaves every host as it was. A setuid file keeps its bit on every host.
+One master (the registry host) and two nodes run an image with a 6 MB file in its rootfs: the master gets the
+fan-out artifact over SSH and expands the tree from it, its registry starts before the nodes' distribution,
+each node fetches the shared rootfs from it and receives only its own files over SSH, and ends with the same
+tree direct distribution gives. An unchanged re-run (not naming the way: the cluster keeps it) runs nothing;
+an added node fetches too; a big patch image makes every node fetch the new artifact; reset leaves every host
+as it was. A setuid file keeps its bit on every host.
 """
 
 from __future__ import annotations
