@@ -251,6 +251,7 @@ class Engine:
         """Write the rootfs the non-registry hosts share as the fan-out artifact (kept while it is current)."""
         from imgbuild.engine.fanout import publish
 
+        ctx.reporter.note("registry distribution: preparing the shared rootfs as one zstd stream (kept between runs)")
         art = publish(common_layers(ctx), ctx.extra["staging"] / "fanout", common_key(ctx))
         ctx.extra["fanout"] = art
         ctx.reporter.note(f"registry distribution: the shared rootfs is {art.size / 1e6:.1f} MB (zstd), "
