@@ -48,7 +48,7 @@ from typing import Sequence
 from imgbuild.engine._tarsend import zstd_chunks
 from imgbuild.engine.exec import Executor
 from imgbuild.engine.transfer import (MARKER, DigestCache, Job, Progress, TreeLayer, distribute, install_script,
-                                      raise_failures, tree_bytes, tree_marker, tree_stream)
+                                      raise_failures, tree_marker, tree_stream)
 from imgbuild.engine.units import Layer
 from imgbuild.errors import ImgbuildError
 from imgbuild.fsutil import atomic_write
@@ -104,11 +104,17 @@ def publish(layers: Sequence[TreeLayer], workdir: Path, tag: str, *, level: int 
     reg = RegistryDir(workdir / "registry")
     cache = DigestCache()
     chunks, tree = tree_stream(layers, cache)
+    counted = [0]
+
+    def measured():  # the uncompressed size, counted on the way (no second walk of the tree)
+        for chunk in chunks:
+            counted[0] += len(chunk)
+            yield chunk
+
     with reg.blob_writer() as out:
-        for piece in zstd_chunks(chunks, level):
+        for piece in zstd_chunks(measured(), level):
             out.write(piece)
-    blob, size = str(out.digest), out.size
-    total = tree_bytes(layers)
+    blob, size, total = str(out.digest), out.size, counted[0]
     config = json.dumps({"tree": tree(), "bytes": total}, sort_keys=True).encode()
     config_digest = str(reg.write_blob(config))
     manifest = json.dumps({

@@ -60,7 +60,7 @@ from imgbuild.engine.exec import Executor
 from imgbuild.errors import ImgbuildError, InputError, Interrupted
 
 __all__ = ["Job", "HostResult", "Progress", "distribute", "raise_failures", "install_script", "tree_stream",
-           "tree_marker", "tree_bytes", "quick_pending", "DigestCache", "MARKER", "TreeLayer"]
+           "tree_marker", "quick_pending", "DigestCache", "MARKER", "TreeLayer"]
 
 _SMALL = 8 << 20  # streams under this are built in memory and sent as bytes
 
@@ -372,12 +372,6 @@ def quick_pending(executor: Executor, source: Path | Sequence[TreeLayer], dest: 
     changed = [rel for rel, e in entries.items() if rel not in held.entries or
                held.entries[rel][:6] != e[:6]]  # type, mode, uid, gid, size, mtime
     return tar_size(entries, changed)
-
-
-def tree_bytes(source: Path | Sequence[TreeLayer]) -> int:
-    """About how many bytes the whole tree of ``source`` streams (uncompressed)."""
-    entries = scan(source)
-    return tar_size(entries, list(entries))
 
 
 def tree_marker(source: Path | Sequence[TreeLayer], cache: DigestCache | None = None) -> bytes:
