@@ -84,7 +84,8 @@ def _print_result(result, json_out: bool) -> None:
 @app.command()
 def run(
     images: List[str] = typer.Argument(..., metavar="IMAGE...", help="Cluster images: a rootfs image first, then apps."),
-    masters: str = typer.Option("", "--masters", "-m", help="Masters: 10.0.0.2,10.0.0.3 or 10.0.0.2-10.0.0.4, ip:port."),
+    masters: str = typer.Option("", "--masters", "-m",
+                                help="Masters: 127.0.2.2,127.0.2.3 or 127.0.2.2-127.0.2.4, ip:port."),
     nodes: str = typer.Option("", "--nodes", "-n", help="Nodes, in the same forms."),
     user: str = typer.Option("root", "--user", "-u", help="SSH user (not root: commands run through sudo)."),
     passwd: str = typer.Option("", "--passwd", "-p", help="SSH password (prefer keys; never printed)."),
@@ -98,7 +99,8 @@ def run(
 ) -> None:
     """Run cluster images on hosts: a new cluster, or more images on an existing one (it adds those only).
 
-    Example: imgbuild run localhost/etcd:v3 localhost/etcd-app:v1 --masters 10.0.0.2,10.0.0.3 --nodes 10.0.0.4
+    Example: imgbuild run localhost/etcd:v3 localhost/etcd-app:v1 --masters 127.0.2.2,127.0.2.3 --nodes 127.0.2.4
+    --distribute registry
     """
     from imgbuild.cluster.model import Cluster
     from imgbuild.cluster.state import ClusterState
@@ -173,7 +175,7 @@ def add(
 ) -> None:
     """Add hosts to a cluster: the phases run on the new hosts only.
 
-    Example: imgbuild add --nodes 10.0.0.5 --distribute registry
+    Example: imgbuild add --nodes 127.0.2.5 --distribute registry
     """
     _scale("with_hosts", masters, nodes, cluster, dry_run, False, insecure_host_key, max_parallel, json_out,
            distribute)
@@ -188,7 +190,7 @@ def delete(
 ) -> None:
     """Remove hosts from a cluster: `clean` runs on them and what imgbuild put there goes.
 
-    Example: imgbuild delete --nodes 10.0.0.5
+    Example: imgbuild delete --nodes 127.0.2.5
     """
     _scale("without_hosts", masters, nodes, cluster, dry_run, force, insecure_host_key, max_parallel, json_out)
 

@@ -21,7 +21,7 @@ __all__ = ["gen"]
 @app.command()
 def gen(
     images: list[str] = typer.Argument(..., metavar="IMAGE...", help="Cluster images, the rootfs image first."),
-    masters: str = typer.Option("", "--masters", help="Masters: IPs, ip:port, ranges 10.0.0.2-10.0.0.4, CIDRs."),
+    masters: str = typer.Option("", "--masters", help="Masters: IPs, ip:port, ranges 127.0.2.2-127.0.2.4, CIDRs."),
     nodes: str = typer.Option("", "--nodes", help="Nodes, written as --masters."),
     env: list[str] = typer.Option([], "--env", "-e", help="Cluster env K=V written to spec.env (repeatable)."),
     user: str = typer.Option("", "--user", "-u", help="SSH user (default root)."),
@@ -38,8 +38,8 @@ def gen(
 ) -> None:
     """Print the Clusterfile for IMAGE... on --masters/--nodes (passwords masked unless --show-secrets).
 
-    Example: imgbuild gen labring/kubernetes:v1.25.0 labring/helm:v3.8.2 --masters 10.0.0.2
-    --nodes 10.0.0.3-10.0.0.5 -p 'pw' -o Clusterfile
+    Example: imgbuild gen labring/kubernetes:v1.25.0 labring/helm:v3.8.2 --masters 127.0.2.2
+    --nodes 127.0.2.3-127.0.2.5 -p 'pw' -o Clusterfile
     """
     from imgbuild.cluster import Cluster, Clusterfile, to_yaml
 

@@ -1,8 +1,8 @@
 """The terminal side of the engine's :class:`~imgbuild.engine.report.Reporter`: phase lines, host-prefixed
 script output, one transfer bar, and the per-run log file.
 
-One line per phase (``==> Init  10.0.0.2 10.0.0.3``), one line per step that
-runs or fails (``  [10.0.0.2] ok    init of etcd:v3``); a lifecycle script's
+One line per phase (``==> Init  127.0.2.2 127.0.2.3``), one line per step that
+runs or fails (``  [127.0.2.2] ok    init of etcd:v3``); a lifecycle script's
 output is streamed with its host as prefix (hidden with ``-q``, always kept in
 the log); bytes sent to hosts drive one tqdm bar. The log under the cluster's
 state directory gets every event with a timestamp, so a failed run can be read
