@@ -188,11 +188,29 @@ class SSHPool:
             base = ssh_argv(target.host, target.port, target.user, target.key_file,
                             None if self.insecure_host_key else self.known_hosts.path, self.connect_timeout,
                             self.keepalive)
-            return run_ssh(base, command.line, argv_t, target.label, prefix=command.prefix, input=input,
-                           on_line=on_line, timeout=timeout)
+            result = run_ssh(base, command.line, argv_t, target.label, prefix=command.prefix, input=input,
+                             on_line=on_line, timeout=timeout)
+            if result.exit_code == 255 and not self.call(self._answers(conn)):
+                # ssh logs a closed connection at INFO, below its LogLevel: a silent 255 is that or a remote
+                # command killed by a signal. The pool's own connection to the host tells which.
+                self._conns.pop(target, None)
+                raise HostUnreachable(f"connection to {target.label} lost while running {result.command_line()}",
+                                      target.label)
+            return result
         finally:
             self._gauge(-1)
             self._loop.call_soon_threadsafe(self._sem.release)
+
+    async def _answers(self, held: _Conn) -> bool:
+        """True when ``held``'s connection still runs a command (within the connect timeout)."""
+        if held.conn.is_closed():
+            return False
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await held.conn.run("true", check=False)
+        except (asyncssh.Error, OSError, TimeoutError):
+            return False
+        return True
 
     def uses_openssh(self, target: SSHTarget, input: Input) -> bool:
         """True when a command with this stdin goes through ``ssh``: a stream, and a login without secrets.

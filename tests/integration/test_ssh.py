@@ -69,6 +69,17 @@ def test_env_cwd_streamed_input_and_timeout(sshd, tmp_path, openssh):
             ex.run(["sh", "-c", "cat >/dev/null; exit 3"], input=iter([b"x"]))
 
 
+@pytest.mark.parametrize("openssh", [False, True], ids=["asyncssh", "openssh"])
+def test_a_remote_command_killed_by_a_signal_fails_and_the_host_stays_reachable(sshd, tmp_path, openssh):
+    """ssh exits 255 without a word both for this and for a lost connection: only the latter is HostUnreachable."""
+    with SSHPool(known_hosts=tmp_path / "kh", openssh=openssh) as pool:
+        ex = pool.executor(_root(sshd))
+        with pytest.raises(CommandFailed) as info:
+            ex.run(["sh", "-c", "cat >/dev/null; kill -9 $$"], input=iter([b"x" * 1000]))
+        assert not isinstance(info.value, HostUnreachable) and info.value.result.exit_code in (-1, 255)
+        assert ex.run(["echo", "still there"], input=iter([b""])).stdout == "still there\n"
+
+
 def test_connection_is_reused(sshd, pool):
     ex = pool.executor(_root(sshd))
     for _ in range(3):
