@@ -19,10 +19,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Iterator
 
-import requests
-import urllib3
-
 from imgbuild.errors import AuthError, RegistryError
+from imgbuild.oci._http import NetError, Response
 from imgbuild.oci._upload import Dropped
 from imgbuild.oci.image import ReadStream
 from imgbuild.oci.model import Descriptor
@@ -34,8 +32,7 @@ __all__ = ["BlobStream", "Stalled", "NET_ERRORS", "READ_SIZE", "MIN_PROGRESS"]
 
 log = logging.getLogger("imgbuild.oci.registry")  # the client's logger
 
-NET_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-              urllib3.exceptions.HTTPError)
+NET_ERRORS = (NetError,)
 READ_SIZE = 256 << 10  # download piece: what a cut connection can lose before a Range resume
 MIN_PROGRESS = 1 << 10  # bytes a download must make in each stall window (client.timeout), or it has stalled
 
@@ -53,7 +50,7 @@ class BlobStream(ReadStream):
     def __init__(self, client: RegistryClient, repository: str, desc: Descriptor) -> None:
         self._client, self._repository, self._desc = client, repository, desc
         self._where = f"{client.registry}/{repository}@{desc.digest}"
-        self._response: requests.Response | None = None
+        self._response: Response | None = None
         self._pieces: Iterator[bytes] | None = None
         self._pending = b""
         self._got = self._skip = self._drops = 0
@@ -123,11 +120,11 @@ class BlobStream(ReadStream):
         self._response, self._pieces = r, self._arriving(r)
         self._skip = self._got if r.status_code == 200 else 0
 
-    def _arriving(self, r: requests.Response) -> Iterator[bytes]:
+    def _arriving(self, r: Response) -> Iterator[bytes]:
         """The body as it arrives (one socket read per piece); Stalled when a window brings too little."""
         window, since = self._client.timeout, time.monotonic()
         made = 0
-        while piece := r.raw.read1(READ_SIZE, decode_content=True):
+        while piece := r.read1(READ_SIZE):
             made += len(piece)
             yield piece
             if time.monotonic() - since >= window:

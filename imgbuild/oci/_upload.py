@@ -19,12 +19,11 @@ import logging
 from typing import TYPE_CHECKING, BinaryIO, Callable
 from urllib.parse import urlencode, urljoin
 
-import requests
-
 from imgbuild.errors import AuthError, DigestMismatch, RegistryError
 from imgbuild.oci.model import Descriptor
 
 if TYPE_CHECKING:
+    from imgbuild.oci._http import Response
     from imgbuild.oci.image import OnBytes as ProgressFn
     from imgbuild.oci.registry import RegistryClient
 
@@ -80,7 +79,7 @@ def noop(_: int) -> None:
     return None
 
 
-def location(client: RegistryClient, r: requests.Response, where: str) -> str:
+def location(client: RegistryClient, r: Response, where: str) -> str:
     """The absolute upload URL from a response's ``Location`` header; RegistryError if it has none."""
     loc = r.headers.get("Location")
     if not loc:
@@ -234,7 +233,7 @@ def upload_status(client: RegistryClient, url: str, scope: str) -> tuple[str, in
         return location(client, r, client.registry), range_end(r) or 0
 
 
-def range_end(r: requests.Response) -> int | None:
+def range_end(r: Response) -> int | None:
     """The next offset from a ``Range: 0-N`` upload header (N+1), or None."""
     value = r.headers.get("Range", "")
     _, _, end = value.partition("-")

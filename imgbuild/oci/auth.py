@@ -8,8 +8,9 @@ podman credentials are read too, in this order after ours: ``$REGISTRY_AUTH_FILE
 ``~/.docker/config.json``), including their ``credHelpers``/``credsStore`` helpers.
 
 What oras-py does and does not do here: its challenge parser
-(``oras.auth.utils.parse_auth_header``) and its basic-auth encoding are used as they
-are. Its credential loading is not: it only reads ``~/.docker/config.json``, keeps one
+(``oras.auth.utils.parse_auth_header``) is used as it is, for bearer challenges (importing
+``oras.auth`` takes ~0.2 s, so a Basic login does not: its header is base64 of
+``user:password``). Its credential loading is not: it only reads ``~/.docker/config.json``, keeps one
 ``credsStore`` across files and runs helpers with ``subprocess`` directly (we run them
 through the :class:`~imgbuild.engine.exec.Executor` the caller passes in). Nor is its token request (``TokenAuth.request_token``): it keeps one
 token for every scope, sends a space-joined scope list as one ``scope`` parameter (a
@@ -34,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Protocol
+from urllib.parse import urlencode
 
 from imgbuild.fsutil import atomic_write
 from imgbuild.errors import AuthError, InputError, StoreError
@@ -41,6 +43,7 @@ from imgbuild.errors import AuthError, InputError, StoreError
 if TYPE_CHECKING:
     from imgbuild.engine.exec import Executor
     from imgbuild.home import Home
+    from imgbuild.oci._http import Transport
 
 __all__ = [
     "Credentials", "AuthProvider", "StaticAuth", "ConfigAuth", "Authenticator",
@@ -62,9 +65,7 @@ class Credentials:
 
     def basic(self) -> str:
         """The base64 ``user:password`` of a Basic Authorization header."""
-        from oras.auth.utils import get_basic_auth
-
-        return get_basic_auth(self.username, self.password)
+        return base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
 
     @classmethod
     def from_basic(cls, encoded: str) -> "Credentials | None":
@@ -261,11 +262,10 @@ class Authenticator:
     a chunk with an expired token.
     """
 
-    def __init__(self, registry: str, provider: AuthProvider | None, session, verify) -> None:
+    def __init__(self, registry: str, provider: AuthProvider | None, transport: Transport | None) -> None:
         self.registry = registry
         self.provider = provider if provider is not None else ConfigAuth()
-        self.session = session
-        self.verify = verify
+        self.transport = transport
         self._tokens: dict[str, _Token] = {}
         self._basic: dict[str, str] | None = None
         self._realm: _Realm | None = None
@@ -333,17 +333,21 @@ class Authenticator:
 
     def _fetch(self, realm: _Realm, scopes: list[str], key: str) -> _Token:
         """Ask the token service for ``scopes`` (one ``scope`` parameter each) and cache the token under ``key``."""
-        import requests
+        from imgbuild.oci._http import NetError, RedirectError
 
+        if self.transport is None:
+            raise AuthError(f"no connection to ask {realm.url} for a token", where=self.registry)
         creds = self.credentials()
         who = f"user {creds.username!r}" if creds else "anonymous access"
         params = ([("service", realm.service)] if realm.service else []) + [("scope", s) for s in scopes]
+        url = realm.url + ("&" if "?" in realm.url else "?") + urlencode(params) if params else realm.url
+        headers = {"Accept": "application/json", "User-Agent": "imgbuild"}
+        if creds:
+            headers["Authorization"] = f"Basic {creds.basic()}"
         started = time.monotonic()
         try:
-            r = self.session.get(realm.url, params=params, headers={"Accept": "application/json"},
-                                 auth=(creds.username, creds.password) if creds else None,
-                                 timeout=(10, 60), verify=self.verify)
-        except requests.RequestException as exc:
+            r = self.transport.request("GET", url, headers=headers, timeout=60)
+        except (NetError, RedirectError) as exc:
             raise AuthError(f"token request to {realm.url} failed: {type(exc).__name__}",
                             where=self.registry) from exc
         with r:

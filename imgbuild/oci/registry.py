@@ -1,6 +1,6 @@
 """The registry client: the one interface the rest of imgbuild uses to talk to an OCI registry.
 
-:class:`RegistryClient` speaks the distribution API over a pooled ``requests.Session``:
+:class:`RegistryClient` speaks the distribution API over pooled connections (:mod:`imgbuild.oci._http`):
 manifests are fetched and pushed with their exact bytes and media type (digests checked),
 blobs are streamed from disk and as streams (never read whole), resumed after a dropped
 connection (``Range`` on download, the upload URL's ``Range`` on a chunked upload),
@@ -19,8 +19,9 @@ registry (read as :class:`~imgbuild.oci.image.Image`, written through a sink) ar
 :mod:`imgbuild.oci.remote`, the copy and the ``pull``/``push`` verbs in
 :mod:`imgbuild.oci.transfer`; both build on this module (never the other way round).
 
-Transport security, like skopeo/podman: https with verified certificates by default
-(``ca_file``: a CA file, or a directory of ``*.crt`` as in containers' certs.d; default ``$REGISTRY_CA``).
+Transport security, like skopeo/podman: https with certificates verified against the system's CAs
+(``SSL_CERT_FILE``/``SSL_CERT_DIR`` honoured) plus ``ca_file`` (a CA file, or a directory of ``*.crt``
+as in containers' certs.d; default ``$REGISTRY_CA``); ``https_proxy``/``http_proxy``/``no_proxy`` apply.
 ``tls_verify=False`` or a host listed in ``$IMGBUILD_INSECURE_REGISTRIES`` (comma or space
 separated) skips verification and may fall back to plain http. Loopback registries
 (``localhost``, 127.0.0.0/8, ``::1``) may use plain http too, as docker allows, but a
@@ -33,7 +34,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-import re
 import socket
 import ssl
 import threading
@@ -41,13 +41,10 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-
 from imgbuild.errors import AuthError, DigestMismatch, ImageNotFound, RegistryError
 from imgbuild.oci import _upload
 from imgbuild.oci._download import NET_ERRORS, BlobStream
+from imgbuild.oci._http import RedirectError, Response, Timeout, TLSError, Transport, system_context
 from imgbuild.oci._upload import RETRY_STATUS as _RETRY_STATUS, Section as _Section
 from imgbuild.oci.auth import AuthProvider, Authenticator
 from imgbuild.oci.image import OnBytes
@@ -69,8 +66,7 @@ _READ = 1 << 20           # socket write block for uploads
 STALL_S = 30.0            # a registry that sends nothing for this long has stalled: retry
 RETRY_BUDGET_S = 60.0     # one request stops retrying connection failures after this long
 MANIFEST_MAX = 4 << 20    # the distribution spec's limit on a manifest or index
-_NOT_FOLLOWED = (requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL,
-                 requests.exceptions.MissingSchema, requests.exceptions.TooManyRedirects)
+_AGENT = {"User-Agent": "imgbuild"}
 
 
 def insecure_hosts() -> frozenset[str]:
@@ -94,20 +90,6 @@ def is_loopback(registry: str) -> bool:
         return False
 
 
-class _Adapter(HTTPAdapter):
-    """An HTTPAdapter with our SSL context and big socket writes (1 MiB blocks)."""
-
-    def __init__(self, ssl_context: ssl.SSLContext | None, pool: int) -> None:
-        self._ctx = ssl_context
-        super().__init__(pool_connections=pool, pool_maxsize=pool, max_retries=0)
-
-    def init_poolmanager(self, *args, **kwargs):
-        if self._ctx is not None:
-            kwargs["ssl_context"] = self._ctx
-        kwargs["blocksize"] = _READ
-        return super().init_poolmanager(*args, **kwargs)
-
-
 def _ssl_context(ca: str | None) -> ssl.SSLContext | None:
     """A verifying context with the system CAs plus ``ca`` (a file, or a certs.d-style directory of ``*.crt``)."""
     if not ca:
@@ -116,7 +98,7 @@ def _ssl_context(ca: str | None) -> ssl.SSLContext | None:
     files = sorted(path.glob("*.crt")) if path.is_dir() else [path]
     if not files:
         raise RegistryError("no *.crt CA certificate in the directory", where=str(path))
-    ctx = ssl.create_default_context()
+    ctx = system_context()
     try:
         for f in files:
             ctx.load_verify_locations(cafile=str(f))
@@ -150,21 +132,6 @@ def _speaks_tls(registry: str, timeout: float = 5.0) -> bool | None:
         return None
 
 
-def _caused_by(exc: BaseException, kind: type) -> bool:
-    """True if ``kind`` is anywhere in ``exc``'s cause/context/args/reason chain."""
-    seen: set[int] = set()
-    todo: list[object] = [exc]
-    while todo:
-        e = todo.pop()
-        if id(e) in seen or not isinstance(e, BaseException):
-            continue
-        seen.add(id(e))
-        if isinstance(e, kind):
-            return True
-        todo += [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
-    return False
-
-
 class RegistryClient:
     """A client for one registry host: manifests, blobs, uploads; thread-safe for parallel blob moves."""
 
@@ -179,18 +146,10 @@ class RegistryClient:
         self.chunk_size, self.monolithic_max = chunk_size, monolithic_max
         self.insecure = tls_verify is False or registry in insecure_hosts()
         self.allow_http = self.insecure or is_loopback(registry)
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = "imgbuild"
         ctx = None if self.insecure else _ssl_context(ca_file or os.environ.get("REGISTRY_CA"))
-        if self.insecure:  # the user asked for it: no warning per request
-            import urllib3
-
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        adapter = _Adapter(ctx, pool=self.jobs * 2 + 2)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
         self.verify: bool = not self.insecure
-        self.auth = Authenticator(registry, auth, self.session, self.verify)
+        self.transport = Transport(ssl_context=ctx, verify=self.verify, pool_size=self.jobs * 2 + 2, blocksize=_READ)
+        self.auth = Authenticator(registry, auth, self.transport)
         self._base: str | None = None
         self._ping_lock = threading.Lock()
 
@@ -198,7 +157,7 @@ class RegistryClient:
 
     def close(self) -> None:
         """Close pooled connections."""
-        self.session.close()
+        self.transport.close()
 
     def __enter__(self) -> "RegistryClient":
         return self
@@ -223,23 +182,23 @@ class RegistryClient:
     def _ping(self) -> None:
         schemes = ("https", "http") if self.allow_http else ("https",)
         if self.allow_http and _speaks_tls(self.registry) is False:
-            schemes = ("http",)  # a plain-http registry: no https attempt (urllib3 would load the CA bundle for it)
+            schemes = ("http",)  # a plain-http registry: no https attempt (which would load the CA bundle)
         for scheme in schemes:
             url = f"{scheme}://{self.registry}/v2/"
             try:
                 r = self._ping_get(url)
-            except requests.exceptions.SSLError as exc:
-                if _caused_by(exc, ssl.SSLCertVerificationError):
+            except TLSError as exc:
+                if exc.verify_failed:
                     raise RegistryError(
                         "TLS certificate not trusted; give its CA with --cert-dir or REGISTRY_CA, "
                         "or pass --tls-verify=false", where=self.registry) from exc
                 if scheme == schemes[-1]:
-                    raise RegistryError(f"TLS handshake failed: {type(exc).__name__}", where=self.registry) from exc
+                    raise RegistryError(f"TLS handshake failed: {exc}", where=self.registry) from exc
                 continue
             except _NET_ERRORS as exc:
                 if scheme == schemes[-1]:
-                    raise RegistryError(f"cannot reach the registry over {'/'.join(schemes)}: "
-                                        f"{type(exc).__name__}", where=self.registry) from exc
+                    raise RegistryError(f"cannot reach the registry over {'/'.join(schemes)}: {exc}",
+                                        where=self.registry) from exc
                 continue
             with r:
                 if r.status_code in (200, 401, 403):
@@ -250,10 +209,10 @@ class RegistryClient:
                     raise RegistryError(f"/v2/ answered HTTP {r.status_code}; not a registry?",
                                         where=self.registry, status=r.status_code)
 
-    def _ping_get(self, url: str) -> requests.Response:
+    def _ping_get(self, url: str) -> Response:
         """GET ``url`` without auth, retrying 429/5xx answers a bounded number of times."""
         for attempt in range(self.retries + 1):
-            r = self.session.get(url, timeout=(10, min(self.timeout, 30)), verify=self.verify)
+            r = self.transport.request("GET", url, headers=_AGENT, timeout=min(self.timeout, 30))
             if r.status_code not in _RETRY_STATUS or attempt == self.retries:
                 return r
             r.close()
@@ -269,7 +228,7 @@ class RegistryClient:
     def _url(self, path_or_url: str) -> str:
         return path_or_url if "://" in path_or_url else self.base + path_or_url
 
-    def wait_before_retry(self, attempt: int, response: requests.Response | None = None) -> None:
+    def wait_before_retry(self, attempt: int, response: Response | None = None) -> None:
         """Sleep before retry number ``attempt``: exponential backoff, or the response's Retry-After (at most 10 s)."""
         delay = self.backoff * (2 ** attempt)
         if response is not None and response.headers.get("Retry-After", "").isdigit():
@@ -278,20 +237,19 @@ class RegistryClient:
 
     def request(self, method: str, path_or_url: str, *, scope: str, headers: dict | None = None,
                  data: object = None, stream: bool = False, retry_net: bool = True,
-                 where: str | None = None) -> requests.Response:
+                 where: str | None = None) -> Response:
         """Send one request with auth, retrying 429/5xx and (if ``retry_net``) connection failures."""
         url = self._url(path_or_url)
         answered = False
         attempt = 0
         start = time.monotonic()
         while True:
-            hdrs = {**self.auth.header(scope), **(headers or {})}
+            hdrs = {**_AGENT, **self.auth.header(scope), **(headers or {})}
             body = data() if callable(data) else data
             try:
-                r = self.session.request(method, url, headers=hdrs, data=body, stream=stream,
-                                         timeout=(10, self.timeout), verify=self.verify)
-            except _NOT_FOLLOWED as exc:
-                raise self._redirect_error(exc, where) from exc
+                r = self.transport.request(method, url, headers=hdrs, body=body, stream=stream, timeout=self.timeout)
+            except RedirectError as exc:
+                raise RegistryError(f"the registry {exc}", where=where or self.registry, status=300) from exc
             except _NET_ERRORS as exc:
                 if retry_net and attempt < self.retries and time.monotonic() - start < self.retry_budget:
                     log.debug("%s %s: %s, retrying", method, url, type(exc).__name__)
@@ -320,19 +278,9 @@ class RegistryClient:
 
     def net_failure(self, exc: BaseException) -> str:
         """What a connection failure was, in words: a stall names how long the registry sent nothing."""
-        if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError)):
+        if isinstance(exc, Timeout):
             return f"the registry sent nothing for {self.timeout:.0f} s"
-        return f"connection lost ({type(exc).__name__})"
-
-    def _redirect_error(self, exc: Exception, where: str | None) -> RegistryError:
-        """A redirect imgbuild does not follow (off http(s), or a loop), as a registry error that is not retried."""
-        if isinstance(exc, requests.exceptions.TooManyRedirects):
-            what = "redirected in a loop (more than 30 redirects)"
-        else:
-            quoted = re.search(r"'([^']*)'", str(exc))
-            target = getattr(getattr(exc, "request", None), "url", None) or (quoted.group(1) if quoted else str(exc))
-            what = f"redirected to {target!r}, which is not an http(s) URL"
-        return RegistryError(f"the registry {what}", where=where or self.registry, status=300)
+        return f"connection lost ({exc})"
 
     def _auth_error(self, status: int, scope: str, where: str | None, challenge: str | None = None) -> AuthError:
         creds = self.auth.credentials()
@@ -342,7 +290,7 @@ class RegistryClient:
         return AuthError(f"registry {self.registry} refused {who}{what} (HTTP {status}"
                          f"{', ' + why if why else ''})", where=where or self.registry, status=status)
 
-    def check_response(self, r: requests.Response, ok: tuple[int, ...], what: str, where: str) -> None:
+    def check_response(self, r: Response, ok: tuple[int, ...], what: str, where: str) -> None:
         """Raise RegistryError (with the registry's error codes) unless the status is in ``ok``."""
         if r.status_code in ok:
             return
@@ -381,14 +329,14 @@ class RegistryClient:
             media_type = doc.media_type
         return raw, media_type
 
-    def _manifest_body(self, r: requests.Response, where: str) -> bytes:
+    def _manifest_body(self, r: Response, where: str) -> bytes:
         """A manifest response's body: at most MANIFEST_MAX bytes, all of it within ``timeout`` seconds."""
         length = r.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > MANIFEST_MAX:
             raise RegistryError(f"the manifest is {int(length):,} bytes; the limit is {MANIFEST_MAX:,}", where=where)
         body, start = bytearray(), time.monotonic()
         try:
-            while piece := r.raw.read1(64 << 10, decode_content=True):
+            while piece := r.read1(64 << 10):
                 body += piece
                 if len(body) > MANIFEST_MAX:
                     raise RegistryError(f"the manifest is over the limit of {MANIFEST_MAX:,} bytes", where=where)

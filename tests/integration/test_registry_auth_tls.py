@@ -100,3 +100,69 @@ def test_the_scheme_probe_tells_tls_from_plain_http_without_trusting_anything(re
 
     assert _speaks_tls(tls_registry.host) is True and _speaks_tls(registry.host) is False
     assert _speaks_tls(f"127.0.0.1:{free_port()}") is None and _speaks_tls("localhost") is None
+
+
+class _ConnectProxy:
+    """An https proxy on loopback: answers CONNECT, then pipes bytes both ways; records what it was asked."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.asked: list[str] = []
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            head = b""
+            while b"\r\n\r\n" not in head and (got := client.recv(4096)):
+                head += got
+            target = head.split(b" ", 2)[1].decode()
+            self.asked.append(head.split(b"\r\n", 1)[0].decode())
+            host, port = target.rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)))
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def test_https_through_a_connect_proxy_with_the_ca_as_the_system_store(tls_registry, tmp_path, monkeypatch):
+    store = Store(tmp_path / "s")
+    ref = f"{tls_registry.host}/proxied/app:v1"
+    desc = make_random_image(store, ref, [100, 3000])
+    proxy = _ConnectProxy()
+    try:
+        monkeypatch.setenv("https_proxy", proxy.url)
+        for name in ("no_proxy", "NO_PROXY", "HTTPS_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("SSL_CERT_FILE", str(tls_registry.ca_cert))  # the system store, as openssl reads it
+        assert push(ref, store=store) == desc.digest
+        assert proxy.asked and all(line.startswith(f"CONNECT {tls_registry.host} ") for line in proxy.asked)
+    finally:
+        proxy.close()

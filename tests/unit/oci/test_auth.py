@@ -76,10 +76,10 @@ def test_credential_helper_is_asked(tmp_path: Path, monkeypatch):
 
 
 def test_basic_challenge_needs_credentials_and_never_shows_password():
-    a = Authenticator("r.example", StaticAuth(None), session=None, verify=True)
+    a = Authenticator("r.example", StaticAuth(None), None)
     with pytest.raises(AuthError, match="imgbuild login r.example"):
         a.answer('Basic realm="x"', "repository:a:pull", "https")
-    b = Authenticator("r.example", StaticAuth(Credentials("alice", "pw-123")), session=None, verify=True)
+    b = Authenticator("r.example", StaticAuth(Credentials("alice", "pw-123")), None)
     header = b.answer('Basic realm="x"', "repository:a:pull", "https")
     assert header == {"Authorization": f"Basic {_b64('alice:pw-123')}"}
     assert b.header("repository:other:push") == header  # basic is the same for every scope
@@ -107,13 +107,12 @@ def test_split_scopes_keeps_order_and_drops_repeats():
 
 
 def _token_authenticator(tmp_path: Path, creds: Credentials | None, **kw):
-    import requests
-
+    from imgbuild.oci._http import Transport
     from tests.support.tokenserver import TokenServer
 
     server = TokenServer(tmp_path / "tokens", users={"alice": ("pw-123", {"team/*": ("pull", "push")})},
                          anonymous={"public/*": ("pull",)}, **kw).start()
-    auth = Authenticator("r.example", StaticAuth(creds), session=requests.Session(), verify=True)
+    auth = Authenticator("r.example", StaticAuth(creds), Transport())
     challenge = f'Bearer realm="{server.realm}",service="{server.service}",scope="repository:team/b:pull,push"'
     return server, auth, challenge
 
