@@ -16,7 +16,8 @@ move (:func:`save`, :func:`load`, :func:`pull`, :func:`push`), make
 :func:`mounts`, :func:`diff`), credentials (:func:`login`, :func:`logout`),
 registry/ directories (:func:`registry_save`, :func:`registry_serve`,
 :func:`registry_ls`), keep tidy (:func:`gc`, :func:`verify`) and
-:func:`version`. The run engine calls :func:`mount` to get a ``MountedImage``.
+:func:`version`. The run engine calls :func:`mount` to get a ``MountedImage``; the run side's verbs
+(run, apply, add, delete, reset, status) are in :mod:`imgbuild.runs`.
 """
 
 from __future__ import annotations

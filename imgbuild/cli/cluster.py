@@ -1,8 +1,8 @@
 """``imgbuild run``, ``apply``, ``add``, ``delete``, ``reset``, ``status``, ``clusters``: run cluster images on hosts.
 
-Thin: each command turns its flags into a desired Cluster (or reads a
-Clusterfile), hands it to the engine (:mod:`imgbuild.engine.applier`) with a
-:class:`~imgbuild.cli.runreport.CliReporter`, and prints the outcome.
+Thin: each command calls its verb in :mod:`imgbuild.runs` with the flags and a
+:class:`~imgbuild.cli.runreport.CliReporter` (steps on the terminal and in the
+cluster's log), and prints the outcome.
 """
 
 from __future__ import annotations
@@ -34,37 +34,22 @@ _DISTRIBUTE = typer.Option(
 
 def _options(dry_run: bool, env: Optional[List[str]], force: bool, max_parallel: int, data_dir: Optional[str],
              distribute: Optional[str] = None):
-    from imgbuild.cluster.env import parse_env_item
-    from imgbuild.engine.context import Options
-    from imgbuild.errors import InputError
-    from imgbuild.labels import DEFAULT_DATA_DIR
+    from imgbuild.runs import options
 
-    cli_env = {}
-    for item in env or []:
-        try:
-            k, v = parse_env_item(item)
-        except ValueError as exc:
-            raise InputError(str(exc), "-e") from None
-        cli_env[k] = v
-    if distribute not in (None, "ssh", "registry"):
-        raise InputError(f"--distribute must be ssh or registry, not {distribute!r}", "--distribute")
-    return Options(dry_run=dry_run, data_dir=data_dir or DEFAULT_DATA_DIR, cli_env=cli_env, force=force,
-                   max_parallel=max_parallel, distribute=distribute)
+    return options(dry_run=dry_run, env=env or [], force=force, max_parallel=max_parallel, data_dir=data_dir,
+                   distribute=distribute)
 
 
-def _engine_apply(home, desired, options, insecure: bool, json_out: bool, *, configs=()):
+def _reporting(home, log_cluster: str, dry_run: bool, verb, /, *args, prefix: str = "", **kw):
+    """Call ``verb`` with a CliReporter writing ``log_cluster``'s log (none for a dry run), passed as ``reporter``."""
     from imgbuild.cli.runreport import CliReporter
-    from imgbuild.engine.applier import open_engine
 
-    log = home.cluster_dir(desired.name) / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}.log"
-    reporter = CliReporter(None if options.dry_run else log)
+    log = home.cluster_dir(log_cluster) / "logs" / f"{prefix}{time.strftime('%Y%m%d-%H%M%S')}.log"
+    reporter = CliReporter(None if dry_run else log)
     try:
-        with open_engine(home, reporter=reporter, insecure_host_key=insecure,
-                         max_parallel=options.max_parallel) as engine:
-            result = engine.apply(desired, options, configs=configs)
+        return verb(*args, home=home, reporter=reporter, **kw)
     finally:
         reporter.close()
-    _print_result(result, json_out)
 
 
 def _print_result(result, json_out: bool) -> None:
@@ -102,23 +87,14 @@ def run(
     Example: imgbuild run localhost/etcd:v3 localhost/etcd-app:v1 --masters 127.0.2.2,127.0.2.3 --nodes 127.0.2.4
     --distribute registry
     """
-    from imgbuild.cluster.model import Cluster
-    from imgbuild.cluster.state import ClusterState
+    from imgbuild import runs
     from imgbuild.cli.edge import local_home as _home
 
-    home = _home()
-    state = ClusterState.load(home, cluster)
-    if state is not None and state.cluster is not None:
-        current = state.cluster
-        added = tuple(i for i in images if i not in current.images)
-        from dataclasses import replace
-
-        desired = replace(current, images=current.images + added)
-    else:
-        desired = Cluster.from_flags(images, masters=masters, nodes=nodes, user=user, passwd=passwd, pk=pk,
-                                     pk_passwd=pk_passwd, port=port, cluster_name=cluster, single=single)
-    _engine_apply(home, desired, _options(dry_run, env, force, max_parallel, data_dir, distribute), insecure_host_key,
-                  json_out)
+    result = _reporting(_home(), cluster, dry_run, runs.run, images, masters=masters, nodes=nodes, user=user,
+                        passwd=passwd, pk=pk, pk_passwd=pk_passwd, port=port, single=single, cluster=cluster,
+                        options=_options(dry_run, env, force, max_parallel, data_dir, distribute),
+                        insecure_host_key=insecure_host_key)
+    _print_result(result, json_out)
 
 
 @app.command()
@@ -136,34 +112,27 @@ def apply(
     """
     from pathlib import Path
 
+    from imgbuild import runs
     from imgbuild.cluster.clusterfile import load_clusterfile
     from imgbuild.cli.edge import local_home as _home
 
     doc = load_clusterfile(Path(clusterfile), values=[Path(v) for v in values or []], sets=list(set_ or []))
-    _engine_apply(_home(), doc.cluster, _options(dry_run, env, force, max_parallel, data_dir, distribute),
-                  insecure_host_key,
-                  json_out, configs=tuple(doc.configs))
+    result = _reporting(_home(), doc.cluster.name, dry_run, runs.apply, doc,
+                        options=_options(dry_run, env, force, max_parallel, data_dir, distribute),
+                        insecure_host_key=insecure_host_key)
+    _print_result(result, json_out)
 
 
-def _existing(home, cluster: str):
-    from imgbuild.cluster.state import ClusterState
-    from imgbuild.errors import InputError
-
-    state = ClusterState.load(home, cluster)
-    if state is None or state.cluster is None:
-        raise InputError(f"no cluster named {cluster!r} (run or apply one first; see `imgbuild clusters`)", cluster)
-    return state.cluster
-
-
-def _scale(edit: str, masters: str, nodes: str, cluster: str, dry_run: bool, force: bool, insecure: bool,
+def _scale(verb: str, masters: str, nodes: str, cluster: str, dry_run: bool, force: bool, insecure: bool,
            max_parallel: int, json_out: bool, distribute: Optional[str] = None) -> None:
-    """``add`` / ``delete``: the cluster's spec with hosts added or removed, applied."""
-    from imgbuild.cluster import edit as _edit
+    """``add`` / ``delete``: the cluster's hosts changed, applied."""
+    from imgbuild import runs
     from imgbuild.cli.edge import local_home as _home
 
-    home = _home()
-    desired = getattr(_edit, edit)(_existing(home, cluster), masters=masters, nodes=nodes)
-    _engine_apply(home, desired, _options(dry_run, [], force, max_parallel, None, distribute), insecure, json_out)
+    result = _reporting(_home(), cluster, dry_run, getattr(runs, verb), masters=masters, nodes=nodes, cluster=cluster,
+                        options=_options(dry_run, [], force, max_parallel, None, distribute),
+                        insecure_host_key=insecure)
+    _print_result(result, json_out)
 
 
 @app.command()
@@ -177,7 +146,7 @@ def add(
 
     Example: imgbuild add --nodes 127.0.2.5 --distribute registry
     """
-    _scale("with_hosts", masters, nodes, cluster, dry_run, False, insecure_host_key, max_parallel, json_out,
+    _scale("add", masters, nodes, cluster, dry_run, False, insecure_host_key, max_parallel, json_out,
            distribute)
 
 
@@ -192,7 +161,7 @@ def delete(
 
     Example: imgbuild delete --nodes 127.0.2.5
     """
-    _scale("without_hosts", masters, nodes, cluster, dry_run, force, insecure_host_key, max_parallel, json_out)
+    _scale("delete", masters, nodes, cluster, dry_run, force, insecure_host_key, max_parallel, json_out)
 
 
 @app.command()
@@ -204,20 +173,11 @@ def reset(
 
     Example: imgbuild reset --cluster default
     """
-    from imgbuild.cli.runreport import CliReporter
-    from imgbuild.engine.applier import open_engine
+    from imgbuild import runs
     from imgbuild.cli.edge import local_home as _home
 
-    home = _home()
-    options = _options(dry_run, [], force, max_parallel, None)
-    reporter = CliReporter(None if dry_run else home.cluster_dir(cluster) / "logs" /
-                           f"reset-{time.strftime('%Y%m%d-%H%M%S')}.log")
-    try:
-        with open_engine(home, reporter=reporter, insecure_host_key=insecure_host_key,
-                         max_parallel=max_parallel) as engine:
-            result = engine.reset(cluster, options)
-    finally:
-        reporter.close()
+    result = _reporting(_home(), cluster, dry_run, runs.reset, cluster, prefix="reset-",
+                        options=_options(dry_run, [], force, max_parallel, None), insecure_host_key=insecure_host_key)
     _print_result(result, json_out)
 
 
@@ -227,10 +187,10 @@ def status(cluster: str = _CLUSTER, json_out: bool = _JSON) -> None:
 
     Example: imgbuild status --json
     """
-    from imgbuild.engine.applier import cluster_status
+    from imgbuild import runs
     from imgbuild.cli.edge import local_home as _home
 
-    info = cluster_status(_home(), cluster)
+    info = runs.status(cluster, home=_home())
     if output.want_json(json_out):
         output.emit_json(info)
         return
@@ -249,11 +209,10 @@ def clusters(json_out: bool = _JSON) -> None:
 
     Example: imgbuild clusters
     """
-    from imgbuild.engine.applier import cluster_status, list_clusters
+    from imgbuild import runs
     from imgbuild.cli.edge import local_home as _home
 
-    home = _home()
-    rows = [cluster_status(home, name) for name in list_clusters(home)]
+    rows = runs.clusters(home=_home())
     if output.want_json(json_out):
         output.emit_json(rows)
         return

@@ -11,6 +11,7 @@ afterwards.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -23,21 +24,24 @@ __all__ = ["CliReporter"]
 
 
 class CliReporter:
-    """Prints the engine's progress to stderr (honouring ``-q``) and appends it to ``log_path``."""
+    """Prints the engine's progress to stderr (honouring ``-q``) and appends it to ``log_path`` (made on the first
+    line, so a command refused before any step leaves no log behind)."""
 
     def __init__(self, log_path: Path | None = None, *, stream_output: bool = True) -> None:
         self._lock = threading.Lock()
         self._log: IO[str] | None = None
-        if log_path is not None:
-            log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._log = open(log_path, "a", encoding="utf-8")
-            log_path.chmod(0o600)
+        self._log_path = log_path
         self._stream = stream_output and not output.state.quiet
         self._bar = None
         self._sent = 0
 
     def _write(self, text: str, *, show: bool = True) -> None:
         with self._lock:
+            if self._log is None and self._log_path is not None:
+                self._log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                fd = os.open(self._log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                os.fchmod(fd, 0o600)
+                self._log = os.fdopen(fd, "a", encoding="utf-8")
             if self._log:
                 self._log.write(f"{time.strftime('%H:%M:%S')} {text}\n")
                 self._log.flush()
@@ -88,6 +92,7 @@ class CliReporter:
     def close(self) -> None:
         """Close the bar and the log."""
         self._close_bar()
+        self._log_path = None
         if self._log:
             self._log.close()
             self._log = None

@@ -25,7 +25,7 @@ from imgbuild.errors import ClusterfileError, InputError, InvalidReference
 
 __all__ = [
     "API_VERSION", "KIND_CLUSTER", "KIND_CONFIG", "STRATEGIES", "DEFAULT_STRATEGY", "DEFAULT_CLUSTER_NAME",
-    "Condition", "Status", "Host", "Cluster", "Config", "name_problem", "image_problem",
+    "Condition", "Status", "Host", "Cluster", "Config", "name_problem", "image_problem", "flag_env",
 ]
 
 API_VERSION = "apps.sealos.io/v1beta1"
@@ -247,7 +247,7 @@ class Cluster:
         _no_duplicates(master_ips + node_ips)
         hosts = _group_by_port(master_ips, (MASTER,)) + _group_by_port(node_ips, (NODE,))
         ssh = SSH(user=user or "root", passwd=passwd, pk=pk, pk_passwd=pk_passwd, port=default_port)
-        return cls(name=cluster_name, images=images, hosts=tuple(hosts), ssh=ssh, env=_flag_env(env))
+        return cls(name=cluster_name, images=images, hosts=tuple(hosts), ssh=ssh, env=flag_env(env))
 
 
 def _flag_images(images: Iterable[str]) -> tuple[str, ...]:
@@ -292,7 +292,8 @@ def _group_by_port(endpoints: list[str], roles: tuple[str, ...]) -> list[Host]:
     return [Host(ips=tuple(ips), roles=roles) for ips in groups.values()]
 
 
-def _flag_env(env: Iterable[str] | Mapping[str, str]) -> FrozenMap:
+def flag_env(env: Iterable[str] | Mapping[str, str]) -> FrozenMap:
+    """``-e`` values: ``KEY=VALUE`` items (InputError naming ``-e`` for a bad one) or a mapping."""
     if isinstance(env, Mapping):
         return FrozenMap(env)
     out = {}
