@@ -112,10 +112,14 @@ class Response:
             out, self._content = self._content[:n], self._content[n:]
             return out
         try:
-            return self._raw.read1(n)
+            data = self._raw.read1(n)
         except _ERRORS as exc:
             self._drop()
             raise _net_error(exc) from exc
+        if not data and n and self._raw.length:  # http.client ends a cut Content-Length body quietly
+            self._drop()
+            raise NetError(f"connection closed {self._raw.length} bytes before the end of the body")
+        return data
 
     def read(self) -> bytes:
         """The rest of the body."""

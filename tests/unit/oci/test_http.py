@@ -123,3 +123,24 @@ def test_a_refused_connection_is_a_net_error():
         pass  # closed: nothing listens there now
     with pytest.raises(NetError, match="ConnectionRefused"):
         Transport().request("GET", f"{base}/v2/")
+
+
+def test_a_body_cut_short_is_a_net_error_not_a_short_read():
+    import socket
+
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = srv.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 40)
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    r = Transport().request("GET", f"http://127.0.0.1:{srv.getsockname()[1]}/m", stream=True)
+    got = b""
+    with pytest.raises(NetError, match="60 bytes before the end"):
+        while piece := r.read1(1 << 16):
+            got += piece
+    assert got == b"x" * 40
+    srv.close()
