@@ -6,7 +6,7 @@ pooled connection the server closed is dropped before use), verified TLS with on
 :class:`ssl.SSLContext` per transport (made on the first https connection), a
 request body sent from ``bytes`` or a sized file-like in ``blocksize`` writes,
 a response read whole or streamed (``read1``), GET/HEAD redirects followed
-within http(s) (the ``Authorization`` header is not sent to another host), and
+within http(s) (the ``Authorization`` header is not sent to another host, nor from https to http), and
 proxies from the environment (``https_proxy``, ``http_proxy``, ``no_proxy``) as
 curl and requests read them. Nothing here retries or authenticates: the registry
 client does that, on the errors below.
@@ -34,7 +34,8 @@ import threading
 from typing import Any, Mapping
 from urllib.parse import unquote, urljoin, urlsplit
 
-__all__ = ["Transport", "Response", "NetError", "Timeout", "TLSError", "RedirectError", "system_context"]
+__all__ = ["Transport", "Response", "NetError", "Timeout", "TLSError", "RedirectError", "system_context",
+           "keeps_auth"]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 30
@@ -190,6 +191,13 @@ def _proxy_for(scheme: str, host: str, port: int) -> tuple[str, int, dict[str, s
     return parts.hostname or "", parts.port or 80, headers
 
 
+def keeps_auth(url: str, target: str) -> bool:
+    """Whether a redirect from ``url`` to ``target`` may carry the Authorization header: same host and port, and
+    not from https down to http (a token is not sent to others, nor in clear once it was not)."""
+    old, new = urlsplit(url), urlsplit(target)
+    return new.netloc == old.netloc and not (old.scheme == "https" and new.scheme != "https")
+
+
 class Transport:
     """Pooled HTTP/1.1 connections for one client (thread-safe)."""
 
@@ -237,7 +245,7 @@ class Transport:
             target = urljoin(url, location)
             if urlsplit(target).scheme not in ("http", "https"):
                 raise RedirectError(f"redirected to {target!r}, which is not an http(s) URL", target)
-            if urlsplit(target).netloc != urlsplit(url).netloc:
+            if not keeps_auth(url, target):
                 hdrs = {k: v for k, v in hdrs.items() if k.lower() != "authorization"}
             url = target
         raise RedirectError(f"redirected in a loop (more than {MAX_REDIRECTS} redirects)", url)

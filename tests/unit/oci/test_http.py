@@ -144,3 +144,14 @@ def test_a_body_cut_short_is_a_net_error_not_a_short_read():
             got += piece
     assert got == b"x" * 40
     srv.close()
+
+
+
+def test_authorization_follows_a_redirect_only_to_the_same_origin_or_up_to_https():
+    from imgbuild.oci._http import keeps_auth
+
+    assert keeps_auth("https://r:5000/v2/a", "https://r:5000/v2/b")
+    assert keeps_auth("http://r:5000/v2/a", "https://r:5000/v2/b")
+    assert not keeps_auth("https://r:5000/v2/a", "http://r:5000/v2/b")  # never in clear once it was not
+    assert not keeps_auth("https://r:5000/v2/a", "https://s3.example/blob")
+    assert not keeps_auth("https://r:5000/v2/a", "https://r:5001/v2/a")
