@@ -11,6 +11,8 @@ import contextlib
 import os
 import secrets
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from imgbuild.engine.ssh import SSHPool, SSHTarget
 from imgbuild.engine.transfer import Job, distribute
 from imgbuild.errors import HostUnreachable
 from tests.integration.ssh_support import descendants
+from tests.support.sandbox import sandbox_slot
 
 pytestmark = [pytest.mark.root, pytest.mark.ssh]
 
@@ -121,3 +124,38 @@ def test_a_host_killed_mid_transfer_is_named_and_a_rerun_completes_it(sandbox, t
         assert len(sums) == 1
         for h in sandbox.hosts:
             pool.executor(_target(sandbox, h)).run(["rm", "-rf", dest])
+
+
+def _running(argv: list[bytes]) -> int:
+    """How many processes on this machine (every sandbox host's included) run exactly ``argv``."""
+    want, n = b"\0".join(argv) + b"\0", 0
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    n += fh.read() == want
+    return n
+
+
+def test_32_sandbox_hosts_with_max_parallel_8_never_run_more_than_8_sessions(tmp_path):
+    marker = f"1.{secrets.randbelow(10**6):06d}"  # `sleep 1.xxxxxx`: this test's commands, counted on the hosts
+    samples: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            samples.append(_running([b"sleep", marker.encode()]))
+            time.sleep(0.01)
+
+    with sandbox_slot("imgbmax", 32) as sb, SSHPool(known_hosts=tmp_path / "kh", max_parallel=8) as pool:
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            with ThreadPoolExecutor(32) as threads:
+                names = list(threads.map(lambda h: pool.executor(_target(sb, h)).run(
+                    ["sh", "-c", f"hostname; exec sleep {marker}"]).stdout.strip(), sb.hosts))
+        finally:
+            done.set()
+            watcher.join()
+    assert sorted(names) == sorted(h.name for h in sb.hosts)  # all 32 ran, each on its own host
+    assert max(samples) == 8 and pool.peak_sessions == 8  # the bound was reached and never passed
