@@ -31,7 +31,7 @@ from imgbuild.oci.model import Platform
 from imgbuild.oci.regdir import RegistryDir, repository_name
 from imgbuild.reference import parse_reference
 
-__all__ = ["BundlePlan", "plan_bundle", "bundle", "pull_bases", "check_buildah"]
+__all__ = ["BundlePlan", "plan_bundle", "bundle", "pull_bases"]
 
 _SKIP_HINT = "--skip-missing-images to build without them, --save-image=false to bundle no images"
 _SHOWN = 5
@@ -186,21 +186,6 @@ def bundle(plan: BuildPlan, found: ImageSet, platform: Platform | None, store, r
         warn(f"image {m.ref} is not bundled ({m.where}): {m.reason}")
     _platform_warnings(dest, [(f.ref, f.where) for f in fetch.found], plat, warn)
     return dest.root if report.saved or report.skipped_existing else None
-
-
-def check_buildah(plan: BuildPlan) -> None:
-    """BuildError at the first COPY of a ``registry/`` the context lacks: buildah copies from the context only."""
-    from imgbuild.builder.plan import registry_made
-    from imgbuild.errors import BuildError
-
-    for st in plan.stages:
-        for step in st.steps:
-            ins = step.instruction
-            sources = getattr(ins, "sources", ()) if not getattr(ins, "from_", None) else ()
-            if step.kind == "layer" and any(registry_made(plan.context, src) for src in sources):
-                raise BuildError("the buildah backend (RUN) copies from the context, which has no registry/: "
-                                 "make it first with 'imgbuild registry save . --registry-dir registry' "
-                                 "(the native backend makes it itself)", plan.where(step.line))
 
 
 def pull_bases(plan: BuildPlan, store, policy: str, platform: Platform | None, executor, reporter) -> None:

@@ -11,20 +11,29 @@ oci:<dir>``, loaded into our store, and finished like a native build (bundled
 registry/ layer, command-line labels/env, type, created). Working images are
 removed in every case. A failure names the Kubefile line of the failing step
 and buildah's last lines.
+
+buildah copies from the context directory only, so a Kubefile that copies a
+``registry/`` the build makes (the context has none, as ``sealos build`` would
+write it) is built from a staged context: a tree of hard links to the context's
+files with the bundled images' tree linked in as ``registry/`` (an empty one when
+nothing is bundled). Nothing is copied and the user's context is not touched; a
+context on another filesystem than the Home cannot be linked, and that is an error
+that says to make ``registry/`` with ``imgbuild registry save`` first.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from imgbuild.builder.native import BuildOptions, BuildResult, Reporter, finish_image
-from imgbuild.builder.plan import BuildPlan, StagePlan, apply_config, app_dir, sealer_labels
+from imgbuild.builder.plan import BuildPlan, StagePlan, apply_config, app_dir, registry_made, sealer_labels
 from imgbuild.engine.exec import Executor, require_tool
 from imgbuild.errors import BuildError, ImageNotFound
 from imgbuild.kubefile import model as m
@@ -200,7 +209,44 @@ class _Buildah:
             self.executor.run([self.buildah, "rmi", "-f", image_id], check=False)
 
 
-def _bud_argv(session: "_Buildah", plan: BuildPlan, cf_path: Path, name: str, platform: Platform | None) -> list[str]:
+def _copied_registry_line(plan: BuildPlan) -> int | None:
+    """The Kubefile line of the first COPY/ADD of a ``registry/`` the context lacks (the build makes it), or None."""
+    for sp in plan.stages:
+        for step in sp.steps:
+            ins = step.instruction
+            if isinstance(ins, (m.Copy, m.Add)) and not getattr(ins, "from_", None) \
+                    and any(registry_made(plan.context, src) for src in ins.sources):
+                return step.line
+    return None
+
+
+def _staged_context(plan: BuildPlan, registry: Path | None, dest: Path, line: int) -> Path:
+    """``dest``: hard links to the context's tree plus ``registry/`` (the bundled tree, or empty); see the module."""
+    def refuse(why: str) -> BuildError:
+        return BuildError(f"the buildah backend (RUN) copies registry/ from the context, which has none, and {why}: "
+                          "make it first with 'imgbuild registry save . --registry-dir registry' (the native "
+                          "backend makes it itself)", plan.where(line))
+
+    def link(src: str, dst: str) -> None:
+        os.link(src, dst, follow_symlinks=False)
+
+    here = os.stat(dest.parent).st_dev
+    if any(os.stat(p).st_dev != here for p in (plan.context.root, *([registry] if registry else []))):
+        raise refuse("the context is on another filesystem than imgbuild's Home, so it cannot be linked")
+    try:
+        shutil.copytree(plan.context.root, dest, symlinks=True, copy_function=link)
+        if registry is not None:
+            shutil.copytree(registry, dest / "registry", symlinks=True, copy_function=link,
+                            ignore=shutil.ignore_patterns(".tmp"))
+        else:
+            (dest / "registry").mkdir(mode=0o755)
+    except (OSError, shutil.Error) as exc:
+        raise refuse(f"staging a context with it failed: {exc}") from None
+    return dest
+
+
+def _bud_argv(session: "_Buildah", plan: BuildPlan, cf_path: Path, name: str, platform: Platform | None,
+              context: Path) -> list[str]:
     argv = [session.buildah, "bud", "--authfile", str(session.authfile), "--isolation", "chroot", "--layers=false",
             "--timestamp", str(plan.epoch),
             "-f", str(cf_path), "-t", name]
@@ -210,7 +256,7 @@ def _bud_argv(session: "_Buildah", plan: BuildPlan, cf_path: Path, name: str, pl
         argv += ["--ignorefile", str(plan.context.root / plan.context.ignore_file)]
     for key, value in plan.build_args.items():
         argv += ["--build-arg", f"{key}={value}"]
-    return [*argv, str(plan.context.root)]
+    return [*argv, str(context)]
 
 
 def _failure(plan: BuildPlan, cf: Containerfile, last_step: tuple[int, int] | None, tail: str) -> BuildError:
@@ -231,6 +277,11 @@ def build_buildah(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter
         cf = translate(plan, bases)
         cf_path = tmp / "Containerfile"
         cf_path.write_text(cf.text)
+        context = plan.context.root
+        copies_registry = _copied_registry_line(plan)
+        if copies_registry is not None:  # the COPY takes the bundled tree: it is not appended again when finishing
+            context = _staged_context(plan, opts.registry_dir, tmp / "context", copies_registry)
+            opts = replace(opts, registry_dir=None)
         last: list[tuple[int, int]] = []
 
         def on_line(line: str) -> None:
@@ -239,8 +290,8 @@ def build_buildah(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter
                 last.append((int(mt.group(1) or 1), int(mt.group(2))))
             rep.log(line)
 
-        res = executor.run(_bud_argv(session, plan, cf_path, name, opts.platform), check=False,
-                        on_line=on_line)
+        res = executor.run(_bud_argv(session, plan, cf_path, name, opts.platform, context), check=False,
+                           on_line=on_line)
         if not res.ok:
             raise _failure(plan, cf, last[-1] if last else None, res.tail(8))
         image = _export(session, store, name, tmp / "layout", opts)

@@ -138,9 +138,8 @@ def build(req: BuildRequest, store, *, executor: Executor, reporter: Reporter | 
                         if a not in ("ARCH",) and not a.startswith("TARGET"))
         pull = req.pull
         if plan.backend == "buildah":  # buildah takes bases from our store: pull them here, errors at their FROM line
-            from imgbuild.builder._bundle import check_buildah, pull_bases
+            from imgbuild.builder._bundle import pull_bases
 
-            check_buildah(plan)
             pull_bases(plan, store, req.pull, platform, executor, rep)
             pull = "missing" if req.pull == "always" else req.pull
         registry = None

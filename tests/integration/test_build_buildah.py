@@ -107,3 +107,45 @@ def test_examples_give_the_same_files_with_both_backends(tmp_path: Path, example
         assert ca.data["config"].get(key) == cb.data["config"].get(key), key
     assert {k: v for k, v in cb.labels.items() if k != "io.buildah.version"} == ca.labels
     assert ca.env_map.items() <= cb.env_map.items()
+
+
+@pytest.mark.registry
+def test_copy_of_the_registry_the_build_makes_works_with_run(tmp_path: Path, shell_image: str, registry) -> None:
+    """sealos writes registry/ into the context before buildah runs; we stage a linked context instead."""
+    from imgbuild.oci.transfer import push
+    from tests.support.images import make_random_image
+
+    ref = f"{registry.host}/app/x:v1"
+    make_random_image(open_store(home()), ref, [100])
+    push(ref, store=open_store(home()))
+    ctx = tmp_path / "ctx"
+    (ctx / "images" / "shim").mkdir(parents=True)
+    (ctx / "images" / "shim" / "list").write_text(ref + "\n")
+    (ctx / "notes.txt").write_text("kept\n")
+    (ctx / "Kubefile").write_text(
+        f"FROM {shell_image}\nCOPY registry /registry\nCOPY notes.txt /notes.txt\n"
+        "RUN cat /registry/docker/registry/v2/repositories/app/x/_manifests/tags/v1/current/link > /found\n")
+    before = sorted(p.relative_to(ctx) for p in ctx.rglob("*"))
+    out = build(BuildRequest(context=ctx, tags=("localhost:5000/demo/reg:v1",)))
+    assert out.backend == "buildah"
+    tree = _tree(out.digest, tmp_path / "t")
+    assert (tree / "found").read_text().startswith("sha256:") and (tree / "notes.txt").read_text() == "kept\n"
+    roles = [d.annotations.get("io.imgbuild.layer.role") for d in out.results[0].manifest.layers]
+    assert sorted(p.relative_to(ctx) for p in ctx.rglob("*")) == before  # the user's context is untouched
+    assert (tree / "registry" / "docker" / "registry" / "v2" / "blobs").is_dir()
+    assert "registry" not in roles  # the COPY took the bundle: it is not appended again as a layer of its own
+
+
+def test_a_context_on_another_filesystem_than_the_home_says_how_to_make_registry(tmp_path: Path,
+                                                                                 shell_image: str) -> None:
+    ctx = tmp_path / "tmpfs-ctx"
+    ctx.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(ctx)], check=True)
+    try:
+        (ctx / "Kubefile").write_text(f"FROM {shell_image}\nCOPY registry registry\nRUN true\n")
+        with pytest.raises(BuildError) as err:
+            build(BuildRequest(context=ctx, save_image=False))
+        assert err.value.where == "Kubefile:2" and "another filesystem" in err.value.message
+        assert "imgbuild registry save . --registry-dir registry" in err.value.message
+    finally:
+        subprocess.run(["umount", str(ctx)], check=True)

@@ -125,14 +125,6 @@ def test_a_base_image_that_cannot_be_pulled_names_image_and_line(tmp_path: Path)
     assert err.value.where == "Kubefile:1" and f"base image {base} cannot be pulled" in err.value.message
 
 
-def test_the_buildah_backend_says_how_to_make_registry(tmp_path: Path) -> None:
-    ctx = write(tmp_path / "ctx", {"Kubefile": "FROM scratch\nCOPY registry registry\nRUN true\n"})
-    with pytest.raises(BuildError) as err:
-        _build(ctx, save_image=False)
-    assert err.value.where == "Kubefile:2"
-    assert "imgbuild registry save . --registry-dir registry" in err.value.message
-
-
 def test_add_archive_creates_its_directory_0755(tmp_path: Path) -> None:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tf:
