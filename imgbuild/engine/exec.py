@@ -23,7 +23,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import tarfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -98,6 +97,8 @@ class Executor(Protocol):
 
 def tar_stream(source: Path, *, chunk: int = _CHUNK) -> Iterator[bytes]:
     """An uncompressed tar of the tree under ``source`` (names relative to it), as byte chunks."""
+    import tarfile  # here: every command imports this module, few stream a tree
+
     pipe = _ChunkPipe()
 
     def write() -> None:
