@@ -1,4 +1,4 @@
-"""One-call verbs for the run side: what ``imgbuild run/apply/add/delete/reset/status/clusters`` do, from Python.
+"""One-call verbs for the run side: what ``imgbuild run/apply/add/delete/reset/status/clusters/exec/scp`` do.
 
 The run-side sibling of :mod:`imgbuild.api`, with the same rules: each function
 does one user-level thing on the :class:`~imgbuild.home.Home` it is given and
@@ -10,21 +10,24 @@ for :func:`status`); printing is the CLI's business. Steps are reported to the
 
 A cluster's state lives under the Home (``home.cluster_dir(name)``); :func:`run` on
 a cluster that exists adds the images it does not have yet, as ``sealos run`` does,
-and :func:`add`/:func:`delete` change the hosts of one that exists.
+and :func:`add`/:func:`delete` change the hosts of one that exists. :func:`hosts`
+picks a cluster's machines by role and address; :func:`execute` runs a command on
+them and :func:`scp` sends them a local tree (the machine itself through the local
+executor, every other host over one SSH pool).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from imgbuild.engine.applier import ApplyResult, cluster_status, list_clusters, open_engine
 from imgbuild.engine.context import Options
 from imgbuild.errors import InputError
 from imgbuild.home import Home
 
-__all__ = ["options", "run", "apply", "add", "delete", "reset", "status", "clusters"]
+__all__ = ["options", "run", "apply", "add", "delete", "reset", "status", "clusters", "hosts", "execute", "scp"]
 
 DEFAULT_CLUSTER = "default"
 
@@ -123,3 +126,74 @@ def status(cluster: str = DEFAULT_CLUSTER, *, home: Home) -> dict:
 def clusters(*, home: Home) -> list[dict]:
     """:func:`status` of every cluster this Home holds."""
     return [cluster_status(home, name) for name in list_clusters(home)]
+
+
+def hosts(cluster: str = DEFAULT_CLUSTER, *, home: Home, roles: Sequence[str] = (),
+          ips: Sequence[str] = ()) -> list[Any]:
+    """The machines of ``cluster`` with one of ``roles`` (master, node, registry) and among ``ips`` (addresses,
+    ranges ``a-b``, CIDRs); every one when neither is given. InputError for an address not in the cluster, or
+    when nothing matches."""
+    from imgbuild.cluster.hosts import REGISTRY, expand_hosts, parse_endpoint
+
+    spec = _existing(home, cluster)
+    machines = spec.machines()
+    wanted = {r.strip() for r in roles if r.strip()}
+    if wanted:
+        registry = {m.address for m in spec.registry_hosts} if REGISTRY in wanted else set()
+        machines = [m for m in machines if wanted & set(m.roles) or m.address in registry]
+    if ips:
+        try:
+            named = [parse_endpoint(e) for item in ips for e in expand_hosts(item)]
+        except ValueError as exc:
+            raise InputError(f"--ips: {exc}") from None
+        known = {m.address for m in spec.machines()}
+        unknown = [a for a, _ in named if a not in known]
+        if unknown:
+            raise InputError(f"{unknown[0]} is not a host of cluster {cluster!r}", cluster)
+        machines = [m for m in machines if any(m.address == a and p in (None, m.port) for a, p in named)]
+    if not machines:
+        raise InputError(f"no host of cluster {cluster!r} matches --roles/--ips", cluster)
+    return machines
+
+
+def _on_hosts(home: Home, machines: list[Any], max_parallel: int, insecure_host_key: bool, local: Any):
+    """One SSH pool and an executor per machine (``local`` for this machine)."""
+    from imgbuild.engine.exec import LocalExecutor
+    from imgbuild.engine.ssh import SSHPool, executor_for, target_for
+
+    pool = SSHPool(known_hosts=home.known_hosts, insecure_host_key=insecure_host_key, max_parallel=max_parallel)
+    return pool, [executor_for(target_for(m), pool, local or LocalExecutor()) for m in machines]
+
+
+def execute(command: str, *, home: Home, cluster: str = DEFAULT_CLUSTER, roles: Sequence[str] = (),
+         ips: Sequence[str] = (), max_parallel: int = 32, insecure_host_key: bool = False,
+         timeout: float | None = None, on_line: Callable[[str, str], None] | None = None,
+         local: Any = None) -> list[tuple[str, Any]]:
+    """Run ``command`` (with ``sh -c``) on the chosen hosts at once: per host, its Result (any exit code) or the
+    error that stopped it (unreachable...). ``on_line(host, line)`` gets output lines as they come."""
+    from imgbuild.engine.ssh import run_all
+
+    machines = hosts(cluster, home=home, roles=roles, ips=ips)
+    pool, executors = _on_hosts(home, machines, max_parallel, insecure_host_key, local)
+    with pool:
+        outcomes = run_all(executors, ["sh", "-c", command], on_line=on_line, timeout=timeout)
+    return [(ex.host, o) for ex, o in zip(executors, outcomes)]
+
+
+def scp(source: str | Path, dest: str, *, home: Home, cluster: str = DEFAULT_CLUSTER, roles: Sequence[str] = (),
+        ips: Sequence[str] = (), max_parallel: int = 32, insecure_host_key: bool = False, replace: bool = False,
+        compress: bool | None = None, progress: Any = None, local: Any = None) -> list[Any]:
+    """Make ``dest`` on the chosen hosts a copy of the local ``source`` (one tar stream per host, only what
+    changed, swapped in whole); per host a :class:`~imgbuild.engine.transfer.HostResult` (failures included)."""
+    from imgbuild.engine.transfer import Job, distribute
+
+    src = Path(source)
+    if not src.exists():
+        raise InputError(f"{source} does not exist")
+    if not dest.startswith("/"):
+        raise InputError(f"DEST must be an absolute path on the hosts, not {dest!r}")
+    machines = hosts(cluster, home=home, roles=roles, ips=ips)
+    pool, executors = _on_hosts(home, machines, max_parallel, insecure_host_key, local)
+    with pool:
+        return distribute([Job(ex, src, dest) for ex in executors], progress=progress, compress=compress,
+                          replace=replace)

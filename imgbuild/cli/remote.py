@@ -1,12 +1,12 @@
 """``imgbuild exec`` and ``imgbuild scp``: a command or a local tree on a cluster's hosts, as sealos offers them.
 
-Hosts come from the cluster's state under the Home (``--cluster``, default
-``default``), narrowed by ``--roles`` and ``--ips``; the machine itself runs
-through the local executor, every other host over one SSH pool
-(``--max-parallel`` sessions at once, host keys trusted on first use unless
-``--insecure-host-key``). ``exec`` prefixes each output line with its host;
-``scp`` ships with :func:`imgbuild.engine.transfer.distribute` (one tar stream
-per host, only what changed) under one progress bar with a line per host.
+Thin over :func:`imgbuild.runs.execute` and :func:`imgbuild.runs.scp`: hosts come
+from the cluster's state under the Home (``--cluster``, default ``default``),
+narrowed by ``--roles`` and ``--ips``; the machine itself runs through the local
+executor, every other host over one SSH pool (``--max-parallel`` sessions at
+once, host keys trusted on first use unless ``--insecure-host-key``). ``exec``
+prefixes each output line with its host; ``scp`` (one tar stream per host, only
+what changed) shows one progress bar with a line per host.
 """
 
 from __future__ import annotations
@@ -30,43 +30,8 @@ _PARALLEL = typer.Option(32, "--max-parallel", min=1, help="At most this many SS
 _INSECURE = typer.Option(False, "--insecure-host-key", help="Do not check SSH host keys (trust on first use is the default).")
 
 
-def _selected(home: Any, cluster: str, roles: Optional[str], ips: Optional[List[str]]) -> list:
-    """The cluster's machines with one of ``roles`` and among ``ips`` (every one when neither is given)."""
-    from imgbuild.cluster.hosts import REGISTRY, expand_hosts, parse_endpoint
-    from imgbuild.cluster.state import ClusterState
-    from imgbuild.errors import InputError
-
-    state = ClusterState.load(home, cluster)
-    if state is None or state.cluster is None:
-        raise InputError(f"no cluster named {cluster!r} (run or apply one first; see `imgbuild clusters`)", cluster)
-    machines = state.cluster.machines()
-    if roles:
-        wanted = {r.strip() for r in roles.split(",") if r.strip()}
-        registry = {m.address for m in state.cluster.registry_hosts} if REGISTRY in wanted else set()
-        machines = [m for m in machines if wanted & set(m.roles) or m.address in registry]
-    if ips:
-        try:
-            named = [parse_endpoint(e) for item in ips for e in expand_hosts(item)]
-        except ValueError as exc:
-            raise InputError(f"--ips: {exc}") from None
-        known = {m.address for m in state.cluster.machines()}
-        unknown = [a for a, _ in named if a not in known]
-        if unknown:
-            raise InputError(f"{unknown[0]} is not a host of cluster {cluster!r}", cluster)
-        machines = [m for m in machines if any(m.address == a and p in (None, m.port) for a, p in named)]
-    if not machines:
-        raise InputError(f"no host of cluster {cluster!r} matches --roles/--ips", cluster)
-    return machines
-
-
-def _executors(home: Any, machines: list, max_parallel: int, insecure_host_key: bool):
-    """One SSH pool and an executor per machine (the local one for this machine)."""
-    from imgbuild.cli.edge import local_executor
-    from imgbuild.engine.ssh import SSHPool, executor_for, target_for
-
-    pool = SSHPool(known_hosts=home.known_hosts, insecure_host_key=insecure_host_key, max_parallel=max_parallel)
-    local = local_executor()
-    return pool, [executor_for(target_for(m), pool, local) for m in machines]
+def _roles(roles: Optional[str]) -> list[str]:
+    return [r for r in (roles or "").split(",") if r.strip()]
 
 
 @app.command("exec")
@@ -83,35 +48,26 @@ def exec_command(
 
     Example: imgbuild exec --roles node -- 'systemctl is-active kubelet'
     """
+    from imgbuild import runs
+    from imgbuild.cli.edge import local_executor, local_home
     from imgbuild.errors import ImgbuildError
-    from imgbuild.home import home as _home
 
-    home = _home()
-    machines = _selected(home, cluster, roles, ips)
     line = command[0] if len(command) == 1 else shlex.join(command)
-    pool, executors = _executors(home, machines, max_parallel, insecure_host_key)
     lock = threading.Lock()
 
     def show(host: str, text: str) -> None:
         with lock:
             output.echo(f"[{host}] {text}")
 
-    with pool:
-        outcomes = _run_all(executors, ["sh", "-c", line], on_line=None if output.want_json(json_out) else show,
-                           timeout=timeout)
-    failed = [(ex.host, _why(o)) for ex, o in zip(executors, outcomes) if _why(o)]
+    outcomes = runs.execute(line, home=local_home(), cluster=cluster, roles=_roles(roles), ips=ips or [],
+                            max_parallel=max_parallel, insecure_host_key=insecure_host_key, timeout=timeout,
+                            on_line=None if output.want_json(json_out) else show, local=local_executor())
+    failed = [(host, _why(o)) for host, o in outcomes if _why(o)]
     if output.want_json(json_out):
-        output.emit_json([_as_json(ex.host, o) for ex, o in zip(executors, outcomes)])
+        output.emit_json([_as_json(host, o) for host, o in outcomes])
     if failed:
-        raise ImgbuildError(f"failed on {len(failed)} of {len(executors)} hosts: "
+        raise ImgbuildError(f"failed on {len(failed)} of {len(outcomes)} hosts: "
                             + "; ".join(f"{host} ({why})" for host, why in failed))
-
-
-def _run_all(executors: list, argv: list[str], **kw: Any) -> list:
-    """:func:`imgbuild.engine.ssh.run_all`, imported when a command runs (``--help`` stays fast)."""
-    from imgbuild.engine.ssh import run_all
-
-    return run_all(executors, argv, **kw)
 
 
 def _why(outcome: Any) -> str:
@@ -134,17 +90,19 @@ class _Bars:
     def __init__(self, show: bool) -> None:
         self._lock = threading.Lock()
         self._bar = None
-        if show:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=0, unit="B", unit_scale=True, desc="scp", file=sys.stderr, leave=False)
+        self._show = show
 
     def started(self, label: str, total: int) -> None:
-        """Grow the bar's total by the host's stream size."""
-        if self._bar is not None:
-            with self._lock:
-                self._bar.total += total
-                self._bar.refresh()
+        """Grow the bar's total by the host's stream size (the bar appears with the first host's stream)."""
+        if not self._show:
+            return
+        with self._lock:
+            if self._bar is None:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=0, unit="B", unit_scale=True, desc="scp", file=sys.stderr, leave=False)
+            self._bar.total += total
+            self._bar.refresh()
 
     def advanced(self, label: str, n: int) -> None:
         """Advance the bar."""
@@ -186,25 +144,15 @@ def scp(
 
     Example: imgbuild scp --roles master ./manifests /root/manifests
     """
-    from pathlib import Path
+    from imgbuild import runs
+    from imgbuild.cli.edge import local_executor, local_home
+    from imgbuild.engine.transfer import raise_failures
 
-    from imgbuild.engine.transfer import Job, distribute, raise_failures
-    from imgbuild.errors import InputError
-    from imgbuild.home import home as _home
-
-    src = Path(source)
-    if not src.exists():
-        raise InputError(f"{source} does not exist")
-    if not dest.startswith("/"):
-        raise InputError(f"DEST must be an absolute path on the hosts, not {dest!r}")
-    home = _home()
-    machines = _selected(home, cluster, roles, ips)
-    pool, executors = _executors(home, machines, max_parallel, insecure_host_key)
     bars = _Bars(show=not output.state.quiet and not output.want_json(json_out) and sys.stderr.isatty())
     try:
-        with pool:
-            results = distribute([Job(ex, src, dest) for ex in executors], progress=bars, compress=compress,
-                                 replace=replace)
+        results = runs.scp(source, dest, home=local_home(), cluster=cluster, roles=_roles(roles), ips=ips or [],
+                           max_parallel=max_parallel, insecure_host_key=insecure_host_key, replace=replace,
+                           compress=compress, progress=bars, local=local_executor())
     finally:
         bars.close()
     if output.want_json(json_out):

@@ -28,9 +28,20 @@ def test_verbs_on_a_cluster_that_does_not_exist_say_so(tmp_path: Path):
     assert runs.clusters(home=home) == []
     for call in (lambda: runs.status("nope", home=home),
                  lambda: runs.add(home=home, nodes="127.0.2.9", cluster="nope"),
-                 lambda: runs.delete(home=home, nodes="127.0.2.9", cluster="nope")):
+                 lambda: runs.delete(home=home, nodes="127.0.2.9", cluster="nope"),
+                 lambda: runs.hosts("nope", home=home),
+                 lambda: runs.execute("true", home=home, cluster="nope"),
+                 lambda: runs.scp(tmp_path, "/tmp/x", home=home, cluster="nope")):
         with pytest.raises(InputError, match="no cluster named 'nope'"):
             call()
+
+
+def test_scp_checks_its_paths_before_the_cluster(tmp_path: Path):
+    home = Home(tmp_path / "home").ensure()
+    with pytest.raises(InputError, match="does not exist"):
+        runs.scp(tmp_path / "missing", "/tmp/x", home=home, cluster="nope")
+    with pytest.raises(InputError, match="absolute path"):
+        runs.scp(tmp_path, "relative/dir", home=home, cluster="nope")
 
 
 def test_a_command_refused_before_any_step_leaves_no_log_behind(imgbuild_home, capsys):
