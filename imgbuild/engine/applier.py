@@ -259,9 +259,9 @@ class Engine:
 
     def _fetch(self, ctx: RunContext, host: HostRun, unit: Unit) -> None:
         """Seed ``unit.dest`` on ``host`` from the fan-out artifact: a registry host from the artifact it is sent,
-        any other host from a registry host's registry (spread over them; again when over half of the tree it holds
-        would change). A failure falls back to the transfer."""
-        from imgbuild.engine.fanout import NO_TOOLS, blob_url, seed, seed_registry_host
+        any other host from a registry host's registry (spread over them; again when :func:`~.fanout.refetch` says
+        the change is too big for the transfer). A failure falls back to the transfer."""
+        from imgbuild.engine.fanout import NO_TOOLS, blob_url, refetch, seed, seed_registry_host
         from imgbuild.engine.transfer import quick_pending
 
         art = ctx.extra["fanout"]
@@ -270,9 +270,9 @@ class Engine:
                 got = seed_registry_host(host.executor, art, unit.dest, progress=_SentProgress(ctx.reporter))
             else:
                 pending = quick_pending(host.executor, unit.layers, unit.dest)
-                if pending is not None and pending <= art.tree_bytes // 2:
-                    return  # it holds a tree and most of it stays: the transfer sends the difference
                 others = [h.name for h in ctx.hosts if not ctx.is_registry(h)]
+                if not refetch(pending, art.tree_bytes, len(others)):
+                    return  # it holds a tree and the change is small: the transfer sends the difference
                 source = ctx.registry_hosts[others.index(host.name) % len(ctx.registry_hosts)]
                 env = ctx.env_for(source)
                 url = blob_url(source.address, env.get("registryPort", L.REGISTRY_ENV_DEFAULTS["registryPort"]),

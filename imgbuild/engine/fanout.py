@@ -26,8 +26,10 @@ fleet. With registry distribution:
    its rendered files and PKI.
 
 A host that already holds a tree (a re-run, a new patch image) is seeded again
-only when most of its tree would change (what the transfer would send, by
-rsync's quick check, is over half of the tree): then it fetches the new
+(:func:`refetch`) when most of its tree would change (what the transfer would
+send, by rsync's quick check, is over half of the tree), or when the change sent
+to every fetching host over SSH would add up to more than one whole tree (they
+share that tree, so each gets about the same change): then it fetches the new
 artifact as a fresh host does; otherwise the incremental transfer sends it the
 changed files. A registry host that holds a tree gets the new artifact and the
 changed files by the incremental transfer. A host without ``curl``
@@ -53,8 +55,8 @@ from imgbuild.engine.units import Layer
 from imgbuild.errors import ImgbuildError
 from imgbuild.fsutil import atomic_write
 
-__all__ = ["REPOSITORY", "Artifact", "publish", "blob_url", "seed", "seed_registry_host", "SEEDED", "HELD",
-           "NO_TOOLS"]
+__all__ = ["REPOSITORY", "Artifact", "publish", "blob_url", "refetch", "seed", "seed_registry_host", "SEEDED",
+           "HELD", "NO_TOOLS"]
 
 REPOSITORY = "imgbuild-distribute/rootfs"
 """The repository of the fan-out artifact in the cluster registry."""
@@ -150,6 +152,14 @@ def _read_back(workdir: Path, tag: str) -> Artifact | None:
                         (workdir / _HOST_MARKER).read_bytes(), int(config.get("bytes", 0)))
     except Exception:  # noqa: BLE001 - anything unreadable is rebuilt
         return None
+
+
+def refetch(pending: int | None, tree_bytes: int, fetching_hosts: int) -> bool:
+    """Whether a host should fetch the artifact: it holds no tree (``pending`` None), over half of its tree would
+    change, or the change to all ``fetching_hosts`` over SSH would exceed one whole tree from this machine."""
+    if pending is None:
+        return True
+    return pending > tree_bytes // 2 or pending * max(1, fetching_hosts) > tree_bytes
 
 
 def blob_url(address: str, port: str | int, digest: str) -> str:
