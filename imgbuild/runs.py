@@ -22,14 +22,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from imgbuild.cluster.model import DEFAULT_CLUSTER_NAME as DEFAULT_CLUSTER
 from imgbuild.engine.applier import ApplyResult, cluster_status, list_clusters, open_engine
 from imgbuild.engine.context import Options
 from imgbuild.errors import InputError
 from imgbuild.home import Home
 
 __all__ = ["options", "run", "apply", "add", "delete", "reset", "status", "clusters", "hosts", "execute", "scp"]
-
-DEFAULT_CLUSTER = "default"
 
 
 def options(*, dry_run: bool = False, env: Sequence[str] | Mapping[str, str] = (), force: bool = False,
