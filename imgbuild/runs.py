@@ -18,7 +18,7 @@ executor, every other host over one SSH pool).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import replace as _with
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -73,7 +73,7 @@ def run(images: Sequence[str], *, home: Home, masters: str = "", nodes: str = ""
     state = ClusterState.load(home, cluster)
     if state is not None and state.cluster is not None:
         current = state.cluster
-        desired = replace(current, images=current.images + tuple(i for i in images if i not in current.images))
+        desired = _with(current, images=current.images + tuple(i for i in images if i not in current.images))
     else:
         desired = Cluster.from_flags(list(images), masters=masters, nodes=nodes, user=user, passwd=passwd, pk=pk,
                                      pk_passwd=pk_passwd, port=port, cluster_name=cluster, single=single)
