@@ -28,11 +28,10 @@ from imgbuild.oci.model import Descriptor
 if TYPE_CHECKING:
     from imgbuild.oci.registry import RegistryClient
 
-__all__ = ["BlobStream", "Stalled", "NET_ERRORS", "READ_SIZE", "MIN_PROGRESS"]
+__all__ = ["BlobStream", "Stalled", "READ_SIZE", "MIN_PROGRESS"]
 
 log = logging.getLogger("imgbuild.oci.registry")  # the client's logger
 
-NET_ERRORS = (NetError,)
 READ_SIZE = 256 << 10  # download piece: what a cut connection can lose before a Range resume
 MIN_PROGRESS = 1 << 10  # bytes a download must make in each stall window (client.timeout), or it has stalled
 
@@ -75,7 +74,7 @@ class BlobStream(ReadStream):
         while self._got < self._desc.size:
             try:
                 piece = self._piece()
-            except (Dropped, *NET_ERRORS) as exc:
+            except (Dropped, NetError) as exc:
                 self._dropped(exc)
                 continue
             if piece:
@@ -148,7 +147,7 @@ class BlobStream(ReadStream):
         if self._pieces is not None:
             try:
                 extra = next((p for p in self._pieces if p), b"")
-            except NET_ERRORS:
+            except NetError:
                 extra = b""
             if extra:
                 raise RegistryError(f"blob is larger than its descriptor's {self._desc.size} bytes",

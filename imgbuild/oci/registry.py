@@ -43,8 +43,8 @@ from typing import BinaryIO, Callable
 
 from imgbuild.errors import AuthError, DigestMismatch, ImageNotFound, RegistryError
 from imgbuild.oci import _upload
-from imgbuild.oci._download import NET_ERRORS, BlobStream
-from imgbuild.oci._http import RedirectError, Response, Timeout, TLSError, Transport, system_context
+from imgbuild.oci._download import BlobStream
+from imgbuild.oci._http import NetError, RedirectError, Response, Timeout, TLSError, Transport, system_context
 from imgbuild.oci._upload import RETRY_STATUS as _RETRY_STATUS, Section as _Section
 from imgbuild.oci.auth import AuthProvider, Authenticator
 from imgbuild.oci.image import OnBytes
@@ -59,7 +59,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_NET_ERRORS = NET_ERRORS
 MANIFEST_ACCEPT = ", ".join([MediaType.OCI_MANIFEST, MediaType.OCI_INDEX, MediaType.DOCKER_MANIFEST,
                              MediaType.DOCKER_LIST])
 _READ = 1 << 20           # socket write block for uploads
@@ -195,7 +194,7 @@ class RegistryClient:
                 if scheme == schemes[-1]:
                     raise RegistryError(f"TLS handshake failed: {exc}", where=self.registry) from exc
                 continue
-            except _NET_ERRORS as exc:
+            except NetError as exc:
                 if scheme == schemes[-1]:
                     raise RegistryError(f"cannot reach the registry over {'/'.join(schemes)}: {exc}",
                                         where=self.registry) from exc
@@ -250,7 +249,7 @@ class RegistryClient:
                 r = self.transport.request(method, url, headers=hdrs, body=body, stream=stream, timeout=self.timeout)
             except RedirectError as exc:
                 raise RegistryError(f"the registry {exc}", where=where or self.registry, status=300) from exc
-            except _NET_ERRORS as exc:
+            except NetError as exc:
                 if retry_net and attempt < self.retries and time.monotonic() - start < self.retry_budget:
                     log.debug("%s %s: %s, retrying", method, url, type(exc).__name__)
                     self.wait_before_retry(attempt)
@@ -343,7 +342,7 @@ class RegistryClient:
                 if time.monotonic() - start > self.timeout:
                     raise RegistryError(f"the registry sent {len(body):,} bytes of the manifest in "
                                         f"{self.timeout:.0f} s; giving up", where=where)
-        except _NET_ERRORS as exc:
+        except NetError as exc:
             raise RegistryError(f"fetching the manifest failed: {self.net_failure(exc)}", where=where) from exc
         return bytes(body)
 
