@@ -1,4 +1,4 @@
-"""The registry client's HTTP/1.1 transport, on the standard library's ``http.client``.
+"""The registry client's HTTP/1.1 transport, on sockets (the wire format is :mod:`imgbuild.oci._h11`'s).
 
 What the distribution API needs and no more: pooled keep-alive connections per
 host (at most ``pool_size`` idle ones kept, each used by one thread at a time, a
@@ -13,7 +13,8 @@ client does that, on the errors below.
 
 Why not requests: a CLI push spent ~0.1 s of its start-up importing requests and
 urllib3, about what skopeo's whole run adds to the upload, and requests loaded
-its CA bundle again for every new connection.
+its CA bundle again for every new connection. Why not ``http.client``: it imports
+the email package and ssl (~50 ms more); here ssl is imported for https only.
 
 Errors: :class:`NetError` for anything that cut or stalled the exchange
 (:class:`Timeout` when the peer sent nothing for the timeout, :class:`TLSError`
@@ -24,15 +25,19 @@ for a failed handshake, with ``verify_failed`` for an untrusted certificate),
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import os
 import select
 import socket
-import ssl
+import sys
 import threading
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import unquote, urljoin, urlsplit
+
+from imgbuild.oci._h11 import Body, Closed, Connection, Headers, ProtocolError, request_head
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["Transport", "Response", "NetError", "Timeout", "TLSError", "RedirectError", "system_context",
            "keeps_auth"]
@@ -66,22 +71,27 @@ class RedirectError(Exception):
 
 
 def _net_error(exc: BaseException) -> NetError:
-    """``exc`` (an OSError, ssl or http.client error) as a NetError that keeps it as its cause."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
+    """``exc`` (an OSError, ssl or wire error) as a NetError that keeps it as its cause."""
+    ssl = sys.modules.get("ssl")  # not imported: no TLS was spoken, so no TLS error
+    if ssl is not None and isinstance(exc, ssl.SSLCertVerificationError):
         return TLSError(f"certificate not trusted: {exc.verify_message or exc}", True)
-    if isinstance(exc, ssl.SSLError):
+    if ssl is not None and isinstance(exc, ssl.SSLError):
         return TLSError(f"TLS failed: {exc.reason or exc}", False)
     if isinstance(exc, (TimeoutError, socket.timeout)):
         return Timeout("timed out")
+    if isinstance(exc, ProtocolError):
+        return NetError(str(exc))
     return NetError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
 
-_ERRORS = (OSError, http.client.HTTPException, ValueError)  # ValueError: http.client on a closed/cut connection
+_ERRORS = (OSError, ProtocolError, ValueError)  # ValueError: a request that would break the message
 
 
 def system_context() -> ssl.SSLContext:
     """A verifying context with the system's CAs (``SSL_CERT_FILE``/``SSL_CERT_DIR`` honoured), or certifi's
     bundle on a system that has none."""
+    import ssl
+
     ctx = ssl.create_default_context()
     if not ctx.cert_store_stats()["x509_ca"] and not os.environ.get("SSL_CERT_DIR"):
         try:
@@ -99,11 +109,10 @@ class Response:
     other. A response that was not asked to stream is read whole before it is returned.
     """
 
-    def __init__(self, raw: http.client.HTTPResponse, conn: http.client.HTTPConnection, url: str,
-                 release) -> None:
-        self._raw, self._conn, self._release = raw, conn, release
-        self.status_code: int = raw.status
-        self.headers = raw.headers
+    def __init__(self, status: int, headers: Headers, body: Body, conn: Connection, url: str, release) -> None:
+        self._body, self._conn, self._release = body, conn, release
+        self.status_code = status
+        self.headers = headers
         self.url = url
         self._content: bytes | None = None
 
@@ -112,23 +121,18 @@ class Response:
         if self._content is not None:
             out, self._content = self._content[:n], self._content[n:]
             return out
-        try:
-            data = self._raw.read1(n)
-        except _ERRORS as exc:
-            self._drop()
-            raise _net_error(exc) from exc
-        if not data and n and self._raw.length:  # http.client ends a cut Content-Length body quietly
-            self._drop()
-            raise NetError(f"connection closed {self._raw.length} bytes before the end of the body")
-        return data
+        return self._reading(self._body.read1, max(1, n))
 
     def read(self) -> bytes:
         """The rest of the body."""
         if self._content is not None:
             out, self._content = self._content, b""
             return out
+        return self._reading(self._body.read)
+
+    def _reading(self, read, *args) -> bytes:
         try:
-            return self._raw.read()
+            return read(*args)
         except _ERRORS as exc:
             self._drop()
             raise _net_error(exc) from exc
@@ -147,10 +151,9 @@ class Response:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if self._raw.isclosed() and not self._raw.will_close:
+        if self._body.done and self._body.keep:
             self._release(conn)
         else:
-            self._raw.close()
             conn.close()
 
     def __enter__(self) -> "Response":
@@ -165,6 +168,8 @@ class _Route:
 
     def __init__(self, scheme: str, host: str, port: int) -> None:
         self.scheme, self.host, self.port = scheme, host, port
+        name = f"[{host}]" if ":" in host else host
+        self.host_header = name if port == (443 if scheme == "https" else 80) else f"{name}:{port}"
         self.proxy: tuple[str, int, dict[str, str]] | None = _proxy_for(scheme, host, port)
 
 
@@ -206,7 +211,7 @@ class Transport:
         self.verify, self.pool_size, self.blocksize, self.connect_timeout = verify, pool_size, blocksize, \
             connect_timeout
         self._ctx = ssl_context
-        self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
+        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
         self._routes: dict[tuple[str, str, int], _Route] = {}
         self._lock = threading.Lock()
 
@@ -217,6 +222,8 @@ class Transport:
                 if self.verify:
                     self._ctx = system_context()
                 else:
+                    import ssl
+
                     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
                     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
                     self._ctx = ctx
@@ -281,35 +288,31 @@ class Transport:
             try:
                 conn.sock.settimeout(timeout)
                 self._send(conn, method, target, headers, body, route)
-                raw = conn.getresponse()
+                status, _, fields, content = conn.answer(method)
             except _ERRORS as exc:
                 conn.close()
                 # a kept-alive connection the server had just closed: once more on a new one when it is safe
-                if reused and attempt == 0 and replayable and isinstance(exc, (http.client.RemoteDisconnected,
-                                                                               ConnectionResetError,
+                if reused and attempt == 0 and replayable and isinstance(exc, (Closed, ConnectionResetError,
                                                                                BrokenPipeError)):
                     continue
                 raise _net_error(exc) from exc
-            return Response(raw, conn, url, lambda c, k=key: self._give_back(k, c))
+            return Response(status, fields, content, conn, url, lambda c, k=key: self._give_back(k, c))
         raise AssertionError("unreachable")
 
-    def _send(self, conn: http.client.HTTPConnection, method: str, target: str, headers: dict[str, str],
-              body: object, route: _Route) -> None:
-        conn.putrequest(method, target, skip_accept_encoding=True)
+    def _send(self, conn: Connection, method: str, target: str, headers: dict[str, str], body: object,
+              route: _Route) -> None:
         lower = {k.lower() for k in headers}
-        if route.proxy and route.scheme == "http":
-            for k, v in route.proxy[2].items():
-                conn.putheader(k, v)
+        fields = dict(route.proxy[2]) if route.proxy and route.scheme == "http" else {}
         if isinstance(body, str):
             body = body.encode()
         if "content-length" not in lower and (body is not None or method in ("POST", "PUT", "PATCH")):
-            conn.putheader("Content-Length", str(0 if body is None else len(body)))  # type: ignore[arg-type]
-        for k, v in headers.items():
-            conn.putheader(k, v)
+            fields["Content-Length"] = str(0 if body is None else len(body))  # type: ignore[arg-type]
+        fields.update(headers)
+        head = request_head(method, target, route.host_header, fields)
         if body is None or isinstance(body, (bytes, bytearray)):
-            conn.endheaders(body)
+            conn.send(head, body)
             return
-        conn.endheaders()
+        conn.send(head)
         while chunk := body.read(self.blocksize):  # type: ignore[attr-defined]
             conn.sock.sendall(chunk)
 
@@ -319,7 +322,7 @@ class Transport:
             route = self._routes[key] = _Route(*key)
         return route
 
-    def _take(self, key: tuple[str, str, int], route: _Route) -> tuple[http.client.HTTPConnection, bool]:
+    def _take(self, key: tuple[str, str, int], route: _Route) -> tuple[Connection, bool]:
         """An idle connection to ``key`` that the server has not closed, or a new one: (connection, reused)."""
         while True:
             with self._lock:
@@ -331,7 +334,7 @@ class Transport:
                 return conn, True
             conn.close()  # closed by the server (or it sent something unasked): not reusable
 
-    def _give_back(self, key: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
+    def _give_back(self, key: tuple[str, str, int], conn: Connection) -> None:
         with self._lock:
             idle = self._idle.setdefault(key, [])
             if len(idle) < self.pool_size:
@@ -339,23 +342,36 @@ class Transport:
                 return
         conn.close()
 
-    def _connect(self, route: _Route) -> http.client.HTTPConnection:
+    def _connect(self, route: _Route) -> Connection:
         host, port = (route.proxy[0], route.proxy[1]) if route.proxy else (route.host, route.port)
-        conn: http.client.HTTPConnection
-        if route.scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=self.connect_timeout, context=self.context(),
-                                               blocksize=self.blocksize)
-            if route.proxy:
-                conn.set_tunnel(route.host, route.port, headers=route.proxy[2])
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout, blocksize=self.blocksize)
+        sock = None
         try:
-            conn.connect()
+            # getaddrinfo encodes a str host with the idna codec, importing it and unicodedata: ASCII goes as bytes
+            sock = socket.create_connection((host.encode() if host.isascii() else host, port),
+                                            timeout=self.connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if route.scheme == "https":
+                if route.proxy:
+                    _tunnel(sock, route)
+                sock = self.context().wrap_socket(sock, server_hostname=route.host)
         except _ERRORS as exc:
-            conn.close()
+            if sock is not None:
+                sock.close()
             raise _net_error(exc) from exc
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn
+        return Connection(sock)
+
+
+def _tunnel(sock: socket.socket, route: _Route) -> None:
+    """Ask the proxy on ``sock`` for a tunnel to the origin (CONNECT); NetError if it will not open one."""
+    assert route.proxy is not None
+    origin = f"[{route.host}]:{route.port}" if ":" in route.host else f"{route.host}:{route.port}"
+    conn = Connection(sock)
+    conn.send(request_head("CONNECT", origin, origin, route.proxy[2]))
+    status, reason, _, _ = conn.answer("CONNECT")
+    conn._close_reader()  # nothing comes after the answer until the TLS handshake starts
+    if not 200 <= status < 300:
+        raise NetError(f"the proxy at {route.proxy[0]}:{route.proxy[1]} refused a tunnel to {origin}: "
+                       f"HTTP {status} {reason}".rstrip())
 
 
 def _readable(sock: socket.socket) -> bool:

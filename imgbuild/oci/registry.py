@@ -34,12 +34,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-import socket
-import ssl
 import threading
 import time
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from imgbuild.errors import AuthError, DigestMismatch, ImageNotFound, RegistryError
 from imgbuild.oci import _upload
@@ -52,6 +50,9 @@ from imgbuild.oci.model import (
     INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, Descriptor, Digest, MediaType, parse_document,
 )
 from imgbuild.reference import Reference
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = [
     "RegistryClient", "insecure_hosts", "is_loopback", "MANIFEST_ACCEPT",
@@ -101,34 +102,16 @@ def _ssl_context(ca: str | None) -> ssl.SSLContext | None:
     try:
         for f in files:
             ctx.load_verify_locations(cafile=str(f))
-    except (OSError, ssl.SSLError) as exc:
+    except OSError as exc:  # ssl.SSLError is one
         raise RegistryError(f"cannot load CA certificates: {exc}", where=str(path)) from exc
     return ctx
 
 
-def _speaks_tls(registry: str, timeout: float = 5.0) -> bool | None:
-    """Whether the server at ``host:port`` answers a TLS handshake (checking nothing: only whether TLS is spoken).
-
-    None when that cannot be told cheaply (no explicit port, or no connection): the caller tries https as usual,
-    and a certificate a TLS registry presents is verified there.
-    """
+def _has_port(registry: str) -> bool:
+    """Whether ``host:port`` (or ``[v6]:port``) names its port."""
     if registry.startswith("["):
-        host, _, rest = registry[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    else:
-        host, _, port = registry.partition(":")
-    if not port.isdigit():
-        return None
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-            with ctx.wrap_socket(sock, server_hostname=host):
-                return True
-    except ssl.SSLError:
-        return False
-    except OSError:
-        return None
+        return registry[1:].partition("]")[2][1:].isdigit()
+    return registry.partition(":")[2].isdigit()
 
 
 class RegistryClient:
@@ -179,9 +162,14 @@ class RegistryClient:
                 self._ping()
 
     def _ping(self) -> None:
-        schemes = ("https", "http") if self.allow_http else ("https",)
-        if self.allow_http and _speaks_tls(self.registry) is False:
-            schemes = ("http",)  # a plain-http registry: no https attempt (which would load the CA bundle)
+        # Where http is allowed and the port is named, plain http is asked first: a registry that answers it
+        # needs no TLS (no ssl import, no CA bundle), and a TLS server refuses the plain request at once (Go's
+        # and nginx answer 400, others close), so https comes next. Without a port, http and https are two
+        # ports: https first, as docker tries them.
+        if not self.allow_http:
+            schemes: tuple[str, ...] = ("https",)
+        else:
+            schemes = ("http", "https") if _has_port(self.registry) else ("https", "http")
         for scheme in schemes:
             url = f"{scheme}://{self.registry}/v2/"
             try:
@@ -204,7 +192,8 @@ class RegistryClient:
                     self._base = f"{scheme}://{self.registry}"
                     log.debug("registry %s speaks %s", self.registry, scheme)
                     return
-                if scheme == schemes[-1]:
+                # any other answer over http comes from an http server (one on a TLS port answers 400 at most)
+                if scheme == schemes[-1] or (scheme == "http" and r.status_code != 400):
                     raise RegistryError(f"/v2/ answered HTTP {r.status_code}; not a registry?",
                                         where=self.registry, status=r.status_code)
 
@@ -230,8 +219,9 @@ class RegistryClient:
     def wait_before_retry(self, attempt: int, response: Response | None = None) -> None:
         """Sleep before retry number ``attempt``: exponential backoff, or the response's Retry-After (at most 10 s)."""
         delay = self.backoff * (2 ** attempt)
-        if response is not None and response.headers.get("Retry-After", "").isdigit():
-            delay = float(response.headers["Retry-After"])
+        after = response.headers.get("Retry-After", "") if response is not None else ""
+        if after.isdigit():
+            delay = float(after)
         time.sleep(min(delay, 10.0))
 
     def request(self, method: str, path_or_url: str, *, scope: str, headers: dict | None = None,

@@ -94,12 +94,22 @@ def test_bad_tls_verify_value_is_a_usage_error(registry, capsys):
     assert run(["pull", f"{registry.host}/x:y", "--tls-verify=maybe"]) == 2
 
 
-def test_the_scheme_probe_tells_tls_from_plain_http_without_trusting_anything(registry, tls_registry):
-    from tests.support.registry import free_port
-    from imgbuild.oci.registry import _speaks_tls
+def test_a_loopback_registry_is_asked_over_http_first_and_a_tls_one_then_over_https(registry, tls_registry):
+    import subprocess
+    import sys
 
-    assert _speaks_tls(tls_registry.host) is True and _speaks_tls(registry.host) is False
-    assert _speaks_tls(f"127.0.0.1:{free_port()}") is None and _speaks_tls("localhost") is None
+    from imgbuild.oci.registry import RegistryClient
+
+    with RegistryClient(tls_registry.host, tls_verify=False) as client:  # refuses the plain request: https
+        assert client.base == f"https://{tls_registry.host}"
+    with RegistryClient(registry.host) as client:
+        assert client.base == f"http://{registry.host}"
+    # a plain-http registry costs no TLS: not even the ssl module (nor http.client's email package) is loaded
+    code = ("import sys; from imgbuild.oci.registry import RegistryClient; "
+            f"RegistryClient({registry.host!r}).ping(); "
+            "print([m for m in ('ssl', 'http.client', 'email') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 class _ConnectProxy:

@@ -155,3 +155,25 @@ def test_authorization_follows_a_redirect_only_to_the_same_origin_or_up_to_https
     assert not keeps_auth("https://r:5000/v2/a", "http://r:5000/v2/b")  # never in clear once it was not
     assert not keeps_auth("https://r:5000/v2/a", "https://s3.example/blob")
     assert not keeps_auth("https://r:5000/v2/a", "https://r:5001/v2/a")
+
+
+def test_a_chunked_answer_through_the_transport_and_its_connection_reused():
+    import socket
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    served: list[bytes] = []
+
+    def serve():
+        conn, _ = srv.accept()
+        for _ in range(2):
+            served.append(conn.recv(65536))
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    t = Transport()
+    url = f"http://127.0.0.1:{srv.getsockname()[1]}/v2/"
+    assert t.request("GET", url).read() == b"abcde"
+    assert t.request("GET", url, headers={"Accept": "x"}).read() == b"abcde"  # the same connection, kept
+    assert served[0].startswith(b"GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:") and b"Accept: x" in served[1]
+    srv.close()
