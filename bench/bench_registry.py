@@ -197,7 +197,7 @@ def _single_blob_round(layout: Path, times: dict[str, list[float]], pyc: dict[st
             reg.stop()
 
 
-def single_blob(rounds: int = 5) -> dict[str, float]:
+def single_blob(rounds: int = 7) -> dict[str, float]:
     """Push one 120 MB layer: the CLI, the library, skopeo and curl, best of ``rounds`` (interleaved)."""
     for tool in ("skopeo", "curl", "docker-registry"):
         require_tool(tool)
@@ -213,6 +213,7 @@ def single_blob(rounds: int = 5) -> dict[str, float]:
         rate = "" if k.endswith("_again") else f" ({SINGLE_MB / v:.0f} MB/s)"
         print(f"push1_{k}: {v:.2f}s{rate}  rounds: {' '.join(f'{t:.2f}' for t in times[k])}")
     print(f"push1 library child: start-up {startup:.2f}s, push {transfer:.2f}s")
+    print(f"push1 interpreter: {sys.executable} (Python {sys.version.split()[0]})")
     median = {k: statistics.median(v) for k, v in times.items() if k != "split"}
     return {
         "push1_time_over_skopeo": best["cli"] / best["skopeo"],
