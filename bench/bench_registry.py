@@ -10,7 +10,7 @@ storage), so nothing is skipped or mounted:
   to /dev/null (the wire limit) and to files on the same disk. imgbuild also hashes every
   byte (sha256) and fsyncs each blob before renaming it, which curl does not.
 
-One large blob (issue 12): a 120 MB single-layer image pushed to a fresh registry, best of 5
+One large blob (issue 12): a 120 MB single-layer image pushed to a fresh registry, best of 7
 rounds (and the median), the tools interleaved within each round and each round starting one tool
 later: ``imgbuild push`` (the CLI, as a user runs
 it), the library alone in a child process (which also reports its own start-up and the
@@ -19,17 +19,20 @@ push proper), ``skopeo copy`` and curl's monolithic PUT (the registry's own inge
 library child's time went. ``push1_cli_src`` is the CLI with this checkout's own ``__pycache__`` (every module
 compiled from source on every run when ``PYTHONDONTWRITEBYTECODE`` is set).
 ``push1_again_cli_s``/``push1_again_skopeo_s`` time a second push to the same registry (every
-blob already there): start-up and a few round trips, without the upload.
+blob already there): start-up and a few round trips, without the upload. The interpreter is printed.
 
-Measured on the shared 2-core machine (single runs vary by 20%): the upload runs at the registry's
-ingest speed (docker-registry takes ~0.7 s of CPU for the 120 MB; curl's PUT 0.9-1.2 s, our upload
-0.85-0.93x skopeo's whole run; chunk sizes from 8 MiB to one PUT make no difference). What the CLI
-adds is start-up: the repeat push takes 0.20-0.30 s against skopeo's 0.05 s. That is the interpreter
-(~0.05 s), click/typer (~0.05 s), imgbuild.api with the store (~0.05 s, half of it dataclass
-creation), http.client and ssl (~0.02 s) and a few round trips. The registry client used requests
-and urllib3 until 2026-12 (another ~0.1 s of imports, and a CA bundle loaded per connection); with
-them the CLI measured 1.14-1.35x skopeo, without them best-of-5 0.95-1.15x over four runs (best of 7:
-1.03x, median 1.12x), the library 0.94-1.07x.
+Measured on the shared 2-core machine (rounds of one tool vary by 10-20%): the upload runs at the
+registry's ingest speed (docker-registry uses ~0.65 s of CPU for the 120 MB, busy ~2/3 of the time;
+curl's PUT 0.9-1.2 s; sending from memory, with sendfile, 64 KiB to 8 MiB writes or an 8 MiB socket
+buffer changes nothing), and our push proper (~1.0 s) is 0.83-0.92x skopeo's whole run. What the CLI
+adds is start-up: the repeat push takes 0.14-0.22 s against skopeo's 0.05 s.
+History: with requests/urllib3 (to 2026-12) the CLI measured 1.14-1.35x skopeo; on http.client,
+best-of 0.95-1.15x and medians 1.01-1.12x; on our own HTTP/1.1 code (no email/ssl import for an
+http registry, no TLS probe) and Debian's python3 (the pyenv build that made the venv before started
+imgbuild 40 ms slower), four runs of 7 rounds: best-of 0.96, 1.01, 1.03, 0.98x, medians 1.04, 1.02, 1.00,
+1.05x. That is parity: the start-up left is the interpreter (~0.02 s), click and typer (~0.03 s, typer
+~0.01 s of it), inspect/typing/dataclasses they and we need, our modules (~0.025 s, a third of it
+dataclass creation) and ~0.025 s of round trips.
 
 Our children run as an installed imgbuild does, with its bytecode compiled (pip compiles
 it at install; here it is compiled once into ``WORK/pycache``), so start-up is not a

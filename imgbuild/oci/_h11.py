@@ -76,7 +76,8 @@ def request_head(method: str, target: str, host: str, headers: dict[str, str]) -
     lines = [f"{_clean('method', method, _NOT_IN_TOKEN)} {_clean('target', target, _NOT_IN_TARGET)} HTTP/1.1",
              f"Host: {_clean('Host', host, _NOT_IN_TARGET)}"]
     for name, value in headers.items():
-        lines.append(f"{_clean('header name', name, _NOT_IN_TOKEN)}: {_clean('header value', str(value), _NOT_IN_VALUE)}")
+        value = _clean("header value", str(value), _NOT_IN_VALUE)
+        lines.append(f"{_clean('header name', name, _NOT_IN_TOKEN)}: {value}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
@@ -210,7 +211,7 @@ class Connection:
         """Read the answer to a ``method`` request: (status, reason, headers, body). Interim 1xx answers are
         skipped. Closed when the server closed the connection before answering; ProtocolError on bytes that are
         not an answer."""
-        self._close_reader()
+        self.drop_reader()
         rfile = self._rfile = self.sock.makefile("rb")
         while True:
             line = _line(rfile, "a status line")
@@ -226,7 +227,7 @@ class Connection:
             length, chunked, keep = _framing(method, status, parts[0], headers)
             return status, parts[2] if len(parts) > 2 else "", headers, Body(rfile, length, chunked, keep)
 
-    def _close_reader(self) -> None:
+    def drop_reader(self) -> None:
         """Drop the last answer's reader (and any bytes it had buffered beyond that answer)."""
         if self._rfile is not None:
             self._rfile.close()
@@ -234,5 +235,5 @@ class Connection:
 
     def close(self) -> None:
         """Close the connection."""
-        self._close_reader()
+        self.drop_reader()
         self.sock.close()

@@ -368,7 +368,7 @@ def _tunnel(sock: socket.socket, route: _Route) -> None:
     conn = Connection(sock)
     conn.send(request_head("CONNECT", origin, origin, route.proxy[2]))
     status, reason, _, _ = conn.answer("CONNECT")
-    conn._close_reader()  # nothing comes after the answer until the TLS handshake starts
+    conn.drop_reader()  # nothing comes after the answer until the TLS handshake starts
     if not 200 <= status < 300:
         raise NetError(f"the proxy at {route.proxy[0]}:{route.proxy[1]} refused a tunnel to {origin}: "
                        f"HTTP {status} {reason}".rstrip())
