@@ -16,13 +16,14 @@ buildah copies from the context directory only, so a Kubefile that copies a
 ``registry/`` the build makes (the context has none, as ``sealos build`` would
 write it) is built from a staged context: a tree of hard links to the context's
 files with the bundled images' tree linked in as ``registry/`` (an empty one when
-nothing is bundled). Nothing is copied and the user's context is not touched; a
-context on another filesystem than the Home cannot be linked, and that is an error
-that says to make ``registry/`` with ``imgbuild registry save`` first.
+nothing is bundled). Nothing is copied and the user's context is not touched. A
+tree on another filesystem than the Home cannot be linked: it is copied (a note
+says how much), as buildah itself would have to read it all anyway.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -220,19 +221,19 @@ def _copied_registry_line(plan: BuildPlan) -> int | None:
     return None
 
 
-def _staged_context(plan: BuildPlan, registry: Path | None, dest: Path, line: int) -> Path:
+def _staged_context(plan: BuildPlan, registry: Path | None, dest: Path, line: int, rep: Reporter) -> Path:
     """``dest``: hard links to the context's tree plus ``registry/`` (the bundled tree, or empty); see the module."""
-    def refuse(why: str) -> BuildError:
-        return BuildError(f"the buildah backend (RUN) copies registry/ from the context, which has none, and {why}: "
-                          "make it first with 'imgbuild registry save . --registry-dir registry' (the native "
-                          "backend makes it itself)", plan.where(line))
+    copied = [0]
 
     def link(src: str, dst: str) -> None:
-        os.link(src, dst, follow_symlinks=False)
+        try:
+            os.link(src, dst, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            shutil.copy2(src, dst, follow_symlinks=False)  # another filesystem: a link cannot cross it
+            copied[0] += os.lstat(dst).st_size
 
-    here = os.stat(dest.parent).st_dev
-    if any(os.stat(p).st_dev != here for p in (plan.context.root, *([registry] if registry else []))):
-        raise refuse("the context is on another filesystem than imgbuild's Home, so it cannot be linked")
     try:
         shutil.copytree(plan.context.root, dest, symlinks=True, copy_function=link)
         if registry is not None:
@@ -241,7 +242,11 @@ def _staged_context(plan: BuildPlan, registry: Path | None, dest: Path, line: in
         else:
             (dest / "registry").mkdir(mode=0o755)
     except (OSError, shutil.Error) as exc:
-        raise refuse(f"staging a context with it failed: {exc}") from None
+        raise BuildError(f"the buildah backend (RUN) copies registry/ from the context, which has none, and "
+                         f"staging a context with it failed: {exc}", plan.where(line)) from None
+    if copied[0]:
+        rep.note(f"the context is on another filesystem than imgbuild's Home: {copied[0] / 1e6:.1f} MB copied "
+                 "to stage it with registry/")
     return dest
 
 
@@ -280,7 +285,7 @@ def build_buildah(plan: BuildPlan, store, opts: BuildOptions, reporter: Reporter
         context = plan.context.root
         copies_registry = _copied_registry_line(plan)
         if copies_registry is not None:  # the COPY takes the bundled tree: it is not appended again when finishing
-            context = _staged_context(plan, opts.registry_dir, tmp / "context", copies_registry)
+            context = _staged_context(plan, opts.registry_dir, tmp / "context", copies_registry, rep)
             opts = replace(opts, registry_dir=None)
         last: list[tuple[int, int]] = []
 

@@ -17,7 +17,7 @@ from imgbuild.errors import BuildError
 from imgbuild.oci.layer import extract_layer
 from imgbuild.oci.store import open_store
 from imgbuild.home import home
-from tests.support.local import build
+from tests.support.local import EXEC, build
 
 pytestmark = pytest.mark.buildah
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,16 +136,32 @@ def test_copy_of_the_registry_the_build_makes_works_with_run(tmp_path: Path, she
     assert "registry" not in roles  # the COPY took the bundle: it is not appended again as a layer of its own
 
 
-def test_a_context_on_another_filesystem_than_the_home_says_how_to_make_registry(tmp_path: Path,
-                                                                                 shell_image: str) -> None:
+def test_a_context_on_another_filesystem_than_the_home_is_copied_to_stage_registry(tmp_path: Path,
+                                                                                   shell_image: str) -> None:
+    """A link cannot cross filesystems: the context's files are copied into the staged context, with a note."""
+    from imgbuild.builder.native import Reporter
+    from imgbuild.builder.request import build as build_with
+
+    class Notes(Reporter):
+        def __init__(self) -> None:
+            self.notes: list[str] = []
+
+        def note(self, text: str) -> None:
+            self.notes.append(text)
+
     ctx = tmp_path / "tmpfs-ctx"
     ctx.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(ctx)], check=True)
     try:
-        (ctx / "Kubefile").write_text(f"FROM {shell_image}\nCOPY registry registry\nRUN true\n")
-        with pytest.raises(BuildError) as err:
-            build(BuildRequest(context=ctx, save_image=False))
-        assert err.value.where == "Kubefile:2" and "another filesystem" in err.value.message
-        assert "imgbuild registry save . --registry-dir registry" in err.value.message
+        (ctx / "Kubefile").write_text(f"FROM {shell_image}\nCOPY registry registry\nCOPY data /data\n"
+                                      "RUN test -d registry && echo dir > /listed\n")
+        (ctx / "data").write_bytes(b"x" * 300_000)
+        reporter = Notes()
+        out = build_with(BuildRequest(context=ctx, tags=("localhost:5000/demo/tmpfs:v1",)), open_store(home()),
+                         executor=EXEC, reporter=reporter)
+        tree = _tree(out.digest, tmp_path / "t")
+        assert (tree / "data").read_bytes() == b"x" * 300_000 and (tree / "listed").read_text() == "dir\n"
+        assert any("another filesystem" in n and "MB copied" in n for n in reporter.notes), reporter.notes
+        assert sorted(p.name for p in ctx.iterdir()) == ["Kubefile", "data"]  # the context is untouched
     finally:
         subprocess.run(["umount", str(ctx)], check=True)
