@@ -105,11 +105,11 @@ def _fields(rfile: BinaryIO) -> list[tuple[str, str]]:
             fields[-1] = (name, f"{value} {text.strip()}")
             continue
         name, sep, value = text.partition(":")
-        if not sep or not name or name != name.strip():
+        if not sep or not name.strip():
             raise ProtocolError(f"not a header field: {text[:40]!r}")
         if len(fields) == MAX_FIELDS:
             raise ProtocolError(f"more than {MAX_FIELDS} header fields")
-        fields.append((name, value.strip()))
+        fields.append((name.strip(), value.strip()))  # "Name : value" read as http.client reads it
 
 
 class Body:
@@ -157,10 +157,12 @@ class Body:
 
     def _read_chunked(self, n: int) -> bytes:
         if not self._chunk:
-            size = _line(self._rfile, "a chunk size line").split(b";", 1)[0].strip()
+            line = _line(self._rfile, "a chunk size line")
+            if not line:
+                raise ProtocolError("connection closed inside a chunked body")
+            size = line.split(b";", 1)[0].strip()
             if not size or size.strip(_HEX):
-                raise ProtocolError(f"not a chunk size: {size[:20]!r}" if size else
-                                    "connection closed inside a chunked body")
+                raise ProtocolError(f"not a chunk size: {line[:20]!r}")
             self._chunk = int(size, 16)
             if not self._chunk:
                 _fields(self._rfile)  # trailers, dropped

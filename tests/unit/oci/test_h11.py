@@ -54,6 +54,8 @@ def test_header_fields_folded_repeated_and_in_any_case():
                                b"  service=\"b\"\r\nwww-authenticate: Basic\r\nContent-Length: 0\r\n\r\n")
     assert headers.get("Www-Authenticate") == 'Bearer realm="a", service="b"'
     assert "WWW-AUTHENTICATE" in headers and headers.get("Docker-Content-Digest", "-") == "-"
+    _, _, headers, _ = _answer(b"HTTP/1.1 200 OK\r\nLocation : /v2/x\r\nContent-Length: 0\r\n\r\n")
+    assert headers["location"] == "/v2/x"  # space before the colon, read as http.client reads it
 
 
 @pytest.mark.parametrize("raw, match", [
@@ -61,6 +63,8 @@ def test_header_fields_folded_repeated_and_in_any_case():
     (b"\x15\x03\x01\x00\x02\x02\x46", "not an HTTP/1.x answer"),
     (b"SSH-2.0-OpenSSH_9.2\r\n", "not an HTTP/1.x answer"),
     (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "not a header field"),
+    (b"HTTP/1.1 200 OK\r\n : empty name\r\n\r\n", "continuation line"),
+    (b"HTTP/1.1 200 OK\r\nX: 1\r\n: empty name\r\n\r\n", "not a header field"),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 5", "inside the answer's header"),
     (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "not a Content-Length"),
     (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 101 + b"\r\n", "more than 100"),
@@ -77,6 +81,7 @@ def test_what_is_not_an_answer_is_refused(raw, match):
 @pytest.mark.parametrize("raw, match", [
     (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "7 bytes before the end of the body"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "not a chunk size"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\n5\r\nhello", "not a chunk size"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", "3 bytes before the end of a chunk"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY", "not followed by CRLF"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n", "inside a chunked body"),
