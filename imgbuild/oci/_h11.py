@@ -2,7 +2,7 @@
 
 The registry transport's wire code (:mod:`imgbuild.oci._http` pools, redirects and maps errors). The
 standard library's ``http.client`` does this job too, but importing it loads the email package and ssl:
-about 50 ms of a CLI push's start-up on the 2-core CI machine, as long as skopeo's whole start-up, and a
+15-20 ms of a CLI push's CPU on the 2-core CI machine (skopeo's whole start-up is ~50 ms), and a
 plain-http registry needs neither (ssl is imported for the first https connection only).
 
 What a client needs of RFC 9112 and no more: a status line ``HTTP/1.x NNN``, header fields (obsolete line
