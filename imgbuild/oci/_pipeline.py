@@ -101,6 +101,14 @@ class Forward:
     def flush(self) -> None:
         """Nothing to flush: the stage owns the data now."""
 
+    def discard(self) -> None:
+        """Drop what is written from now on (what a failed writer's compressor still flushes)."""
+        self._put = _drop
+
+
+def _drop(_: bytes) -> None:
+    return None
+
 
 class Batcher:
     """Groups small writes (tar headers, padding, small files) into ~1 MiB items for ``put``.

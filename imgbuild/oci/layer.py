@@ -13,6 +13,7 @@ read layers for diff and inspect.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -224,7 +225,8 @@ def write_layer(entries: Iterable[Entry], out: BinaryIO, *, compression: str = "
     ordered = _ordered(entries)
     blob = HashingWriter(out)
     out_stage = Stage(blob.write, depth=32, name="layer-out")
-    comp, media_type = _compressor(compression, Forward(out_stage.put), level, threads)
+    sink = Forward(out_stage.put)
+    comp, media_type = _compressor(compression, sink, level, threads)
     diff = HashingWriter()
     feed = out_stage if comp is None else Stage(_feeder(diff, comp), depth=4, name="layer-compress")
     try:
@@ -238,6 +240,10 @@ def write_layer(entries: Iterable[Entry], out: BinaryIO, *, compression: str = "
     except BaseException as exc:
         feed.abort()
         out_stage.abort()
+        if comp is not None:  # closed now, into nothing: not later by a finalizer flushing into the dead stages
+            sink.discard()
+            with contextlib.suppress(Exception):
+                comp.close()
         if isinstance(exc, OSError):
             raise ImgbuildError(f"cannot write layer: {exc.strerror or exc}") from exc
         if isinstance(exc, zstandard.ZstdError):
