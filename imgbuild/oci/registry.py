@@ -38,6 +38,7 @@ import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable
+from urllib.parse import urlsplit
 
 from imgbuild.errors import AuthError, DigestMismatch, ImageNotFound, RegistryError
 from imgbuild.oci import _upload
@@ -189,6 +190,9 @@ class RegistryClient:
                 continue
             with r:
                 if r.status_code in (200, 401, 403):
+                    final = urlsplit(r.url)  # a TLS port may redirect plain http to itself over https (nginx's 497)
+                    if final.netloc == self.registry and final.scheme in ("http", "https"):
+                        scheme = final.scheme
                     self._base = f"{scheme}://{self.registry}"
                     log.debug("registry %s speaks %s", self.registry, scheme)
                     return

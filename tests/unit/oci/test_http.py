@@ -177,3 +177,58 @@ def test_a_chunked_answer_through_the_transport_and_its_connection_reused():
     assert t.request("GET", url, headers={"Accept": "x"}).read() == b"abcde"  # the same connection, kept
     assert served[0].startswith(b"GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:") and b"Accept: x" in served[1]
     srv.close()
+
+
+class _Answer:
+    def __init__(self, status: int, url: str) -> None:
+        self.status_code, self.url, self.headers = status, url, {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("registry, answers, base", [
+    # a named port where http is allowed: plain http first
+    ("127.0.0.1:5000", {"http://127.0.0.1:5000/v2/": _Answer(200, "http://127.0.0.1:5000/v2/")},
+     "http://127.0.0.1:5000"),
+    # a TLS port refuses plain http with 400: https next
+    ("127.0.0.1:5000", {"http://127.0.0.1:5000/v2/": _Answer(400, "http://127.0.0.1:5000/v2/"),
+                        "https://127.0.0.1:5000/v2/": _Answer(401, "https://127.0.0.1:5000/v2/")},
+     "https://127.0.0.1:5000"),
+    # a TLS port that redirects plain http to itself over https (nginx's 497 page): https
+    ("127.0.0.1:5000", {"http://127.0.0.1:5000/v2/": _Answer(200, "https://127.0.0.1:5000/v2/")},
+     "https://127.0.0.1:5000"),
+    # no port: http and https are two ports, https first as docker tries them
+    ("localhost", {"https://localhost/v2/": _Answer(200, "https://localhost/v2/")}, "https://localhost"),
+])
+def test_the_ping_finds_the_scheme(registry, answers, base):
+    from imgbuild.oci.registry import RegistryClient
+
+    client = RegistryClient(registry)
+    asked: list[str] = []
+
+    def get(url: str):
+        asked.append(url)
+        return answers[url]
+
+    client._ping_get = get
+    assert client.base == base
+    assert asked == list(answers)
+
+
+def test_an_http_answer_other_than_400_is_reported_not_retried_over_https():
+    from imgbuild.errors import RegistryError
+    from imgbuild.oci.registry import RegistryClient
+
+    client = RegistryClient("127.0.0.1:5000")
+    asked: list[str] = []
+    client._ping_get = lambda url: asked.append(url) or _Answer(503, url)
+    with pytest.raises(RegistryError, match="answered HTTP 503"):
+        client.ping()
+    assert asked == ["http://127.0.0.1:5000/v2/"]
