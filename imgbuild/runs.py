@@ -44,10 +44,13 @@ def options(*, dry_run: bool = False, env: Sequence[str] | Mapping[str, str] = (
                    max_parallel=max_parallel, distribute=distribute)
 
 
+def _engine(home: Home, opts: Options, reporter: Any, insecure_host_key: bool):
+    return open_engine(home, reporter=reporter, insecure_host_key=insecure_host_key, max_parallel=opts.max_parallel)
+
+
 def _apply(home: Home, desired: Any, opts: Options, reporter: Any, insecure_host_key: bool,
            configs: Sequence[Any] = ()) -> ApplyResult:
-    with open_engine(home, reporter=reporter, insecure_host_key=insecure_host_key,
-                     max_parallel=opts.max_parallel) as engine:
+    with _engine(home, opts, reporter, insecure_host_key) as engine:
         return engine.apply(desired, opts, configs=configs)
 
 
@@ -112,8 +115,7 @@ def delete(*, home: Home, masters: str = "", nodes: str = "", cluster: str = DEF
 def reset(cluster: str = DEFAULT_CLUSTER, *, home: Home, options: Options = Options(), reporter: Any = None,
           insecure_host_key: bool = False) -> ApplyResult:
     """Undo a cluster on all its hosts (``clean``, ``clean-registry``, files, /etc/hosts lines) and forget it."""
-    with open_engine(home, reporter=reporter, insecure_host_key=insecure_host_key,
-                     max_parallel=options.max_parallel) as engine:
+    with _engine(home, options, reporter, insecure_host_key) as engine:
         return engine.reset(cluster, options)
 
 
@@ -165,9 +167,9 @@ def _on_hosts(home: Home, machines: list[Any], max_parallel: int, insecure_host_
 
 
 def execute(command: str, *, home: Home, cluster: str = DEFAULT_CLUSTER, roles: Sequence[str] = (),
-         ips: Sequence[str] = (), max_parallel: int = 32, insecure_host_key: bool = False,
-         timeout: float | None = None, on_line: Callable[[str, str], None] | None = None,
-         local: Any = None) -> list[tuple[str, Any]]:
+            ips: Sequence[str] = (), max_parallel: int = 32, insecure_host_key: bool = False,
+            timeout: float | None = None, on_line: Callable[[str, str], None] | None = None,
+            local: Any = None) -> list[tuple[str, Any]]:
     """Run ``command`` (with ``sh -c``) on the chosen hosts at once: per host, its Result (any exit code) or the
     error that stopped it (unreachable...). ``on_line(host, line)`` gets output lines as they come."""
     from imgbuild.engine.ssh import run_all

@@ -76,13 +76,20 @@ def insecure_hosts() -> frozenset[str]:
     return frozenset(h for h in raw.replace(",", " ").split() if h)
 
 
+def _host_port(registry: str) -> tuple[str, str]:
+    """``host:port`` (or ``[v6]:port``) as (host, port), the host unbracketed; port "" when none is named."""
+    if registry.startswith("["):
+        host, _, rest = registry[1:].partition("]")
+        return host, rest.removeprefix(":")
+    if registry.count(":") == 1:
+        host, _, port = registry.partition(":")
+        return host, port
+    return registry, ""
+
+
 def is_loopback(registry: str) -> bool:
     """True for ``localhost[:port]``, 127.0.0.0/8 and ``[::1]`` registries."""
-    host = registry
-    if host.startswith("["):
-        host = host[1:].split("]", 1)[0]
-    elif host.count(":") == 1:
-        host = host.split(":", 1)[0]
+    host = _host_port(registry)[0]
     if host == "localhost":
         return True
     try:
@@ -106,13 +113,6 @@ def _ssl_context(ca: str | None) -> ssl.SSLContext | None:
     except OSError as exc:  # ssl.SSLError is one
         raise RegistryError(f"cannot load CA certificates: {exc}", where=str(path)) from exc
     return ctx
-
-
-def _has_port(registry: str) -> bool:
-    """Whether ``host:port`` (or ``[v6]:port``) names its port."""
-    if registry.startswith("["):
-        return registry[1:].partition("]")[2][1:].isdigit()
-    return registry.partition(":")[2].isdigit()
 
 
 class RegistryClient:
@@ -170,7 +170,7 @@ class RegistryClient:
         if not self.allow_http:
             schemes: tuple[str, ...] = ("https",)
         else:
-            schemes = ("http", "https") if _has_port(self.registry) else ("https", "http")
+            schemes = ("http", "https") if _host_port(self.registry)[1].isdigit() else ("https", "http")
         for scheme in schemes:
             url = f"{scheme}://{self.registry}/v2/"
             try:
